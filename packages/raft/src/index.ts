@@ -1,0 +1,9 @@
+export type { RaftConfig, RaftConfigInput, RaftLimits } from './config.js';
+export { defaultLimits, resolveConfig } from './config.js';
+export { assert, RaftError, RaftErrorCode, RaftInvariantError } from './errors.js';
+export type { Prng } from './prng.js';
+export { createPrng } from './prng.js';
+export { entrySizeBytes } from './size.js';
+export type { LogStorage } from './storage.js';
+export { MemoryStorage } from './storage.js';
+export * from './types.js';
