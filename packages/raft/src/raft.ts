@@ -108,6 +108,8 @@ export class Raft {
   confirmedRound = 0;
   roundStarts: { round: number; tick: number }[] = [];
   readRoundWanted = false;
+  /** Entries were proposed since the last Ready: replicate them when the next one is built. */
+  appendBroadcastWanted = false;
   /** Lease reads are safe while `ticks < leaseEndTick`. */
   leaseEndTick = 0;
 
@@ -236,6 +238,7 @@ export class Raft {
     this.confirmedRound = 0;
     this.roundStarts = [];
     this.readRoundWanted = false;
+    this.appendBroadcastWanted = false;
     this.leaseEndTick = 0;
     for (const context of this.readOnly.drain()) {
       this.droppedReads.push({ context, error: this.notLeaderError() });
@@ -559,11 +562,19 @@ export class Raft {
 
   // ---- reads ----
 
-  /** Start a heartbeat round now if reads are waiting for one (batched per Ready). */
-  flushReadRound(): void {
-    if (!this.readRoundWanted) return;
-    this.readRoundWanted = false;
-    if (this.role === Role.Leader) broadcastHeartbeat(this);
+  /**
+   * Send what was batched since the last Ready: one AppendEntries per follower for all new
+   * proposals, and one heartbeat round for all reads that arrived.
+   */
+  flushBatched(): void {
+    if (this.appendBroadcastWanted) {
+      this.appendBroadcastWanted = false;
+      if (this.role === Role.Leader) broadcastAppend(this);
+    }
+    if (this.readRoundWanted) {
+      this.readRoundWanted = false;
+      if (this.role === Role.Leader) broadcastHeartbeat(this);
+    }
   }
 
   leaseValid(): boolean {

@@ -126,6 +126,7 @@ export class RawNode {
       raft.readStates.length > 0 ||
       raft.droppedReads.length > 0 ||
       raft.readRoundWanted ||
+      raft.appendBroadcastWanted ||
       raft.log.hasNextCommittedEntries() ||
       !sameHardState(raft.hardState(), this.previousHardState) ||
       !sameSoftState(raft.softState(), this.previousSoftState)
@@ -135,7 +136,7 @@ export class RawNode {
   ready(): NodeReady {
     assert(this.inFlight === null, 'ready() called again before advance()');
     const raft = this.raft;
-    raft.flushReadRound();
+    raft.flushBatched();
     const entries = raft.log.unstable.entries.slice();
     const snapshot = raft.log.unstable.snapshot;
     const committedEntries = raft.log.nextCommittedEntries(raft.config.applyBytesMax);

@@ -238,7 +238,8 @@ export function propose(raft: Raft, data: Uint8Array): ProposeResult {
     );
   }
   const index = raft.appendEntries([{ type: EntryType.Normal, data }]);
-  broadcastAppend(raft);
+  // Proposals between two Readys share one AppendEntries per follower, sent by ready().
+  raft.appendBroadcastWanted = true;
   return { ok: true, index, term: raft.term };
 }
 
@@ -255,7 +256,7 @@ export function proposeConfChange(raft: Raft, change: ConfChange): ProposeResult
   if (invalid !== null) return { ok: false, error: invalid };
   const index = raft.appendEntries([{ type: EntryType.ConfChange, data: encodeConfChange(change) }]);
   raft.pendingConfIndex = index;
-  broadcastAppend(raft);
+  raft.appendBroadcastWanted = true;
   return { ok: true, index, term: raft.term };
 }
 

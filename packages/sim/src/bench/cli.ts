@@ -1,0 +1,73 @@
+/**
+ * `npm run bench [-- core] [--runs N] [--quick]`: runs the benchmarks and prints one JSON
+ * object per case (median of N runs), then a human-readable table on stderr.
+ */
+import { type CoreBenchResult, runCoreBench } from './core-bench.js';
+
+interface Options {
+  suites: string[];
+  runs: number;
+  quick: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Options {
+  const options: Options = { suites: [], runs: 5, quick: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--runs') options.runs = Number(argv[++i]);
+    else if (arg === '--quick') options.quick = true;
+    else if (arg !== undefined && !arg.startsWith('-')) options.suites.push(arg);
+    else throw new Error(`unknown argument ${arg}`);
+  }
+  if (!Number.isInteger(options.runs) || options.runs < 1 || options.runs > 100) {
+    throw new Error('--runs must be an integer in [1, 100]');
+  }
+  if (options.suites.length === 0) options.suites = ['core'];
+  return options;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const hi = sorted[mid] ?? 0;
+  return sorted.length % 2 === 1 ? hi : ((sorted[mid - 1] ?? 0) + hi) / 2;
+}
+
+function runCore(options: Options): void {
+  const entrySizes = [16, 256];
+  const batches = [1, 16, 256, 1024];
+  const rows: string[] = [];
+  for (const entryBytes of entrySizes) {
+    for (const batchEntries of batches) {
+      const totalEntries = options.quick ? 20_000 : batchEntries === 1 ? 100_000 : 400_000;
+      const results: CoreBenchResult[] = [];
+      for (let run = 0; run < options.runs; run++)
+        results.push(runCoreBench({ entryBytes, batchEntries, totalEntries }));
+      const eps = median(results.map((r) => r.entriesPerSecond));
+      const cpuNs = median(results.map((r) => r.cpuNsPerEntry));
+      const line = {
+        bench: 'core',
+        nodes: 3,
+        entryBytes,
+        batchEntries,
+        totalEntries,
+        runs: options.runs,
+        medianEntriesPerSecond: Math.round(eps),
+        medianCpuNsPerEntry: Math.round(cpuNs),
+        minEntriesPerSecond: Math.round(Math.min(...results.map((r) => r.entriesPerSecond))),
+        maxEntriesPerSecond: Math.round(Math.max(...results.map((r) => r.entriesPerSecond))),
+      };
+      console.log(JSON.stringify(line));
+      rows.push(
+        `${String(entryBytes).padStart(6)} B  batch ${String(batchEntries).padStart(5)}  ${String(line.medianEntriesPerSecond).padStart(10)} entries/s  ${String(line.medianCpuNsPerEntry).padStart(7)} ns CPU/entry`,
+      );
+    }
+  }
+  console.error(['', 'core: 3 nodes in one process, no I/O (median of runs)', ...rows].join('\n'));
+}
+
+const options = parseArgs(process.argv.slice(2));
+for (const suite of options.suites) {
+  if (suite === 'core') runCore(options);
+  else throw new Error(`unknown bench suite ${suite}; known: core`);
+}
