@@ -150,6 +150,15 @@ export class Raft {
     return this.confState.voters.includes(id);
   }
 
+  /**
+   * Whether this node knows any membership. A node started with empty storage to join a
+   * group knows none until a snapshot tells it: replaying the log alone would miss the
+   * membership the group was bootstrapped with.
+   */
+  knowsMembership(): boolean {
+    return this.confState.voters.length > 0 || this.confState.learners.length > 0;
+  }
+
   /** Whether this node may become leader: it must be a voter. */
   promotable(): boolean {
     return this.isVoter(this.id);
@@ -176,9 +185,8 @@ export class Raft {
   // ---- role transitions ----
 
   becomeFollower(options: { term: number; leaderId: NodeId | null }): void {
-    this.reset(options.term);
+    this.reset({ term: options.term, leaderId: options.leaderId });
     this.role = Role.Follower;
-    this.leaderId = options.leaderId;
     this.stepRole = stepFollower;
     this.tickRole = () => this.tickElection();
   }
@@ -197,7 +205,7 @@ export class Raft {
 
   becomeCandidate(): void {
     assert(this.role !== Role.Leader, 'a leader cannot become a candidate');
-    this.reset(this.term + 1);
+    this.reset({ term: this.term + 1, leaderId: null });
     this.vote = this.id;
     this.role = Role.Candidate;
     this.stepRole = stepCandidate;
@@ -206,26 +214,27 @@ export class Raft {
 
   becomeLeader(): void {
     assert(this.role === Role.Candidate, () => `${this.id} becoming leader from ${this.role}`);
-    this.reset(this.term);
+    this.reset({ term: this.term, leaderId: this.id });
     this.role = Role.Leader;
-    this.leaderId = this.id;
     this.stepRole = stepLeader;
     this.tickRole = () => this.tickHeartbeat();
     this.selfProgress().maybeUpdate(this.log.lastStableIndex());
     this.selfProgress().becomeReplicate();
     // Every entry before the no-op may carry an unapplied membership change: none may
     // be proposed until the no-op, an entry of this term, has been applied.
-    this.pendingConfIndex = this.log.lastIndex();
-    this.appendEntries([{ type: EntryType.Normal, data: new Uint8Array(0) }]);
+    this.pendingConfIndex = this.appendEntries([{ type: EntryType.Normal, data: new Uint8Array(0) }]);
   }
 
-  private reset(term: number): void {
+  /** Enter `term` under `leaderId`, forgetting everything that belonged to the previous role. */
+  private reset(options: { term: number; leaderId: NodeId | null }): void {
+    const { term } = options;
     assert(term >= this.term, () => `term went backwards: ${this.term} -> ${term}`);
     if (term !== this.term) {
       this.term = term;
       this.vote = null;
     }
-    this.leaderId = null;
+    // Set first, so that reads dropped below name the leader to retry with.
+    this.leaderId = options.leaderId;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
@@ -249,10 +258,14 @@ export class Raft {
   private resetProgress(): void {
     const next = this.log.lastIndex() + 1;
     for (const [id, pr] of this.progress) {
-      this.progress.set(
-        id,
-        new Progress({ next, inflightMessagesMax: this.config.inflightMessagesMax, isLearner: pr.isLearner }),
-      );
+      const fresh = new Progress({
+        next,
+        inflightMessagesMax: this.config.inflightMessagesMax,
+        isLearner: pr.isLearner,
+      });
+      // A new leader gives every member a full election timeout to answer.
+      fresh.activeTick = this.ticks;
+      this.progress.set(id, fresh);
     }
   }
 
@@ -280,12 +293,14 @@ export class Raft {
   private tickHeartbeat(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
+    // Checked every tick, so a leader cut off from a quorum steps down one election timeout
+    // after it last heard from one, not up to two timeouts later.
+    if (this.config.checkQuorum && !this.quorumActive()) {
+      this.becomeFollower({ term: this.term, leaderId: null });
+      return;
+    }
     if (this.electionElapsed >= this.config.electionTimeoutTicks) {
       this.electionElapsed = 0;
-      if (this.config.checkQuorum && !this.quorumActive()) {
-        this.becomeFollower({ term: this.term, leaderId: null });
-        return;
-      }
       for (const [id, pr] of this.progress) pr.recentActive = id === this.id;
       // A transfer that has not finished within an election timeout is abandoned.
       if (this.leadTransferee !== null) this.leadTransferee = null;
@@ -296,17 +311,21 @@ export class Raft {
     }
   }
 
+  /** Whether this leader heard from a quorum within the last election timeout. */
   private quorumActive(): boolean {
-    return majorityActive(
-      this.confState.voters,
-      (id) => id === this.id || this.progress.get(id)?.recentActive === true,
-    );
+    return majorityActive(this.confState.voters, (id) => {
+      const pr = this.progress.get(id);
+      return (
+        id === this.id || (pr !== undefined && this.ticks - pr.activeTick < this.config.electionTimeoutTicks)
+      );
+    });
   }
 
   // ---- elections ----
 
   campaign(kind: CampaignKind): void {
-    if (!this.promotable()) return;
+    // A leader has nothing to campaign for (RawNode.campaign() may be called on any node).
+    if (this.role === Role.Leader || !this.promotable()) return;
     if (this.hasUnappliedConfChange()) return;
     if (kind === 'preElection') this.becomePreCandidate();
     else this.becomeCandidate();
@@ -535,6 +554,7 @@ export class Raft {
       if (pr !== undefined) pr.isLearner = isLearner;
       else {
         const fresh = new Progress({ next, inflightMessagesMax: this.config.inflightMessagesMax, isLearner });
+        fresh.activeTick = this.ticks;
         if (id === this.id && this.role === Role.Leader) {
           fresh.maybeUpdate(this.log.lastStableIndex());
           fresh.becomeReplicate();

@@ -1,1 +1,58 @@
-export {};
+/**
+ * @conclave/sim: the deterministic simulated world that runs the production Raft core,
+ * and the checkers that watch it. Scripts and suites use `Cluster`; the pieces below it
+ * are exported for tests of the world itself.
+ */
+
+export type { CliOptions } from './args.js';
+export { parseCli, parseSeeds } from './args.js';
+export type { AppliedView, LogView } from './checkers.js';
+export { SafetyCheck, SafetyCheckers, SafetyViolation } from './checkers.js';
+export type {
+  ApplyEvent,
+  ClusterOptions,
+  ClusterStats,
+  KvCommandInput,
+  ProposeResult,
+  ReadEvent,
+} from './cluster.js';
+export { Cluster, clusterDefaults } from './cluster.js';
+export type { CrashOutcome, DiskOptions, PendingWrite, WriteRecord } from './disk.js';
+export { defaultDiskOptions, SimDisk } from './disk.js';
+export { EventQueue, type Scheduled } from './event-queue.js';
+export type { FaultScheduleOptions } from './faults.js';
+export {
+  allFaultKinds,
+  defaultFaultScheduleOptions,
+  FaultKind,
+  FaultSchedule,
+  parseFaultKinds,
+} from './faults.js';
+export type { KvApplyOutcome, KvCommand, KvResult, RequestId } from './kv.js';
+export { decodeCommand, encodeCommand, formatRequestId, KvStateMachine, sameRequest } from './kv.js';
+export type { KvInput, KvOperation, KvOutput } from './linearizability/index.js';
+export { checkLinearizable, HistoryRecorder, kvModel } from './linearizability/index.js';
+export type {
+  Delivery,
+  DropReason,
+  NetworkConditions,
+  NetworkOptions,
+  NetworkStats,
+  SendResult,
+} from './network.js';
+export {
+  defaultNetworkLimits,
+  longReorderingConditions,
+  messageSizeBytes,
+  Network,
+  reliableConditions,
+  unreliableConditions,
+} from './network.js';
+export type { AppliedRecord, ReadRequest } from './node.js';
+export { SimNode } from './node.js';
+export { Rng } from './rng.js';
+export type { RunFailure, RunOptions, RunResult } from './run.js';
+export { runDefaults, runSeed } from './run.js';
+export { Trace, type TraceLine } from './trace.js';
+export type { ReadPath, WorkloadOptions, WorkloadStats } from './workload.js';
+export { defaultWorkloadOptions, Workload } from './workload.js';

@@ -213,7 +213,11 @@ export class RaftLog {
   /** Replace the log with a snapshot from the leader. */
   restore(snapshot: Snapshot): void {
     const { index } = snapshot.metadata;
-    assert(index > this.committed, () => `restore to ${index} at or below commit ${this.committed}`);
+    // An empty log may take any snapshot, even the bootstrap one at index 0.
+    assert(
+      index > this.committed || this.lastIndex() === 0,
+      () => `restore to ${index} at or below commit ${this.committed}`,
+    );
     this.unstable.restore(snapshot);
     this.committed = index;
     this.applying = index;

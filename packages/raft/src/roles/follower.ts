@@ -26,6 +26,12 @@ function handleAppend(raft: Raft, message: AppendMessage): void {
   const respond = (fields: { index: number; reject: boolean; hintIndex: number; hintTerm: number }): void => {
     raft.send({ type: 'appResp', from: raft.id, to: message.from, term: raft.term, ...fields });
   };
+  if (!raft.knowsMembership()) {
+    // A joining node with an empty log must start from a snapshot, which carries the
+    // membership: refuse entries so that the leader sends one.
+    respond({ index: message.index, reject: true, hintIndex: 0, hintTerm: 0 });
+    return;
+  }
   if (message.index < raft.log.committed) {
     // Everything up to our commit index matches the leader already.
     respond({ index: raft.log.committed, reject: false, hintIndex: 0, hintTerm: 0 });
@@ -58,7 +64,7 @@ function handleHeartbeat(raft: Raft, message: HeartbeatMessage): void {
  */
 function handleSnapshotChunk(raft: Raft, message: SnapshotMessage): void {
   const { metadata } = message;
-  if (metadata.index <= raft.log.committed) {
+  if (metadata.index <= raft.log.committed && raft.knowsMembership()) {
     raft.snapshotAssembly = null;
     raft.send(appendAck(raft, message.from, raft.log.committed));
     return;
@@ -123,7 +129,7 @@ function restoreSnapshot(
   snapshot: { metadata: SnapshotMessage['metadata']; data: Uint8Array },
 ): number {
   const { index, term } = snapshot.metadata;
-  if (raft.log.matchTerm(index, term)) {
+  if (raft.knowsMembership() && raft.log.matchTerm(index, term)) {
     // We hold the snapshot's last entry: our log already contains it, just commit.
     raft.log.commitTo(index);
     return index;

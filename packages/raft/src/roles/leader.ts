@@ -31,6 +31,7 @@ export function stepLeader(raft: Raft, message: Message): void {
       const pr = raft.progress.get(message.from);
       if (pr === undefined) return; // no longer a member
       pr.recentActive = true;
+      pr.activeTick = raft.ticks;
       if (message.type === 'appResp') handleAppendResponse(raft, pr, message);
       else if (message.type === 'heartbeatResp') handleHeartbeatResponse(raft, pr, message);
       else handleSnapshotResponse(raft, pr, message);
@@ -97,14 +98,19 @@ export function sendAppend(raft: Raft, options: { to: NodeId; sendIfEmpty: boole
 function handleAppendResponse(raft: Raft, pr: Progress, message: AppendResponseMessage): void {
   if (message.reject) {
     if (pr.state === 'snapshot') {
-      // The follower lost the snapshot it was assembling: find its log again from scratch.
+      // The follower lost or refused the snapshot it was assembling: find its log again
+      // from scratch at the next heartbeat, so one that cannot take it is not flooded.
       pr.becomeProbe();
-      sendAppend(raft, { to: message.from, sendIfEmpty: true });
       return;
     }
     let matchHint = message.hintIndex;
     if (message.hintTerm > 0) {
       matchHint = raft.log.findConflictByTerm({ index: message.hintIndex, term: message.hintTerm }).index;
+    }
+    if (pr.state === 'probe' && message.index === pr.next - 1 && message.index < raft.log.firstIndex()) {
+      // Rejected at our snapshot's index, below which we hold nothing: only the snapshot helps.
+      startSnapshot(raft, pr, message.from);
+      return;
     }
     if (pr.maybeDecrTo(message.index, matchHint)) {
       if (pr.state === 'replicate') pr.becomeProbe();
@@ -113,9 +119,10 @@ function handleAppendResponse(raft: Raft, pr: Progress, message: AppendResponseM
     return;
   }
   const wasPaused = pr.isPaused();
-  if (!pr.maybeUpdate(message.index) && !(pr.match === message.index && pr.state === 'probe')) return;
+  // An acknowledgement of what we already knew still ends a probe, or a snapshot (of index 0).
+  if (!pr.maybeUpdate(message.index) && !(pr.match === message.index && pr.state !== 'replicate')) return;
   if (pr.state === 'probe') pr.becomeReplicate();
-  else if (pr.state === 'snapshot' && pr.match + 1 >= raft.log.firstIndex()) pr.becomeReplicate();
+  else if (pr.state === 'snapshot') endSnapshot(raft, pr);
   else if (pr.state === 'replicate') pr.inflights.freeLE(message.index);
   if (maybeCommit(raft)) broadcastAppend(raft);
   else if (wasPaused) sendAppend(raft, { to: message.from, sendIfEmpty: true });
@@ -124,6 +131,17 @@ function handleAppendResponse(raft: Raft, pr: Progress, message: AppendResponseM
   }
   if (message.from === raft.leadTransferee && pr.match === raft.log.lastIndex())
     sendTimeoutNow(raft, message.from);
+}
+
+/**
+ * The follower acknowledged in snapshot state. If our log now reaches back to what it
+ * holds, replicate from there. If it holds the snapshot we were sending but we have since
+ * compacted past it, probe again: the next send starts a fresh snapshot instead of
+ * offering the old one forever.
+ */
+function endSnapshot(raft: Raft, pr: Progress): void {
+  if (pr.match + 1 >= raft.log.firstIndex()) pr.becomeReplicate();
+  else if (pr.snapshot !== null && pr.match >= pr.snapshot.metadata.index) pr.becomeProbe();
 }
 
 function handleHeartbeatResponse(raft: Raft, pr: Progress, message: HeartbeatResponseMessage): void {
@@ -136,6 +154,9 @@ function handleHeartbeatResponse(raft: Raft, pr: Progress, message: HeartbeatRes
       sendSnapshotChunk(raft, pr, message.from);
     }
   } else if (pr.match < raft.log.lastIndex()) {
+    // The follower is reachable, but a full window whose messages or acknowledgements were
+    // lost would never drain: make room for one message; a reject then finds its log again.
+    if (pr.state === 'replicate' && pr.inflights.isFull()) pr.inflights.freeFirstOne();
     sendAppend(raft, { to: message.from, sendIfEmpty: true });
   }
   raft.advanceReadRounds();

@@ -38,6 +38,13 @@ export class Inflights {
     }
   }
 
+  /** Forget the oldest message, to make room for one more. */
+  freeFirstOne(): void {
+    if (this.count === 0) return;
+    this.start = (this.start + 1) % this.capacityMessages;
+    this.count--;
+  }
+
   reset(): void {
     this.start = 0;
     this.count = 0;

@@ -18,6 +18,8 @@ export class Progress {
   probeSent = false;
   /** Heard from since the last CheckQuorum. */
   recentActive = false;
+  /** The leader's tick when it last heard from this member (CheckQuorum's sliding window). */
+  activeTick = 0;
   /** The highest heartbeat round this follower has acknowledged. */
   roundAcked = 0;
   readonly inflights: Inflights;
