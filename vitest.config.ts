@@ -7,6 +7,13 @@ export default defineConfig({
     alias: {
       '@conclave/raft': fileURLToPath(new URL('./packages/raft/src/index.ts', import.meta.url)),
       '@conclave/sim': fileURLToPath(new URL('./packages/sim/src/index.ts', import.meta.url)),
+      '@conclave/server/storage': fileURLToPath(
+        new URL('./packages/server/src/storage/index.ts', import.meta.url),
+      ),
+      '@conclave/server/transport': fileURLToPath(
+        new URL('./packages/server/src/transport/index.ts', import.meta.url),
+      ),
+      '@conclave/server': fileURLToPath(new URL('./packages/server/src/index.ts', import.meta.url)),
     },
   },
   test: {
