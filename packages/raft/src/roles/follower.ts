@@ -1,5 +1,5 @@
 import { assert } from '../errors.js';
-import type { Raft } from '../raft.js';
+import type { Raft, SnapshotAssembly } from '../raft.js';
 import type { AppendMessage, HeartbeatMessage, Message, SnapshotMessage } from '../types.js';
 
 export function stepFollower(raft: Raft, message: Message): void {
@@ -69,58 +69,43 @@ function handleSnapshotChunk(raft: Raft, message: SnapshotMessage): void {
     raft.send(appendAck(raft, message.from, raft.log.committed));
     return;
   }
-  let assembly = raft.snapshotAssembly;
-  if (message.offset === 0) {
-    assembly = { metadata, chunks: [], bytes: 0 };
-    raft.snapshotAssembly = assembly;
-  }
-  const continues =
+  if (message.offset === 0) raft.snapshotAssembly = { metadata, chunks: [], bytes: 0 };
+  const assembly = raft.snapshotAssembly;
+  const sameSnapshot =
     assembly !== null &&
     assembly.metadata.index === metadata.index &&
-    assembly.metadata.term === metadata.term &&
-    assembly.bytes === message.offset;
-  if (assembly === null || !continues) {
-    if (assembly !== null && assembly.metadata.index === metadata.index && message.offset < assembly.bytes) {
+    assembly.metadata.term === metadata.term;
+  if (assembly === null || !sameSnapshot || assembly.bytes !== message.offset) {
+    if (assembly !== null && sameSnapshot && message.offset < assembly.bytes) {
       // A duplicate of a chunk we hold: acknowledge where we are.
-      raft.send({
-        type: 'snapResp',
-        from: raft.id,
-        to: message.from,
-        term: raft.term,
-        index: metadata.index,
-        offset: assembly.bytes,
-      });
-      return;
-    }
-    raft.snapshotAssembly = null;
-    raft.send({
-      ...appendAck(raft, message.from, raft.log.lastIndex()),
-      reject: true,
-      index: raft.log.lastIndex(),
-    });
+      acknowledgeChunk(raft, message.from, assembly);
+    } else rejectSnapshot(raft, message.from);
     return;
   }
   if (assembly.bytes + message.data.byteLength > raft.config.snapshotBytesMax) {
-    raft.snapshotAssembly = null;
-    raft.send({ ...appendAck(raft, message.from, raft.log.lastIndex()), reject: true });
+    rejectSnapshot(raft, message.from);
     return;
   }
   assembly.chunks.push(message.data.slice());
   assembly.bytes += message.data.byteLength;
   if (!message.done) {
-    raft.send({
-      type: 'snapResp',
-      from: raft.id,
-      to: message.from,
-      term: raft.term,
-      index: metadata.index,
-      offset: assembly.bytes,
-    });
+    acknowledgeChunk(raft, message.from, assembly);
     return;
   }
   raft.snapshotAssembly = null;
   const data = concat(assembly.chunks, assembly.bytes);
   raft.send(appendAck(raft, message.from, restoreSnapshot(raft, { metadata, data })));
+}
+
+function acknowledgeChunk(raft: Raft, to: string, assembly: SnapshotAssembly): void {
+  const index = assembly.metadata.index;
+  raft.send({ type: 'snapResp', from: raft.id, to, term: raft.term, index, offset: assembly.bytes });
+}
+
+/** Drop the assembly and reject, so the leader probes again and restarts the snapshot. */
+function rejectSnapshot(raft: Raft, to: string): void {
+  raft.snapshotAssembly = null;
+  raft.send({ ...appendAck(raft, to, raft.log.lastIndex()), reject: true });
 }
 
 /** Install a complete snapshot. Returns the index now known to match the leader. */
