@@ -19,8 +19,6 @@ export const RaftErrorCode = {
   ConfChangeInvalid: 'CONF_CHANGE_INVALID',
   /** More than `readIndexPendingMax` reads are waiting for their quorum round. */
   ReadIndexQueueFull: 'READ_INDEX_QUEUE_FULL',
-  /** The node has no committed entry of its term yet, and too many reads wait for one. */
-  ReadIndexNotReady: 'READ_INDEX_NOT_READY',
   /** The transfer target is not a voter of this group, or is this node. */
   TransferTargetInvalid: 'TRANSFER_TARGET_INVALID',
   /** A snapshot was requested at an index the node cannot describe. */

@@ -1,0 +1,53 @@
+import { RaftError, type RaftErrorCode } from '@conclave/raft';
+
+/**
+ * The one catalogue of expected failures. Every code the core can report and every code
+ * the server adds maps to an HTTP status and to advice a person can act on.
+ */
+export const errorCatalogue = {
+  // From the Raft core.
+  NOT_LEADER: { status: 503, advice: 'retry: the request will be forwarded to the leader once one is known' },
+  TRANSFER_IN_PROGRESS: { status: 503, advice: 'retry shortly: leadership is moving to another server' },
+  UNCOMMITTED_BYTES_EXCEEDED: { status: 429, advice: 'slow down: too much data awaits commit' },
+  PROPOSAL_TOO_LARGE: { status: 413, advice: 'send a smaller value' },
+  CONF_CHANGE_PENDING: { status: 409, advice: 'retry after the pending membership change is applied' },
+  CONF_CHANGE_INVALID: { status: 400, advice: 'check the server id and the current membership' },
+  READ_INDEX_QUEUE_FULL: { status: 429, advice: 'slow down: too many consistent reads are waiting' },
+  TRANSFER_TARGET_INVALID: { status: 400, advice: 'name another voter of the group' },
+  SNAPSHOT_OUT_OF_DATE: { status: 409, advice: 'a newer snapshot exists; take it again' },
+  CONFIG_INVALID: { status: 400, advice: 'fix the named setting' },
+  // From the server.
+  OVERLOADED: { status: 429, advice: 'slow down: too many requests are waiting on this server' },
+  TIMEOUT: { status: 504, advice: 'the outcome is unknown; read the key before retrying a write' },
+  SHUTTING_DOWN: { status: 503, advice: 'retry against another server' },
+} as const satisfies Record<RaftErrorCode | string, { status: number; advice: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export class ConclaveError extends Error {
+  override readonly name = 'ConclaveError';
+  readonly code: ErrorCode;
+
+  constructor(options: { code: ErrorCode; message: string }) {
+    super(options.message);
+    this.code = options.code;
+  }
+
+  get status(): number {
+    return errorCatalogue[this.code].status;
+  }
+}
+
+/** The catalogue entry for any expected failure, from the core or the server. */
+export function describeError(error: RaftError | ConclaveError): {
+  code: ErrorCode;
+  status: number;
+  advice: string;
+} {
+  const code: ErrorCode = error.code;
+  return { code, ...errorCatalogue[code] };
+}
+
+export function isExpectedError(error: unknown): error is RaftError | ConclaveError {
+  return error instanceof RaftError || error instanceof ConclaveError;
+}

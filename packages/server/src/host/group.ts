@@ -1,0 +1,242 @@
+import {
+  createPrng,
+  EntryType,
+  type NodeReady,
+  type RaftConfigInput,
+  RaftError,
+  RaftErrorCode,
+  RawNode,
+  type ReadMode,
+} from '@conclave/raft';
+import { ConclaveError } from '../errors.js';
+import type { DurableLog, GroupId, StateMachine } from './ports.js';
+
+export interface GroupLimits {
+  /** Proposals waiting for their entry to apply; more are refused at once. */
+  readonly proposalsPendingMax: number;
+  /** Reads waiting for their index to apply; more are refused at once. */
+  readonly readsPendingMax: number;
+  /** A proposal or read still unanswered after this many host ticks fails with TIMEOUT. */
+  readonly requestTimeoutTicks: number;
+  /** Take a snapshot once this many entries were applied since the last one. */
+  readonly snapshotThresholdEntries: number;
+  /** Entries kept in the log behind a snapshot, so a briefly lagging follower needs no snapshot. */
+  readonly snapshotTrailingEntries: number;
+}
+
+export const defaultGroupLimits: GroupLimits = {
+  proposalsPendingMax: 16_384,
+  readsPendingMax: 16_384,
+  requestTimeoutTicks: 500,
+  snapshotThresholdEntries: 8192,
+  snapshotTrailingEntries: 1024,
+};
+
+interface PendingProposal<Result> {
+  readonly term: number;
+  readonly deadlineTick: number;
+  readonly resolve: (result: { index: number; result: Result }) => void;
+  readonly reject: (error: Error) => void;
+}
+
+interface PendingRead {
+  readonly deadlineTick: number;
+  readonly resolve: (index: number) => void;
+  readonly reject: (error: Error) => void;
+  /** Known once the ReadState arrives. */
+  index: number | null;
+}
+
+/**
+ * One Raft group on this server: its core, its state machine, and the callers waiting on
+ * proposals and reads. The host drives it; it never touches I/O itself.
+ */
+export class RaftGroup<Result> {
+  readonly raw: RawNode;
+  private readonly proposals = new Map<number, PendingProposal<Result>>();
+  private readonly reads = new Map<number, PendingRead>();
+  private readSequence = 0;
+  private snapshotIndex: number;
+  private appliedIndex: number;
+
+  constructor(
+    private readonly options: {
+      groupId: GroupId;
+      nodeId: string;
+      seed: number;
+      log: DurableLog;
+      stateMachine: StateMachine<Result>;
+      raft: Partial<Omit<RaftConfigInput, 'id' | 'prng' | 'applied'>>;
+      limits: GroupLimits;
+    },
+  ) {
+    const storage = options.log.storage(options.groupId);
+    const snapshot = storage.snapshot();
+    this.snapshotIndex = snapshot.metadata.index;
+    this.appliedIndex = snapshot.metadata.index;
+    if (snapshot.data.byteLength > 0) options.stateMachine.restore(snapshot.data);
+    this.raw = new RawNode({
+      config: {
+        ...options.raft,
+        id: options.nodeId,
+        prng: createPrng(options.seed),
+        applied: this.appliedIndex,
+      },
+      storage,
+    });
+  }
+
+  get groupId(): GroupId {
+    return this.options.groupId;
+  }
+
+  get applied(): number {
+    return this.appliedIndex;
+  }
+
+  propose(options: { data: Uint8Array; nowTick: number }): Promise<{ index: number; result: Result }> {
+    const { data } = options;
+    if (data.byteLength === 0) {
+      // An empty entry is a leader's no-op: the state machine never sees it.
+      return Promise.reject(
+        new ConclaveError({ code: 'CONFIG_INVALID', message: 'a proposal must not be empty' }),
+      );
+    }
+    if (this.proposals.size >= this.options.limits.proposalsPendingMax) {
+      return Promise.reject(
+        overloaded(`${this.proposals.size} proposals already wait in group ${this.groupId}`),
+      );
+    }
+    const proposed = this.raw.propose(data);
+    if (!proposed.ok) return Promise.reject(proposed.error);
+    return new Promise((resolve, reject) => {
+      const deadlineTick = options.nowTick + this.options.limits.requestTimeoutTicks;
+      this.proposals.set(proposed.index, { term: proposed.term, deadlineTick, resolve, reject });
+    });
+  }
+
+  /** Resolves with the index once this server's state machine may serve the read. */
+  read(options: { mode: ReadMode; nowTick: number }): Promise<number> {
+    if (this.reads.size >= this.options.limits.readsPendingMax) {
+      return Promise.reject(overloaded(`${this.reads.size} reads already wait in group ${this.groupId}`));
+    }
+    const id = ++this.readSequence;
+    const asked = this.raw.readIndex({ context: encodeReadId(id), mode: options.mode });
+    if (!asked.ok) return Promise.reject(asked.error);
+    return new Promise((resolve, reject) => {
+      const deadlineTick = options.nowTick + this.options.limits.requestTimeoutTicks;
+      this.reads.set(id, { deadlineTick, resolve, reject, index: null });
+    });
+  }
+
+  /** Apply what a persisted Ready hands out, then answer the callers it settles. */
+  applyReady(ready: NodeReady): void {
+    if (ready.snapshot !== null) {
+      this.options.stateMachine.restore(ready.snapshot.data);
+      this.appliedIndex = ready.snapshot.metadata.index;
+      this.snapshotIndex = ready.snapshot.metadata.index;
+    }
+    for (const entry of ready.committedEntries) {
+      const applied =
+        entry.type === EntryType.Normal && entry.data.byteLength > 0
+          ? { result: this.options.stateMachine.apply(entry) }
+          : null;
+      this.appliedIndex = entry.index;
+      this.settleProposal({ index: entry.index, term: entry.term, applied });
+    }
+    for (const state of ready.readStates) {
+      const read = this.reads.get(decodeReadId(state.context));
+      if (read !== undefined) read.index = state.index;
+    }
+    for (const dropped of ready.droppedReads) {
+      const id = decodeReadId(dropped.context);
+      this.reads.get(id)?.reject(dropped.error);
+      this.reads.delete(id);
+    }
+    this.serveReads();
+  }
+
+  /** Take a snapshot when enough has been applied since the last one. */
+  maybeSnapshot(): void {
+    const { snapshotThresholdEntries, snapshotTrailingEntries } = this.options.limits;
+    if (this.appliedIndex - this.snapshotIndex < snapshotThresholdEntries) return;
+    const data = this.options.stateMachine.snapshot();
+    const snapshot = this.raw.createSnapshot({ index: this.appliedIndex, data });
+    this.options.log.saveSnapshot({
+      groupId: this.groupId,
+      snapshot,
+      compactIndex: Math.max(0, this.appliedIndex - snapshotTrailingEntries),
+    });
+    this.snapshotIndex = this.appliedIndex;
+  }
+
+  /** Fail every caller still waiting: the host is stopping. */
+  failAll(error: Error): void {
+    for (const proposal of this.proposals.values()) proposal.reject(error);
+    for (const read of this.reads.values()) read.reject(error);
+    this.proposals.clear();
+    this.reads.clear();
+  }
+
+  /** Fail requests past their deadline: their outcome is unknown to this server. */
+  expire(nowTick: number): void {
+    for (const [index, proposal] of this.proposals) {
+      if (proposal.deadlineTick > nowTick) continue;
+      this.proposals.delete(index);
+      proposal.reject(
+        timeout(`the proposal at index ${index} of group ${this.groupId} did not apply in time`),
+      );
+    }
+    for (const [id, read] of this.reads) {
+      if (read.deadlineTick > nowTick) continue;
+      this.reads.delete(id);
+      read.reject(timeout(`a read in group ${this.groupId} was not confirmed in time`));
+    }
+  }
+
+  private settleProposal(options: { index: number; term: number; applied: { result: Result } | null }): void {
+    const { index, term, applied } = options;
+    const proposal = this.proposals.get(index);
+    if (proposal === undefined) return;
+    this.proposals.delete(index);
+    if (proposal.term === term && applied !== null) proposal.resolve({ index, result: applied.result });
+    else {
+      // Another leader's entry took this index: the proposal was lost with the old leader.
+      const status = this.raw.status();
+      proposal.reject(
+        new RaftError({
+          code: RaftErrorCode.NotLeader,
+          message: `the proposal at index ${index} was replaced after a leader change; retry`,
+          leaderId: status.leaderId,
+        }),
+      );
+    }
+  }
+
+  private serveReads(): void {
+    for (const [id, read] of this.reads) {
+      if (read.index !== null && read.index <= this.appliedIndex) {
+        read.resolve(read.index);
+        this.reads.delete(id);
+      }
+    }
+  }
+}
+
+function overloaded(message: string): ConclaveError {
+  return new ConclaveError({ code: 'OVERLOADED', message });
+}
+
+function timeout(message: string): ConclaveError {
+  return new ConclaveError({ code: 'TIMEOUT', message });
+}
+
+function encodeReadId(id: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setFloat64(0, id);
+  return out;
+}
+
+function decodeReadId(context: Uint8Array): number {
+  return new DataView(context.buffer, context.byteOffset, context.byteLength).getFloat64(0);
+}

@@ -1,0 +1,205 @@
+import { RaftError, RaftErrorCode } from '@conclave/raft';
+import { describe, expect, it } from 'vitest';
+import { ConclaveError } from '../errors.js';
+import { MultiRaftHost } from './host.js';
+import { encodeKvCommand, KvStateMachine } from './kv-state-machine.js';
+import { LoopbackNetwork, MemoryDurableLog } from './testing/in-memory.js';
+
+const ids = ['s1', 's2', 's3'];
+
+function createCluster(options: { groupCount: number; balanceIntervalTicks?: number }) {
+  const net = new LoopbackNetwork();
+  const servers = ids.map((id, i) => {
+    const log = new MemoryDurableLog({ groupCount: options.groupCount, voters: ids });
+    const machines = new Map<number, KvStateMachine>();
+    const host = new MultiRaftHost({
+      nodeId: id,
+      groupCount: options.groupCount,
+      log,
+      transport: net.transportFor(id),
+      stateMachine: (groupId) => {
+        const machine = new KvStateMachine();
+        machines.set(groupId, machine);
+        return machine;
+      },
+      seed: i + 1,
+      balanceIntervalTicks: options.balanceIntervalTicks ?? 0,
+    });
+    net.register(id, (envelopes) => host.receive(envelopes));
+    return { id, host, log, machines };
+  });
+  return { net, servers };
+}
+
+type Cluster = ReturnType<typeof createCluster>;
+
+/** Let every scheduled turn and in-flight message run: yields to the event loop, no timers. */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+async function tickUntil(cluster: Cluster, done: () => boolean, ticksMax: number): Promise<number> {
+  for (let tick = 0; tick < ticksMax; tick++) {
+    if (done()) return tick;
+    for (const server of cluster.servers) server.host.tick();
+    await flush();
+  }
+  throw new Error(`condition not reached within ${ticksMax} ticks`);
+}
+
+function leaderOf(cluster: Cluster, groupId: number) {
+  const leaders = cluster.servers.filter((s) => s.host.group(groupId).raw.status().role === 'leader');
+  return leaders.length === 1 ? leaders[0] : undefined;
+}
+
+function allGroupsLed(cluster: Cluster, groupCount: number): boolean {
+  for (let g = 0; g < groupCount; g++) if (leaderOf(cluster, g) === undefined) return false;
+  return true;
+}
+
+const put = (key: string, value: string) =>
+  encodeKvCommand({ op: 'put', key, value: new TextEncoder().encode(value) });
+
+describe('MultiRaftHost', () => {
+  it('elects exactly one leader in every group', async () => {
+    const cluster = createCluster({ groupCount: 8 });
+    await tickUntil(cluster, () => allGroupsLed(cluster, 8), 200);
+    for (let g = 0; g < 8; g++) expect(leaderOf(cluster, g)).toBeDefined();
+  });
+
+  it('applies a proposal on every server and answers the proposer with its index', async () => {
+    const cluster = createCluster({ groupCount: 4 });
+    await tickUntil(cluster, () => allGroupsLed(cluster, 4), 200);
+    const leader = leaderOf(cluster, 2);
+    if (leader === undefined) throw new Error('no leader');
+    const done = leader.host.propose({ groupId: 2, data: put('k', 'v1') });
+    await flush();
+    await tickUntil(
+      cluster,
+      () => cluster.servers.every((s) => s.machines.get(2)?.get('k') !== undefined),
+      20,
+    );
+    const { index } = await done;
+    for (const server of cluster.servers) {
+      const item = server.machines.get(2)?.get('k');
+      expect(new TextDecoder().decode(item?.value)).toBe('v1');
+      expect(item?.modifyIndex).toBe(index);
+      expect(server.machines.get(1)?.get('k')).toBeUndefined();
+    }
+  });
+
+  it('makes the writes of many groups durable with one persist per turn (group commit)', async () => {
+    const cluster = createCluster({ groupCount: 6 });
+    await tickUntil(cluster, () => allGroupsLed(cluster, 6), 200);
+    const server = cluster.servers[0];
+    if (server === undefined) throw new Error('no server');
+    // Move the leadership of groups 0-2 to this server, so one turn carries several groups.
+    for (const g of [0, 1, 2]) {
+      const leader = leaderOf(cluster, g);
+      if (leader !== server) leader?.host.group(g).raw.transferLeader(server.id);
+      await tickUntil(cluster, () => leaderOf(cluster, g) === server, 100);
+    }
+    const before = server.log.persistCalls;
+    const proposals = [0, 1, 2].flatMap((g) =>
+      [0, 1, 2, 3].map((i) => server.host.propose({ groupId: g, data: put(`k${i}`, 'v') })),
+    );
+    await flush();
+    await Promise.all(proposals);
+    // Twelve proposals over three groups: one persist for the batch, one for the commit round.
+    expect(server.log.persistCalls - before).toBeLessThanOrEqual(3);
+  });
+
+  it('spreads leadership so that no server leads more than its fair share', async () => {
+    const cluster = createCluster({ groupCount: 9, balanceIntervalTicks: 5 });
+    await tickUntil(cluster, () => allGroupsLed(cluster, 9), 200);
+    const fair = Math.ceil(9 / 3);
+    const balanced = () =>
+      allGroupsLed(cluster, 9) &&
+      cluster.servers.every(
+        (s) =>
+          [...Array(9).keys()].filter((g) => s.host.group(g).raw.status().role === 'leader').length <= fair,
+      );
+    await tickUntil(cluster, balanced, 600);
+    expect(balanced()).toBe(true);
+  });
+
+  it('serves quorum and lease reads once the write they follow is applied', async () => {
+    const cluster = createCluster({ groupCount: 2 });
+    await tickUntil(cluster, () => allGroupsLed(cluster, 2), 200);
+    const leader = leaderOf(cluster, 0);
+    if (leader === undefined) throw new Error('no leader');
+    const write = leader.host.propose({ groupId: 0, data: put('x', '1') });
+    await flush();
+    const { index } = await write;
+    for (const mode of ['quorum', 'lease'] as const) {
+      let answered: number | null = null;
+      void leader.host.read({ groupId: 0, mode }).then((readIndex) => {
+        answered = readIndex;
+      });
+      await flush();
+      await tickUntil(cluster, () => answered !== null, 10);
+      expect(answered).toBeGreaterThanOrEqual(index);
+    }
+  });
+
+  it('refuses a proposal on a follower with NOT_LEADER naming the leader', async () => {
+    const cluster = createCluster({ groupCount: 1 });
+    await tickUntil(cluster, () => allGroupsLed(cluster, 1), 200);
+    const leader = leaderOf(cluster, 0);
+    const follower = cluster.servers.find((s) => s !== leader);
+    if (leader === undefined || follower === undefined) throw new Error('no leader');
+    await tickUntil(cluster, () => follower.host.group(0).raw.status().leaderId === leader.id, 20);
+    const error = await follower.host.propose({ groupId: 0, data: put('k', 'v') }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RaftError);
+    expect(error).toMatchObject({ code: RaftErrorCode.NotLeader, leaderId: leader.id });
+  });
+
+  it('keeps every group writable when one server goes down', async () => {
+    const cluster = createCluster({ groupCount: 4 });
+    await tickUntil(cluster, () => allGroupsLed(cluster, 4), 200);
+    const downed = cluster.servers[0];
+    if (downed === undefined) throw new Error('no server');
+    cluster.net.setDown(downed.id, true);
+    const live = cluster.servers.filter((s) => s !== downed);
+    const ledByLive = () =>
+      [0, 1, 2, 3].every((g) => live.some((s) => s.host.group(g).raw.status().role === 'leader'));
+    await tickUntil(cluster, ledByLive, 300);
+    for (let g = 0; g < 4; g++) {
+      const leader = live.find((s) => s.host.group(g).raw.status().role === 'leader');
+      if (leader === undefined) throw new Error(`group ${g} has no live leader`);
+      const done = leader.host.propose({ groupId: g, data: put('after', String(g)) });
+      await flush();
+      await expect(done).resolves.toMatchObject({ result: { ok: true } });
+    }
+  });
+
+  it('fails waiting callers with SHUTTING_DOWN when stopped, and refuses new work', async () => {
+    const cluster = createCluster({ groupCount: 1 });
+    await tickUntil(cluster, () => allGroupsLed(cluster, 1), 200);
+    const leader = leaderOf(cluster, 0);
+    if (leader === undefined) throw new Error('no leader');
+    cluster.net.setDown(leader.id, true);
+    const pending = leader.host.propose({ groupId: 0, data: put('k', 'v') });
+    leader.host.stop();
+    await expect(pending).rejects.toBeInstanceOf(ConclaveError);
+    await expect(pending).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
+    await expect(leader.host.propose({ groupId: 0, data: put('k', 'v') })).rejects.toMatchObject({
+      code: 'SHUTTING_DOWN',
+    });
+  });
+
+  it('refuses a group count outside its limit', () => {
+    const net = new LoopbackNetwork();
+    expect(
+      () =>
+        new MultiRaftHost({
+          nodeId: 's1',
+          groupCount: 0,
+          log: new MemoryDurableLog({ groupCount: 0, voters: ids }),
+          transport: net.transportFor('s1'),
+          stateMachine: () => new KvStateMachine(),
+          seed: 1,
+        }),
+    ).toThrow(/groups must be an integer/);
+  });
+});

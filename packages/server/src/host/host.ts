@@ -1,0 +1,217 @@
+import type { Message, NodeId, RaftConfigInput, ReadMode } from '@conclave/raft';
+import { ConclaveError } from '../errors.js';
+import { planLeaderTransfer } from './balancer.js';
+import { defaultGroupLimits, type GroupLimits, RaftGroup } from './group.js';
+import type { DurableLog, Envelope, GroupId, GroupWrite, PeerTransport, StateMachine } from './ports.js';
+
+export interface HostOptions<Result> {
+  readonly nodeId: NodeId;
+  readonly groupCount: number;
+  readonly log: DurableLog;
+  readonly transport: PeerTransport;
+  readonly stateMachine: (groupId: GroupId) => StateMachine<Result>;
+  readonly raft?: Partial<Omit<RaftConfigInput, 'id' | 'prng' | 'applied'>>;
+  readonly limits?: Partial<GroupLimits>;
+  /** Consider moving one leadership every this many ticks (0 turns balancing off). */
+  readonly balanceIntervalTicks?: number;
+  /** Seed for the groups' election jitter; distinct per server. */
+  readonly seed: number;
+}
+
+/** The most groups one server hosts. */
+export const groupCountMax = 1024;
+
+/**
+ * Many Raft groups on one server, sharing one durable log, one transport and one ticker.
+ * Each turn collects every group's Ready, sends what may go before the write, persists all
+ * of them with one fsync, sends the rest, then applies. Turns are scheduled once per
+ * event-loop turn, however many inputs arrived, so work batches naturally under load.
+ */
+export class MultiRaftHost<Result> {
+  private readonly groups: RaftGroup<Result>[] = [];
+  private turnScheduled = false;
+  private stopped = false;
+  private ticks = 0;
+  private readonly balanceIntervalTicks: number;
+
+  constructor(private readonly options: HostOptions<Result>) {
+    if (
+      !Number.isInteger(options.groupCount) ||
+      options.groupCount < 1 ||
+      options.groupCount > groupCountMax
+    ) {
+      throw new ConclaveError({
+        code: 'CONFIG_INVALID',
+        message: `groups must be an integer in [1, ${groupCountMax}], got ${options.groupCount}`,
+      });
+    }
+    const limits = { ...defaultGroupLimits, ...options.limits };
+    for (let groupId = 0; groupId < options.groupCount; groupId++) {
+      this.groups.push(
+        new RaftGroup({
+          groupId,
+          nodeId: options.nodeId,
+          seed: options.seed * 7919 + groupId,
+          log: options.log,
+          stateMachine: options.stateMachine(groupId),
+          raft: options.raft ?? {},
+          limits,
+        }),
+      );
+    }
+    this.balanceIntervalTicks = options.balanceIntervalTicks ?? 50;
+  }
+
+  get nodeId(): NodeId {
+    return this.options.nodeId;
+  }
+
+  get groupCount(): number {
+    return this.groups.length;
+  }
+
+  group(groupId: GroupId): RaftGroup<Result> {
+    const group = this.groups[groupId];
+    if (group === undefined) {
+      throw new ConclaveError({
+        code: 'CONFIG_INVALID',
+        message: `no group ${groupId} (groups: ${this.groups.length})`,
+      });
+    }
+    return group;
+  }
+
+  /** One tick of logical time for every group. The caller's timer decides how long a tick is. */
+  tick(): void {
+    if (this.stopped) return;
+    this.ticks++;
+    for (const group of this.groups) {
+      group.raw.tick();
+      group.expire(this.ticks);
+    }
+    if (this.balanceIntervalTicks > 0 && this.ticks % this.balanceIntervalTicks === 0) this.balanceLeaders();
+    this.scheduleTurn();
+  }
+
+  /** Messages from a peer server, for any of our groups. */
+  receive(envelopes: readonly Envelope[]): void {
+    if (this.stopped) return;
+    for (const { groupId, message } of envelopes) {
+      const group = this.groups[groupId];
+      if (group === undefined || message.to !== this.options.nodeId) continue;
+      group.raw.step(message);
+    }
+    this.scheduleTurn();
+  }
+
+  propose(options: { groupId: GroupId; data: Uint8Array }): Promise<{ index: number; result: Result }> {
+    if (this.stopped) return Promise.reject(shuttingDown());
+    const promise = this.group(options.groupId).propose({ data: options.data, nowTick: this.ticks });
+    this.scheduleTurn();
+    return promise;
+  }
+
+  read(options: { groupId: GroupId; mode: ReadMode }): Promise<number> {
+    if (this.stopped) return Promise.reject(shuttingDown());
+    const promise = this.group(options.groupId).read({ mode: options.mode, nowTick: this.ticks });
+    this.scheduleTurn();
+    return promise;
+  }
+
+  /** Hand every group this server leads to another voter, for a clean shutdown. */
+  transferAllLeadership(): number {
+    let started = 0;
+    for (const group of this.groups) {
+      const status = group.raw.status();
+      if (status.role !== 'leader') continue;
+      const to = status.confState.voters.find((id) => id !== this.options.nodeId);
+      if (to !== undefined && group.raw.transferLeader(to).ok) started++;
+    }
+    this.scheduleTurn();
+    return started;
+  }
+
+  /** Run every pending turn now (tests and shutdown), then stop accepting work. */
+  stop(): void {
+    this.runTurns();
+    this.stopped = true;
+    for (const group of this.groups) group.failAll(shuttingDown());
+  }
+
+  /** Run turns until no group has work: the synchronous core of the loop. */
+  runTurns(): void {
+    // Keep going while a turn produces more work (applies can trigger commits and reads),
+    // but yield to the event loop after a bounded number of turns.
+    for (let i = 0; i < turnsPerFlushMax; i++) if (!this.turn()) return;
+    this.scheduleTurn();
+  }
+
+  private scheduleTurn(): void {
+    if (this.turnScheduled || this.stopped) return;
+    this.turnScheduled = true;
+    setImmediate(() => {
+      this.turnScheduled = false;
+      if (!this.stopped) this.runTurns();
+    });
+  }
+
+  /** One turn of the loop. Returns whether any group had work. */
+  private turn(): boolean {
+    const working = this.groups.filter((group) => group.raw.hasReady());
+    if (working.length === 0) return false;
+    const readies = working.map((group) => ({ group, ready: group.raw.ready() }));
+    // A leader's messages may leave before its own write (Raft thesis §10.2.1).
+    this.sendAll(readies.flatMap(({ group, ready }) => envelopes(group.groupId, ready.messages)));
+    const writes: GroupWrite[] = [];
+    for (const { group, ready } of readies) {
+      if (ready.entries.length > 0 || ready.hardState !== null || ready.snapshot !== null) {
+        writes.push({
+          groupId: group.groupId,
+          entries: ready.entries,
+          hardState: ready.hardState,
+          snapshot: ready.snapshot,
+        });
+      }
+    }
+    if (writes.length > 0) this.options.log.persist(writes);
+    this.sendAll(readies.flatMap(({ group, ready }) => envelopes(group.groupId, ready.messagesAfterPersist)));
+    for (const { group, ready } of readies) {
+      group.applyReady(ready);
+      group.raw.advance();
+      group.maybeSnapshot();
+    }
+    return true;
+  }
+
+  /** One batch per peer per turn, whatever the number of groups. */
+  private sendAll(all: readonly Envelope[]): void {
+    if (all.length === 0) return;
+    const byPeer = new Map<NodeId, Envelope[]>();
+    for (const envelope of all) {
+      const batch = byPeer.get(envelope.message.to);
+      if (batch === undefined) byPeer.set(envelope.message.to, [envelope]);
+      else batch.push(envelope);
+    }
+    for (const [peer, batch] of byPeer) this.options.transport.send(peer, batch);
+  }
+
+  private balanceLeaders(): void {
+    const groups = this.groups.map((group) => {
+      const status = group.raw.status();
+      return { groupId: group.groupId, leaderId: status.leaderId, voters: status.confState.voters };
+    });
+    const move = planLeaderTransfer({ self: this.options.nodeId, groups });
+    if (move !== null) this.group(move.groupId).raw.transferLeader(move.to);
+  }
+}
+
+/** Bounds one synchronous flush, so a storm of work still yields to the event loop. */
+const turnsPerFlushMax = 64;
+
+function envelopes(groupId: GroupId, messages: readonly Message[]): Envelope[] {
+  return messages.map((message) => ({ groupId, message }));
+}
+
+function shuttingDown(): ConclaveError {
+  return new ConclaveError({ code: 'SHUTTING_DOWN', message: 'this server is shutting down' });
+}

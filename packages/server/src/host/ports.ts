@@ -1,0 +1,43 @@
+import type { Entry, HardState, LogStorage, Message, NodeId, Snapshot } from '@conclave/raft';
+
+/** Raft groups are numbered from 0 within a cluster. */
+export type GroupId = number;
+
+/** One Raft message, addressed to one group. */
+export interface Envelope {
+  readonly groupId: GroupId;
+  readonly message: Message;
+}
+
+/** What one group's Ready asks to make durable. */
+export interface GroupWrite {
+  readonly groupId: GroupId;
+  readonly entries: readonly Entry[];
+  readonly hardState: HardState | null;
+  readonly snapshot: Snapshot | null;
+}
+
+/**
+ * The host's view of durable storage: one log shared by every group, so a turn of the
+ * loop makes all groups' writes durable with one write and one fsync (group commit).
+ */
+export interface DurableLog {
+  /** The recovered log of a group, read synchronously by its Raft core. */
+  storage(groupId: GroupId): LogStorage;
+  /** Make every write durable before returning. Throws if the disk fails; never retried. */
+  persist(writes: readonly GroupWrite[]): void;
+  /** Store a snapshot the state machine took, then drop log entries up to `compactIndex`. */
+  saveSnapshot(options: { groupId: GroupId; snapshot: Snapshot; compactIndex: number }): void;
+}
+
+/** The host's view of the network: batches of envelopes per peer server. */
+export interface PeerTransport {
+  send(to: NodeId, envelopes: readonly Envelope[]): void;
+}
+
+/** A group's replicated application. Apply is deterministic and takes nothing from the clock. */
+export interface StateMachine<Result = unknown> {
+  apply(entry: Entry): Result;
+  snapshot(): Uint8Array;
+  restore(data: Uint8Array): void;
+}
