@@ -1,0 +1,80 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { configFromEnv, configFromFile, resolveAgentConfig } from './config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'conclave-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('agent configuration', () => {
+  it('gives --dev a node id, one expected server and loopback defaults', () => {
+    const config = resolveAgentConfig([{ dev: true }]);
+    expect(config).toMatchObject({
+      nodeId: 'dev',
+      dataDir: null,
+      bootstrapExpect: 1,
+      groups: 8,
+      bind: { host: '127.0.0.1', port: 8300 },
+      httpAddr: { host: '127.0.0.1', port: 8500 },
+    });
+  });
+
+  it('lets later sources win: file, then environment, then flags', () => {
+    const file = join(dir, 'agent.yaml');
+    writeFileSync(file, 'nodeId: from-file\ndataDir: /tmp/x\ngroups: 4\nbootstrapExpect: 1\ntickMs: 30\n');
+    const env = configFromEnv({ CONCLAVE_GROUPS: '6', CONCLAVE_NODE_ID: 'from-env' });
+    const config = resolveAgentConfig([configFromFile(file), env, { nodeId: 'from-flag' }]);
+    expect(config).toMatchObject({ nodeId: 'from-flag', groups: 6, tickMs: 30, dataDir: '/tmp/x' });
+  });
+
+  it('reads JSON config files and parses join lists', () => {
+    const file = join(dir, 'agent.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        nodeId: 'a',
+        dataDir: '/d',
+        bootstrapExpect: 3,
+        join: ['127.0.0.1:8301', '127.0.0.1:8302'],
+      }),
+    );
+    const config = resolveAgentConfig([configFromFile(file)]);
+    expect(config.join).toEqual([
+      { host: '127.0.0.1', port: 8301 },
+      { host: '127.0.0.1', port: 8302 },
+    ]);
+    expect(
+      resolveAgentConfig([{ nodeId: 'a', dataDir: '/d', join: '127.0.0.1:1, 127.0.0.1:2' }]).join,
+    ).toHaveLength(2);
+  });
+
+  it.each([
+    [{ nodeId: 'a', bootstrapExpect: 1 }, /data-dir is required.*setting: dataDir/],
+    [{ nodeId: 'a', dataDir: '/d' }, /bootstrap-expect N.*setting: bootstrapExpect/],
+    [{ nodeId: 'a', dataDir: '/d', bootstrapExpect: 3 }, /needs --join.*setting: join/],
+    [{ nodeId: 'bad id!', dataDir: '/d', bootstrapExpect: 1 }, /node-id must be/],
+    [{ dev: true, groups: 0 }, /groups must be an integer in \[1, 1024\].*setting: groups/],
+    [{ dev: true, groups: '1.5' }, /groups must be an integer/],
+    [{ dev: true, bind: 'nope' }, /bind must be host:port.*setting: bind/],
+    [{ dev: true, httpAddr: '127.0.0.1:99999' }, /httpAddr must be host:port/],
+    [{ dev: true, logLevel: 'loud' }, /log-level must be one of/],
+    [{ dev: 'maybe' }, /dev must be true or false/],
+    [{ dev: true, tickMs: 1 }, /tickMs must be an integer in \[5, 1000\]/],
+  ])('refuses %j with an error naming the setting', (input, message) => {
+    expect(() => resolveAgentConfig([input])).toThrow(message);
+  });
+
+  it('refuses unreadable, malformed and unknown-key config files', () => {
+    expect(() => configFromFile(join(dir, 'missing.json'))).toThrow(/cannot read config file/);
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{ nope');
+    expect(() => configFromFile(bad)).toThrow(/is not valid/);
+    const unknown = join(dir, 'unknown.json');
+    writeFileSync(unknown, JSON.stringify({ nodeID: 'a' }));
+    expect(() => configFromFile(unknown)).toThrow(/unknown setting "nodeID"/);
+    const list = join(dir, 'list.yaml');
+    writeFileSync(list, '- a\n- b\n');
+    expect(() => configFromFile(list)).toThrow(/must hold an object/);
+  });
+});

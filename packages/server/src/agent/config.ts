@@ -1,0 +1,217 @@
+import { readFileSync } from 'node:fs';
+import { isValidNodeId } from '@conclave/raft';
+import { parse as parseYaml } from 'yaml';
+import { ConclaveError } from '../errors.js';
+
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface AgentConfig {
+  readonly nodeId: string;
+  /** Where the WAL and snapshots live; `--dev` without one uses a fresh temporary directory. */
+  readonly dataDir: string | null;
+  /** The Raft (server-to-server) address. */
+  readonly bind: Address;
+  readonly httpAddr: Address;
+  /** Wait for this many servers (this one included) before bootstrapping every group. */
+  readonly bootstrapExpect: number | null;
+  /** Raft addresses of other servers, retried until reached. */
+  readonly join: readonly Address[];
+  readonly groups: number;
+  readonly dev: boolean;
+  readonly clusterId: string;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** Real time per Raft tick; the election timeout is 10 ticks. */
+  readonly tickMs: number;
+}
+
+/** The settings as they arrive from one source, before validation. */
+export type ConfigInput = Partial<Record<keyof AgentConfig | 'config', unknown>>;
+
+export const agentLimits = {
+  groupsMax: 1024,
+  bootstrapExpectMax: 7,
+  joinAddressesMax: 64,
+  tickMsMin: 5,
+  tickMsMax: 1000,
+  configFileBytesMax: 1024 * 1024,
+} as const;
+
+export const agentDefaults = {
+  bind: '127.0.0.1:8300',
+  httpAddr: '127.0.0.1:8500',
+  groups: 8,
+  clusterId: 'conclave',
+  logLevel: 'info',
+  tickMs: 20,
+} as const;
+
+const envNames: Record<keyof AgentConfig, string> = {
+  nodeId: 'CONCLAVE_NODE_ID',
+  dataDir: 'CONCLAVE_DATA_DIR',
+  bind: 'CONCLAVE_BIND',
+  httpAddr: 'CONCLAVE_HTTP_ADDR',
+  bootstrapExpect: 'CONCLAVE_BOOTSTRAP_EXPECT',
+  join: 'CONCLAVE_JOIN',
+  groups: 'CONCLAVE_GROUPS',
+  dev: 'CONCLAVE_DEV',
+  clusterId: 'CONCLAVE_CLUSTER_ID',
+  logLevel: 'CONCLAVE_LOG_LEVEL',
+  tickMs: 'CONCLAVE_TICK_MS',
+};
+
+/** Settings from the environment, by their CONCLAVE_* names. */
+export function configFromEnv(env: Readonly<Record<string, string | undefined>>): ConfigInput {
+  const out: ConfigInput = {};
+  for (const [key, name] of Object.entries(envNames) as [keyof AgentConfig, string][]) {
+    const value = env[name];
+    if (value !== undefined && value !== '') out[key] = value;
+  }
+  return out;
+}
+
+/** Settings from a JSON or YAML file (chosen by extension). */
+export function configFromFile(path: string): ConfigInput {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw invalid(
+      'config',
+      `cannot read config file ${path}: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+  if (Buffer.byteLength(text) > agentLimits.configFileBytesMax) {
+    throw invalid('config', `config file ${path} is larger than ${agentLimits.configFileBytesMax} bytes`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+  } catch (error) {
+    throw invalid(
+      'config',
+      `config file ${path} is not valid: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw invalid('config', `config file ${path} must hold an object of settings`);
+  }
+  const known = new Set<string>(Object.keys(envNames));
+  for (const key of Object.keys(parsed)) {
+    if (!known.has(key))
+      throw invalid('config', `unknown setting "${key}" in ${path}; known: ${[...known].join(', ')}`);
+  }
+  return parsed as ConfigInput;
+}
+
+/** Merge sources, later ones winning, and validate the result. */
+export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig {
+  const merged: ConfigInput = {};
+  for (const source of sources) {
+    for (const [key, value] of Object.entries(source))
+      if (value !== undefined) merged[key as keyof ConfigInput] = value;
+  }
+  const dev = parseBoolean('dev', merged.dev ?? false);
+  const nodeId = parseString('nodeId', merged.nodeId ?? (dev ? 'dev' : undefined));
+  if (!isValidNodeId(nodeId)) throw invalid('nodeId', 'node-id must be 1-64 characters of [A-Za-z0-9._:@-]');
+  const dataDir =
+    merged.dataDir === undefined || merged.dataDir === null ? null : parseString('dataDir', merged.dataDir);
+  if (dataDir === null && !dev)
+    throw invalid('dataDir', '--data-dir is required (only --dev may run without one)');
+  const bootstrapExpect =
+    merged.bootstrapExpect === undefined || merged.bootstrapExpect === null
+      ? null
+      : parseInteger('bootstrapExpect', merged.bootstrapExpect, {
+          min: 1,
+          max: agentLimits.bootstrapExpectMax,
+        });
+  const join = parseJoin(merged.join ?? []);
+  if (!dev && bootstrapExpect === null && join.length === 0) {
+    throw invalid(
+      'bootstrapExpect',
+      'give --bootstrap-expect N to form a new cluster, --join to join one, or --dev',
+    );
+  }
+  if (bootstrapExpect !== null && bootstrapExpect > 1 && join.length === 0) {
+    throw invalid(
+      'join',
+      `--bootstrap-expect ${bootstrapExpect} needs --join with the other servers' addresses`,
+    );
+  }
+  return {
+    nodeId,
+    dataDir,
+    bind: parseAddress('bind', merged.bind ?? agentDefaults.bind),
+    httpAddr: parseAddress('httpAddr', merged.httpAddr ?? agentDefaults.httpAddr),
+    bootstrapExpect: dev ? 1 : bootstrapExpect,
+    join,
+    groups: parseInteger('groups', merged.groups ?? agentDefaults.groups, {
+      min: 1,
+      max: agentLimits.groupsMax,
+    }),
+    dev,
+    clusterId: parseString('clusterId', merged.clusterId ?? agentDefaults.clusterId),
+    logLevel: parseLogLevel(merged.logLevel ?? agentDefaults.logLevel),
+    tickMs: parseInteger('tickMs', merged.tickMs ?? agentDefaults.tickMs, {
+      min: agentLimits.tickMsMin,
+      max: agentLimits.tickMsMax,
+    }),
+  };
+}
+
+export function parseAddress(setting: string, value: unknown): Address {
+  const text = parseString(setting, value);
+  const match = /^(.+):(\d{1,5})$/.exec(text);
+  const host = match?.[1];
+  const port = Number(match?.[2]);
+  if (host === undefined || !Number.isInteger(port) || port > 65535) {
+    throw invalid(setting, `${setting} must be host:port, got "${text}"`);
+  }
+  return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+function parseJoin(value: unknown): Address[] {
+  const items = Array.isArray(value) ? value : parseString('join', value).split(',');
+  const addresses = items.map((item) => String(item).trim()).filter((item) => item.length > 0);
+  if (addresses.length > agentLimits.joinAddressesMax) {
+    throw invalid('join', `at most ${agentLimits.joinAddressesMax} join addresses`);
+  }
+  return addresses.map((address) => parseAddress('join', address));
+}
+
+function parseString(setting: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0)
+    throw invalid(setting, `${setting} must be a non-empty string`);
+  return value;
+}
+
+function parseInteger(setting: string, value: unknown, range: { min: number; max: number }): number {
+  const number = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isInteger(number) || number < range.min || number > range.max) {
+    throw invalid(
+      setting,
+      `${setting} must be an integer in [${range.min}, ${range.max}], got ${String(value)}`,
+    );
+  }
+  return number;
+}
+
+function parseBoolean(setting: string, value: unknown): boolean {
+  if (typeof value === 'boolean') return value;
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw invalid(setting, `${setting} must be true or false, got ${String(value)}`);
+}
+
+function parseLogLevel(value: unknown): AgentConfig['logLevel'] {
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+  const found = levels.find((level) => level === value);
+  if (found === undefined) throw invalid('logLevel', `log-level must be one of ${levels.join(', ')}`);
+  return found;
+}
+
+function invalid(setting: string, message: string): ConclaveError {
+  return new ConclaveError({ code: 'CONFIG_INVALID', message: `${message} (setting: ${setting})` });
+}
