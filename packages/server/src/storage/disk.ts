@@ -1,0 +1,220 @@
+import * as fs from 'node:fs';
+import { DiskError, DiskSyncError } from './errors.js';
+
+/**
+ * The few file operations the WAL and the snapshot store need, and nothing else, so that a
+ * simulated disk (`SimDisk`) can stand in for the real one and decide, per byte, what a
+ * crash keeps.
+ *
+ * The interface is synchronous, on purpose:
+ * - The Raft core reads its LogStorage synchronously, and the multi-Raft host drives every
+ *   group from one event loop. Group commit gathers a batch of Readys and makes it durable
+ *   with ONE write and ONE fdatasync; nothing else of that node may proceed (no message that
+ *   depends on the batch may leave) until the fdatasync returns, so an async API would buy
+ *   little concurrency while adding interleavings (a second batch starting mid-write) that
+ *   the WAL would have to serialise anyway.
+ * - Each async fs call costs a libuv thread-pool round trip (tens of microseconds); per batch
+ *   that is noise next to an fdatasync, but the synchronous path is also the simplest to get
+ *   right and to simulate deterministically.
+ * - The cost is that the event loop stalls for one fdatasync per batch. Network reads queue
+ *   in the kernel meanwhile and join the next batch, which is exactly what group commit
+ *   wants. If a slow device makes the stall hurt timers, the WAL can move to a worker thread
+ *   behind this same interface.
+ *
+ * Paths are POSIX paths joined with `/`.
+ */
+export interface DiskFile {
+  readonly path: string;
+  /** The current length in bytes, including writes not yet synced. */
+  size(): number;
+  /** Up to `length` bytes from `offset`; shorter only at the end of the file. */
+  read(options: { offset: number; length: number }): Uint8Array;
+  /** Write all of `data` at the end of the file. */
+  append(data: Uint8Array): void;
+  /** Write all of `data` at `offset`, extending the file if needed. */
+  writeAt(options: { offset: number; data: Uint8Array }): void;
+  truncate(size: number): void;
+  /** fdatasync: the data, and the size, are durable when this returns. Throws DiskSyncError. */
+  datasync(): void;
+  /** fsync: data and all metadata durable. Throws DiskSyncError. */
+  sync(): void;
+  close(): void;
+}
+
+export type OpenMode =
+  /** The file must exist. */
+  | 'existing'
+  /** Create the file if missing; keep its contents if present. */
+  | 'create'
+  /** Create the file; fail if it exists (a leftover would be a bug). */
+  | 'createExclusive';
+
+export interface Disk {
+  open(path: string, options: { mode: OpenMode }): DiskFile;
+  exists(path: string): boolean;
+  /** The names (not paths) in `dir`, in no particular order. */
+  readdir(dir: string): string[];
+  /** Create `dir` and its parents; a no-op when it exists. */
+  mkdir(dir: string): void;
+  /** Atomically replace `to` with `from` (POSIX rename). Durable only after syncDir. */
+  rename(options: { from: string; to: string }): void;
+  /** Durable only after syncDir. */
+  unlink(path: string): void;
+  /** fsync the directory, making creates, renames and unlinks in it durable. */
+  syncDir(dir: string): void;
+}
+
+export function joinPath(dir: string, name: string): string {
+  return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
+}
+
+export function dirName(path: string): string {
+  const slash = path.lastIndexOf('/');
+  if (slash < 0) return '.';
+  if (slash === 0) return '/';
+  return path.slice(0, slash);
+}
+
+export function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+function errnoCode(error: unknown): string {
+  if (error instanceof Error && 'code' in error && typeof error.code === 'string') return error.code;
+  return 'EUNKNOWN';
+}
+
+function wrap<T>(options: { op: string; path: string }, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (error instanceof DiskError) throw error;
+    throw new DiskError({ ...options, code: errnoCode(error), cause: error });
+  }
+}
+
+class NodeDiskFile implements DiskFile {
+  readonly path: string;
+  #fd: number;
+  // Tracked here so append needs no fstat per write; this handle is the only writer.
+  #size: number;
+
+  constructor(options: { path: string; fd: number }) {
+    this.path = options.path;
+    this.#fd = options.fd;
+    this.#size = wrap({ op: 'fstat', path: this.path }, () => fs.fstatSync(options.fd).size);
+  }
+
+  size(): number {
+    return this.#size;
+  }
+
+  read(options: { offset: number; length: number }): Uint8Array {
+    const length = Math.max(0, Math.min(options.length, this.#size - options.offset));
+    const out = new Uint8Array(length);
+    let done = 0;
+    wrap({ op: 'read', path: this.path }, () => {
+      while (done < length) {
+        const n = fs.readSync(this.#openFd(), out, done, length - done, options.offset + done);
+        if (n === 0) break;
+        done += n;
+      }
+    });
+    return done === length ? out : out.subarray(0, done);
+  }
+
+  append(data: Uint8Array): void {
+    this.writeAt({ offset: this.#size, data });
+  }
+
+  writeAt(options: { offset: number; data: Uint8Array }): void {
+    const { offset, data } = options;
+    wrap({ op: 'write', path: this.path }, () => {
+      let done = 0;
+      // writeSync may write less than asked (signals, quotas); loop until all is written.
+      while (done < data.length) {
+        done += fs.writeSync(this.#openFd(), data, done, data.length - done, offset + done);
+      }
+    });
+    this.#size = Math.max(this.#size, offset + data.length);
+  }
+
+  truncate(size: number): void {
+    wrap({ op: 'ftruncate', path: this.path }, () => fs.ftruncateSync(this.#openFd(), size));
+    this.#size = size;
+  }
+
+  datasync(): void {
+    try {
+      fs.fdatasyncSync(this.#openFd());
+    } catch (error) {
+      throw new DiskSyncError({ op: 'fdatasync', path: this.path, code: errnoCode(error), cause: error });
+    }
+  }
+
+  sync(): void {
+    try {
+      fs.fsyncSync(this.#openFd());
+    } catch (error) {
+      throw new DiskSyncError({ op: 'fsync', path: this.path, code: errnoCode(error), cause: error });
+    }
+  }
+
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    wrap({ op: 'close', path: this.path }, () => fs.closeSync(fd));
+  }
+
+  #openFd(): number {
+    if (this.#fd < 0)
+      throw new DiskError({ op: 'use', path: this.path, code: 'EBADF', message: `${this.path} is closed` });
+    return this.#fd;
+  }
+}
+
+/** The real disk, on node:fs, synchronous (see {@link Disk} for why). */
+export class NodeDisk implements Disk {
+  open(path: string, options: { mode: OpenMode }): DiskFile {
+    const flags =
+      options.mode === 'existing'
+        ? 'r+'
+        : options.mode === 'create'
+          ? fs.constants.O_RDWR | fs.constants.O_CREAT
+          : 'wx+';
+    const fd = wrap({ op: 'open', path }, () => fs.openSync(path, flags, 0o644));
+    return new NodeDiskFile({ path, fd });
+  }
+
+  exists(path: string): boolean {
+    return fs.existsSync(path);
+  }
+
+  readdir(dir: string): string[] {
+    return wrap({ op: 'readdir', path: dir }, () => fs.readdirSync(dir));
+  }
+
+  mkdir(dir: string): void {
+    wrap({ op: 'mkdir', path: dir }, () => fs.mkdirSync(dir, { recursive: true }));
+  }
+
+  rename(options: { from: string; to: string }): void {
+    wrap({ op: 'rename', path: options.from }, () => fs.renameSync(options.from, options.to));
+  }
+
+  unlink(path: string): void {
+    wrap({ op: 'unlink', path }, () => fs.unlinkSync(path));
+  }
+
+  syncDir(dir: string): void {
+    const fd = wrap({ op: 'open', path: dir }, () => fs.openSync(dir, 'r'));
+    try {
+      fs.fsyncSync(fd);
+    } catch (error) {
+      throw new DiskSyncError({ op: 'fsync', path: dir, code: errnoCode(error), cause: error });
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}

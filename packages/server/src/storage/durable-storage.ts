@@ -1,0 +1,182 @@
+import type { Snapshot } from '@conclave/raft';
+import { type Logger, pino } from 'pino';
+import { type Disk, joinPath } from './disk.js';
+import { DiskError, SnapshotCorruptionError, SnapshotUnavailableError } from './errors.js';
+import type { GroupLog } from './group-log.js';
+import type { StorageLimits } from './limits.js';
+import { SnapshotStore } from './snapshot-store.js';
+import { type GroupWrite, Wal } from './wal/wal.js';
+
+export interface DurableStorageOptions {
+  readonly disk: Disk;
+  /** The node's data directory; the WAL goes in `wal/`, snapshots in `snap/`. */
+  readonly dir: string;
+  readonly limits?: Partial<StorageLimits>;
+  readonly logger?: Logger;
+}
+
+/** What recovery had to do about snapshots, per group. */
+export interface SnapshotRecovery {
+  readonly groupId: number;
+  /** The snapshot the WAL pointed at could not be used; the group restarts from `usedIndex`. */
+  readonly fellBackFrom: number | null;
+  readonly usedIndex: number;
+  readonly quarantined: readonly string[];
+  readonly orphansRemoved: number;
+}
+
+const silentLogger: Logger = pino({ level: 'silent' });
+
+/**
+ * A node's durable storage: the shared WAL plus the snapshot store, kept in the order the
+ * Ready contract needs (snapshot bytes durable before the WAL records the snapshot; WAL record
+ * durable before older snapshots are pruned).
+ */
+export class DurableStorage {
+  readonly wal: Wal;
+  readonly snapshots: SnapshotStore;
+  readonly recovery: readonly SnapshotRecovery[];
+
+  private constructor(options: { wal: Wal; snapshots: SnapshotStore; recovery: SnapshotRecovery[] }) {
+    this.wal = options.wal;
+    this.snapshots = options.snapshots;
+    this.recovery = options.recovery;
+  }
+
+  /**
+   * Recover the WAL, then give every group the snapshot its log starts from. When that
+   * snapshot is missing or corrupt, fall back to the newest older valid snapshot, but only
+   * if the WAL still holds every entry from there on; otherwise SnapshotUnavailableError.
+   */
+  static open(options: DurableStorageOptions): DurableStorage {
+    const logger = options.logger ?? silentLogger;
+    const common = {
+      disk: options.disk,
+      logger,
+      ...(options.limits === undefined ? {} : { limits: options.limits }),
+    };
+    const snapshots = SnapshotStore.open({ ...common, dir: joinPath(options.dir, 'snap') });
+    const wal = Wal.open({ ...common, dir: joinPath(options.dir, 'wal') });
+    const recovery: SnapshotRecovery[] = [];
+    try {
+      const ids = new Set([...wal.groupIds(), ...snapshots.groupIds()]);
+      for (const groupId of [...ids].sort((a, b) => a - b)) {
+        const outcome = recoverGroupSnapshot({ wal, snapshots, groupId, logger });
+        if (outcome !== null) recovery.push(outcome);
+      }
+    } catch (error) {
+      wal.close();
+      throw error;
+    }
+    return new DurableStorage({ wal, snapshots, recovery });
+  }
+
+  group(groupId: number): GroupLog {
+    return this.wal.group(groupId);
+  }
+
+  /** Persist one batch of Readys: installed snapshots' bytes first, then one WAL write. */
+  persist(batch: readonly GroupWrite[]): void {
+    for (const item of batch) {
+      if (item.snapshot !== null && item.snapshot.metadata.index > 0) {
+        this.snapshots.save({ groupId: item.groupId, snapshot: item.snapshot });
+      }
+    }
+    this.wal.appendBatch(batch);
+    for (const item of batch) {
+      if (item.snapshot !== null && item.snapshot.metadata.index > 0) {
+        this.snapshots.prune({ groupId: item.groupId, keepIndex: item.snapshot.metadata.index });
+      }
+    }
+  }
+
+  /**
+   * Store a snapshot the application took, record it in the WAL, prune old snapshots, and
+   * compact the log. By default the log keeps the entries after the oldest retained snapshot,
+   * so that if the newest snapshot file rots, recovery can fall back to an older one.
+   */
+  saveSnapshot(options: { groupId: number; snapshot: Snapshot; compactThroughIndex?: number }): void {
+    const { groupId, snapshot } = options;
+    this.snapshots.save({ groupId, snapshot });
+    const retained = this.snapshots
+      .list(groupId)
+      .slice(0, this.wal.limits.snapshotsRetainedMax)
+      .filter((s) => s.index <= snapshot.metadata.index);
+    const oldest = retained[retained.length - 1]?.index ?? snapshot.metadata.index;
+    const log = this.wal.group(groupId);
+    const through = Math.max(
+      log.compactedThrough().index,
+      Math.min(options.compactThroughIndex ?? oldest, snapshot.metadata.index),
+    );
+    this.wal.recordSnapshot({ groupId, snapshot, compactThroughIndex: through });
+    this.snapshots.prune({ groupId, keepIndex: snapshot.metadata.index });
+  }
+
+  close(): void {
+    this.wal.close();
+  }
+}
+
+function recoverGroupSnapshot(options: {
+  wal: Wal;
+  snapshots: SnapshotStore;
+  groupId: number;
+  logger: Logger;
+}): SnapshotRecovery | null {
+  const { wal, snapshots, groupId, logger } = options;
+  // A group the WAL does not know never had a snapshot recorded: its files are orphans.
+  const known = wal.groupIds().includes(groupId);
+  const want = known ? wal.group(groupId).snapshotMetadata() : { index: 0, term: 0 };
+  const orphans = snapshots.removeNewerThan({ groupId, index: want.index });
+  if (want.index === 0) {
+    return orphans.length === 0
+      ? null
+      : { groupId, fellBackFrom: null, usedIndex: 0, quarantined: [], orphansRemoved: orphans.length };
+  }
+  const quarantined: string[] = [];
+  const tryLoad = (index: number): Snapshot | null => {
+    try {
+      return snapshots.load({ groupId, index });
+    } catch (error) {
+      if (error instanceof SnapshotCorruptionError) {
+        quarantined.push(snapshots.quarantine({ groupId, index }));
+        return null;
+      }
+      if (error instanceof DiskError && error.code === 'ENOENT') return null;
+      throw error;
+    }
+  };
+  const exact = tryLoad(want.index);
+  if (exact !== null && exact.metadata.term === want.term) {
+    wal.group(groupId).attachSnapshot(exact);
+    return quarantined.length + orphans.length === 0
+      ? null
+      : { groupId, fellBackFrom: null, usedIndex: want.index, quarantined, orphansRemoved: orphans.length };
+  }
+  let reason =
+    exact === null ? 'missing or corrupt' : `its term is ${exact.metadata.term}, the WAL says ${want.term}`;
+  for (const stored of snapshots.list(groupId)) {
+    if (stored.index >= want.index) continue;
+    const older = tryLoad(stored.index);
+    if (older === null) continue;
+    const rebuilt = wal.rebuildGroupFrom({ groupId, base: older.metadata });
+    if (!rebuilt.ok) {
+      // An older snapshot would need even more of the entries that are already missing.
+      reason += `; falling back to snapshot ${older.metadata.index} is impossible: ${rebuilt.reason}`;
+      break;
+    }
+    wal.group(groupId).attachSnapshot(older);
+    logger.error(
+      { groupId, wanted: want.index, used: older.metadata.index },
+      'fell back to an older snapshot',
+    );
+    return {
+      groupId,
+      fellBackFrom: want.index,
+      usedIndex: older.metadata.index,
+      quarantined,
+      orphansRemoved: orphans.length,
+    };
+  }
+  throw new SnapshotUnavailableError({ groupId, index: want.index, detail: reason });
+}
