@@ -41,12 +41,19 @@ describe('agent configuration', () => {
     );
     const config = resolveAgentConfig([configFromFile(file)]);
     expect(config.join).toEqual([
-      { host: '127.0.0.1', port: 8301 },
-      { host: '127.0.0.1', port: 8302 },
+      { nodeId: null, raft: { host: '127.0.0.1', port: 8301 } },
+      { nodeId: null, raft: { host: '127.0.0.1', port: 8302 } },
     ]);
-    expect(
-      resolveAgentConfig([{ nodeId: 'a', dataDir: '/d', join: '127.0.0.1:1, 127.0.0.1:2' }]).join,
-    ).toHaveLength(2);
+    const named = resolveAgentConfig([
+      { nodeId: 'a', dataDir: '/d', join: 'b@127.0.0.1:1, c@127.0.0.1:2' },
+    ]).join;
+    expect(named).toEqual([
+      { nodeId: 'b', raft: { host: '127.0.0.1', port: 1 } },
+      { nodeId: 'c', raft: { host: '127.0.0.1', port: 2 } },
+    ]);
+    expect(() => resolveAgentConfig([{ nodeId: 'a', dataDir: '/d', join: 'bad id@127.0.0.1:1' }])).toThrow(
+      /not a valid node id/,
+    );
   });
 
   it.each([

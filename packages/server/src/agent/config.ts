@@ -8,6 +8,12 @@ export interface Address {
   readonly port: number;
 }
 
+/** Another server to meet: `id@host:port` names it, a bare `host:port` does not. */
+export interface JoinTarget {
+  readonly nodeId: string | null;
+  readonly raft: Address;
+}
+
 export interface AgentConfig {
   readonly nodeId: string;
   /** Where the WAL and snapshots live; `--dev` without one uses a fresh temporary directory. */
@@ -17,8 +23,8 @@ export interface AgentConfig {
   readonly httpAddr: Address;
   /** Wait for this many servers (this one included) before bootstrapping every group. */
   readonly bootstrapExpect: number | null;
-  /** Raft addresses of other servers, retried until reached. */
-  readonly join: readonly Address[];
+  /** Other servers' Raft addresses (`id@host:port`), retried until reached. */
+  readonly join: readonly JoinTarget[];
   readonly groups: number;
   readonly dev: boolean;
   readonly clusterId: string;
@@ -172,13 +178,19 @@ export function parseAddress(setting: string, value: unknown): Address {
   return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
-function parseJoin(value: unknown): Address[] {
+function parseJoin(value: unknown): JoinTarget[] {
   const items = Array.isArray(value) ? value : parseString('join', value).split(',');
-  const addresses = items.map((item) => String(item).trim()).filter((item) => item.length > 0);
-  if (addresses.length > agentLimits.joinAddressesMax) {
+  const targets = items.map((item) => String(item).trim()).filter((item) => item.length > 0);
+  if (targets.length > agentLimits.joinAddressesMax) {
     throw invalid('join', `at most ${agentLimits.joinAddressesMax} join addresses`);
   }
-  return addresses.map((address) => parseAddress('join', address));
+  return targets.map((target) => {
+    const at = target.indexOf('@');
+    if (at < 0) return { nodeId: null, raft: parseAddress('join', target) };
+    const nodeId = target.slice(0, at);
+    if (!isValidNodeId(nodeId)) throw invalid('join', `"${nodeId}" in --join is not a valid node id`);
+    return { nodeId, raft: parseAddress('join', target.slice(at + 1)) };
+  });
 }
 
 function parseString(setting: string, value: unknown): string {

@@ -1,1 +1,14 @@
-export {};
+export {
+  FrameType,
+  protocolVersion,
+  RejectReason,
+  supportedProtocolVersions,
+} from './codec.js';
+export type { CoalescedHeartbeats, HeartbeatBundle } from './heartbeats.js';
+export { coalesceHeartbeats, expandHeartbeats } from './heartbeats.js';
+export type { TransportLimits } from './limits.js';
+export { defaultTransportLimits } from './limits.js';
+export type { PeerState, PeerStats, TransportCounters, TransportStats } from './stats.js';
+export type { TransportOptions } from './transport.js';
+export { Transport } from './transport.js';
+export type { Envelope, PeerAddress, PeerResolver } from './types.js';

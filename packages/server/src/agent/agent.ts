@@ -1,0 +1,157 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { NodeId, Snapshot } from '@conclave/raft';
+import type { Logger } from 'pino';
+import { MultiRaftHost } from '../host/host.js';
+import { KvStateMachine } from '../host/kv-state-machine.js';
+import { fnv1a32 } from '../host/partition.js';
+import type { DurableLog, GroupId } from '../host/ports.js';
+import { DurableStorage, NodeDisk } from '../storage/index.js';
+import { Transport } from '../transport/index.js';
+import type { Address, AgentConfig } from './config.js';
+import { type HttpServer, startHttp } from './http.js';
+import { claimDataDir } from './identity.js';
+
+/** A peer named on the command line as `id@host:port`. */
+export interface PeerSpec {
+  readonly nodeId: NodeId;
+  readonly raft: Address;
+}
+
+/**
+ * A running Conclave server: durable storage, the transport, the multi-Raft host with its
+ * ticker, and the HTTP endpoint. Created by {@link startAgent}; stopped by `stop()`.
+ */
+export interface Agent {
+  readonly nodeId: NodeId;
+  readonly dataDir: string;
+  readonly raftAddress: Address;
+  readonly httpAddress: Address;
+  readonly host: MultiRaftHost<unknown>;
+  readonly machines: ReadonlyMap<GroupId, KvStateMachine>;
+  /** Hand leadership away, flush, close sockets and files. */
+  stop(options?: { transferLeadership?: boolean }): Promise<void>;
+}
+
+/** How long a clean shutdown waits for leadership to move before closing anyway. */
+const shutdownTransferTicksMax = 30;
+
+export async function startAgent(options: {
+  config: AgentConfig;
+  peers: readonly PeerSpec[];
+  logger: Logger;
+}): Promise<Agent> {
+  const { config, peers, logger } = options;
+  const dataDir = config.dataDir ?? mkdtempSync(join(tmpdir(), 'conclave-dev-'));
+  const { fresh } = claimDataDir({
+    dir: dataDir,
+    identity: { nodeId: config.nodeId, clusterId: config.clusterId, groups: config.groups },
+  });
+  const storage = DurableStorage.open({ disk: new NodeDisk(), dir: join(dataDir, 'raft'), logger });
+  if (fresh) bootstrapGroups({ storage, config, peers, logger });
+  const machines = new Map<GroupId, KvStateMachine>();
+  const log: DurableLog = {
+    storage: (groupId) => storage.group(groupId),
+    persist: (writes) => storage.persist(writes),
+    saveSnapshot: (o: { groupId: GroupId; snapshot: Snapshot; compactIndex: number }) =>
+      storage.saveSnapshot({ groupId: o.groupId, snapshot: o.snapshot, compactThroughIndex: o.compactIndex }),
+  };
+  let host: MultiRaftHost<unknown> | null = null;
+  const transport = new Transport({
+    nodeId: config.nodeId,
+    clusterId: config.clusterId,
+    listen: config.bind,
+    peers: new Map(peers.map((p) => [p.nodeId, p.raft])),
+    logger: logger.child({ component: 'transport' }),
+    onMessages: (_from, envelopes) => host?.receive(envelopes),
+  });
+  const raftAddress = await transport.start();
+  host = new MultiRaftHost<unknown>({
+    nodeId: config.nodeId,
+    groupCount: config.groups,
+    log,
+    transport: { send: (to, envelopes) => transport.send(to, envelopes) },
+    stateMachine: (groupId) => {
+      const machine = new KvStateMachine();
+      machines.set(groupId, machine);
+      return machine;
+    },
+    seed: fnv1a32(new TextEncoder().encode(config.nodeId)),
+  });
+  const running = host;
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const ticker = setInterval(() => running.tick(), config.tickMs);
+  const http: HttpServer = await startHttp({
+    config,
+    host: running,
+    machines,
+    peers,
+    raftAddress,
+    logger,
+    lag,
+  });
+  logger.info(
+    { nodeId: config.nodeId, raft: raftAddress, http: http.address, dataDir, groups: config.groups, fresh },
+    'conclave agent started',
+  );
+  return {
+    nodeId: config.nodeId,
+    dataDir,
+    raftAddress,
+    httpAddress: http.address,
+    host: running,
+    machines,
+    async stop(stopOptions = {}) {
+      if (stopOptions.transferLeadership ?? true) await handOffLeadership(running, config.tickMs);
+      clearInterval(ticker);
+      lag.disable();
+      running.stop();
+      await http.close();
+      await transport.close();
+      storage.close();
+      logger.info({ nodeId: config.nodeId }, 'conclave agent stopped');
+    },
+  };
+}
+
+/** First start: every group begins with the same voters on every server. */
+function bootstrapGroups(options: {
+  storage: DurableStorage;
+  config: AgentConfig;
+  peers: readonly PeerSpec[];
+  logger: Logger;
+}): void {
+  const { storage, config, peers, logger } = options;
+  const voters = [...new Set([config.nodeId, ...peers.map((p) => p.nodeId)])].sort();
+  const expect = config.bootstrapExpect ?? voters.length;
+  if (voters.length !== expect) {
+    throw new Error(
+      `--bootstrap-expect ${expect} but ${voters.length} servers are named (${voters.join(', ')}); name every server with --join id@host:port`,
+    );
+  }
+  storage.persist(
+    Array.from({ length: config.groups }, (_, groupId) => ({
+      groupId,
+      entries: [],
+      hardState: null,
+      snapshot: {
+        metadata: { index: 0, term: 0, confState: { voters, learners: [] } },
+        data: new Uint8Array(0),
+      },
+    })),
+  );
+  logger.info({ voters, groups: config.groups }, 'bootstrapped every group');
+}
+
+/** Move leadership off this server, waiting a bounded number of ticks. */
+async function handOffLeadership(host: MultiRaftHost<unknown>, tickMs: number): Promise<void> {
+  const leads = () =>
+    [...Array(host.groupCount).keys()].some((g) => host.group(g).raw.status().role === 'leader');
+  if (!leads() || host.transferAllLeadership() === 0) return;
+  for (let i = 0; i < shutdownTransferTicksMax && leads(); i++) {
+    await new Promise((resolve) => setTimeout(resolve, tickMs));
+  }
+}

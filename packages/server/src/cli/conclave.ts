@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { type PeerSpec, startAgent } from '../agent/agent.js';
+import { type ConfigInput, configFromEnv, configFromFile, resolveAgentConfig } from '../agent/config.js';
+import { isExpectedError } from '../errors.js';
+
+/** Flags, as commander hands them over, mapped to settings. Unset flags stay undefined. */
+function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
+  return {
+    nodeId: flags.nodeId,
+    dataDir: flags.dataDir,
+    bind: flags.bind,
+    httpAddr: flags.httpAddr,
+    bootstrapExpect: flags.bootstrapExpect,
+    join: flags.join,
+    groups: flags.groups,
+    dev: flags.dev,
+    clusterId: flags.clusterId,
+    logLevel: flags.logLevel,
+    tickMs: flags.tickMs,
+  };
+}
+
+async function runAgent(flags: Record<string, unknown>): Promise<void> {
+  const file = typeof flags.config === 'string' ? configFromFile(flags.config) : {};
+  const config = resolveAgentConfig([file, configFromEnv(process.env), flagsToConfig(flags)]);
+  const logger = pino({ level: config.logLevel });
+  const peers: PeerSpec[] = [];
+  for (const target of config.join) {
+    if (target.nodeId === null) {
+      throw new Error(`--join ${target.raft.host}:${target.raft.port}: name the server as id@host:port`);
+    }
+    peers.push({ nodeId: target.nodeId, raft: target.raft });
+  }
+  const agent = await startAgent({ config, peers, logger });
+  const http = `http://${agent.httpAddress.host}:${agent.httpAddress.port}`;
+  process.stdout.write(
+    `Conclave ${config.nodeId} is up: HTTP ${http}, Raft ${agent.raftAddress.host}:${agent.raftAddress.port}, data ${agent.dataDir}\n` +
+      `Try: curl -X PUT --data-binary hello ${http}/v1/internal/kv/greeting && curl ${http}/v1/internal/kv/greeting\n`,
+  );
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: transferring leadership, flushing');
+    agent.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'unclean shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+const program = new Command('conclave').description(
+  'Conclave: a strongly consistent store for configuration and coordination',
+);
+
+program
+  .command('agent')
+  .description('run a Conclave server')
+  .option('--config <file>', 'read settings from a JSON or YAML file')
+  .option('--node-id <id>', "this server's id, stable across restarts")
+  .option('--data-dir <dir>', 'where the WAL and snapshots live')
+  .option('--bind <host:port>', 'the Raft address other servers reach (default 127.0.0.1:8300)')
+  .option('--http-addr <host:port>', 'the HTTP API address (default 127.0.0.1:8500)')
+  .option('--bootstrap-expect <n>', 'form a new cluster of n servers')
+  .option('--join <id@host:port,...>', 'the other servers, by id and Raft address')
+  .option('--groups <n>', 'Raft groups per server (default 8)')
+  .option('--cluster-id <id>', 'servers of other clusters are refused')
+  .option('--tick-ms <ms>', 'real time per Raft tick (default 20)')
+  .addOption(new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
+  .option('--dev', 'one server that elects itself; a temporary data dir unless --data-dir is given')
+  .action(async (flags: Record<string, unknown>) => {
+    try {
+      await runAgent(flags);
+    } catch (error) {
+      process.stderr.write(`conclave agent: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(isExpectedError(error) ? 2 : 1);
+    }
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,266 @@
+import type { Socket } from 'node:net';
+import type { NodeId } from '@conclave/raft';
+import type { Logger } from 'pino';
+import {
+  decodeBody,
+  encodeReject,
+  encodeWelcome,
+  FrameDecoder,
+  FrameError,
+  FrameType,
+  type Hello,
+  parseBatch,
+  parseHello,
+  protocolVersion,
+  type RawFrame,
+  RejectReason,
+  supportedProtocolVersions,
+} from './codec.js';
+import { expandHeartbeats } from './heartbeats.js';
+import { handshakeFrameBytesMax, type TransportLimits } from './limits.js';
+import { errorMessage, ShapeError } from './shape.js';
+import type { TransportCounters } from './stats.js';
+import type { Envelope } from './types.js';
+
+/** What an inbound connection shares with its transport. */
+export interface InboundContext {
+  readonly localNodeId: NodeId;
+  readonly clusterId: string;
+  readonly limits: TransportLimits;
+  readonly logger: Logger;
+  readonly counters: TransportCounters;
+  isKnownPeer(nodeId: NodeId): boolean;
+  /** The handshake succeeded: the connection now speaks for `remoteNodeId`. */
+  opened(connection: InboundConnection): void;
+  closed(connection: InboundConnection): void;
+  deliver(from: NodeId, envelopes: readonly Envelope[]): void;
+}
+
+type InboundState = 'handshake' | 'open' | 'rejected' | 'closed';
+
+/**
+ * The receiving half of a link: a connection a peer dialed. It must open with a hello
+ * frame within `handshakeTimeoutMs`; after the welcome it carries only batch frames. Any
+ * violation closes this connection alone, with one log line naming both nodes.
+ */
+export class InboundConnection {
+  private state: InboundState = 'handshake';
+  private readonly decoder = new FrameDecoder({ frameBytesMax: handshakeFrameBytesMax });
+  private timer: NodeJS.Timeout | null;
+  /** Set by a valid-looking hello, so later log lines can name the peer. */
+  private claimedNodeId: NodeId | null = null;
+  private wasAccepted = false;
+  readonly remoteAddress: string;
+
+  constructor(
+    private readonly ctx: InboundContext,
+    private readonly socket: Socket,
+  ) {
+    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    // Also bounds how long a rejected dialer may keep its half-closed socket around.
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.state === 'handshake')
+        this.protocolError(`no hello within ${ctx.limits.handshakeTimeoutMs} ms`);
+      else if (this.state === 'rejected') socket.destroy();
+    }, ctx.limits.handshakeTimeoutMs);
+    this.timer.unref();
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (error: Error) => {
+      ctx.logger.debug(
+        { remote: this.describeRemote(), remoteAddress: this.remoteAddress, err: error.message },
+        `inbound connection from ${this.describeRemote()} to node ${ctx.localNodeId} failed: ${error.message}`,
+      );
+    });
+    socket.on('close', () => {
+      if (this.state === 'open') {
+        ctx.logger.info(
+          { remote: this.describeRemote(), remoteAddress: this.remoteAddress },
+          `node ${ctx.localNodeId} lost the inbound connection from ${this.describeRemote()}`,
+        );
+      }
+      this.state = 'closed';
+      this.clearTimer();
+      ctx.closed(this);
+    });
+  }
+
+  /** The peer's node id once the handshake has succeeded. */
+  get remoteNodeId(): NodeId | null {
+    return this.wasAccepted ? this.claimedNodeId : null;
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  destroy(reason: string): void {
+    if (this.state === 'closed') return;
+    this.ctx.logger.info(
+      { remote: this.describeRemote(), remoteAddress: this.remoteAddress, reason },
+      `node ${this.ctx.localNodeId} closed the inbound connection from ${this.describeRemote()}: ${reason}`,
+    );
+    this.state = 'closed';
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.ctx.counters.bytesReceived += chunk.byteLength;
+    if (this.state !== 'handshake' && this.state !== 'open') return;
+    this.decoder.push(chunk);
+    while (this.state === 'handshake' || this.state === 'open') {
+      let frame: RawFrame | null;
+      try {
+        frame = this.decoder.next();
+      } catch (error) {
+        if (!(error instanceof FrameError)) throw error;
+        this.protocolError(error.message);
+        return;
+      }
+      if (frame === null) return;
+      this.ctx.counters.framesReceived++;
+      if (this.state === 'handshake') this.onHello(frame);
+      else this.onBatch(frame);
+    }
+  }
+
+  private onHello(frame: RawFrame): void {
+    if (frame.type !== FrameType.Hello) {
+      this.protocolError(`expected a hello frame, got frame type ${frame.type}`);
+      return;
+    }
+    let hello: Hello;
+    try {
+      hello = parseHello(decodeBody(frame.body));
+    } catch (error) {
+      this.reject(RejectReason.Malformed, `malformed hello: ${errorMessage(error)}`);
+      return;
+    }
+    this.claimedNodeId = hello.nodeId;
+    const { localNodeId, clusterId } = this.ctx;
+    const them = `node ${hello.nodeId}`;
+    if (!supportedProtocolVersions.includes(hello.version)) {
+      this.reject(
+        RejectReason.VersionUnsupported,
+        `${them} speaks protocol version ${hello.version}; node ${localNodeId} supports ${supportedProtocolVersions.join(', ')}`,
+      );
+    } else if (hello.clusterId !== clusterId) {
+      this.reject(
+        RejectReason.ClusterMismatch,
+        `${them} is in cluster ${JSON.stringify(hello.clusterId)}; node ${localNodeId} is in cluster ${JSON.stringify(clusterId)}`,
+      );
+    } else if (hello.to !== localNodeId) {
+      this.reject(
+        RejectReason.WrongNode,
+        `${them} meant to reach node ${hello.to}, but reached node ${localNodeId}: its peer table is wrong`,
+      );
+    } else if (hello.nodeId === localNodeId) {
+      this.reject(
+        RejectReason.DuplicateNodeId,
+        `${them} claims the node id of node ${localNodeId} itself: two servers share one node id`,
+      );
+    } else if (!this.ctx.isKnownPeer(hello.nodeId)) {
+      this.reject(RejectReason.UnknownNode, `${them} is not a known peer of node ${localNodeId}`);
+    } else {
+      this.accept();
+    }
+  }
+
+  private accept(): void {
+    this.state = 'open';
+    this.wasAccepted = true;
+    this.clearTimer();
+    this.decoder.frameBytesMax = this.ctx.limits.frameBytesMax;
+    const welcome = encodeWelcome({ version: protocolVersion, nodeId: this.ctx.localNodeId });
+    this.ctx.counters.framesSent++;
+    this.ctx.counters.bytesSent += welcome.byteLength;
+    this.socket.write(welcome);
+    this.ctx.logger.info(
+      { remote: this.claimedNodeId, remoteAddress: this.remoteAddress },
+      `node ${this.ctx.localNodeId} accepted a connection from node ${this.claimedNodeId} at ${this.remoteAddress}`,
+    );
+    this.ctx.opened(this);
+  }
+
+  private reject(reason: RejectReason, detail: string): void {
+    this.state = 'rejected';
+    this.ctx.counters.inboundHandshakesRejected++;
+    this.ctx.logger.warn(
+      { remote: this.describeRemote(), remoteAddress: this.remoteAddress, reason },
+      `node ${this.ctx.localNodeId} rejected the handshake of ${this.describeRemote()} (${reason}): ${detail}`,
+    );
+    const frame = encodeReject({
+      reason,
+      detail,
+      nodeId: this.ctx.localNodeId,
+      supportedVersions: supportedProtocolVersions,
+    });
+    this.ctx.counters.framesSent++;
+    this.ctx.counters.bytesSent += frame.byteLength;
+    // end() lets the reject frame reach the dialer before the FIN; the handshake timer
+    // destroys the socket if the dialer never closes its side.
+    this.socket.end(frame);
+  }
+
+  private onBatch(frame: RawFrame): void {
+    const from = this.claimedNodeId;
+    if (from === null) return;
+    if (frame.type !== FrameType.Batch) {
+      this.protocolError(`expected a batch frame, got frame type ${frame.type}`);
+      return;
+    }
+    let decoded: unknown;
+    try {
+      decoded = decodeBody(frame.body);
+    } catch (error) {
+      this.protocolError(
+        `undecodable MessagePack in a ${frame.frameBytes}-byte frame: ${errorMessage(error)}`,
+      );
+      return;
+    }
+    let envelopes: Envelope[];
+    try {
+      const batch = parseBatch(decoded);
+      envelopes = batch.envelopes;
+      if (batch.heartbeats !== null) envelopes.push(...expandHeartbeats(batch.heartbeats));
+    } catch (error) {
+      if (!(error instanceof ShapeError)) throw error;
+      this.protocolError(`malformed batch: ${error.message}`);
+      return;
+    }
+    // Raft node ids are server node ids: a message must come from the node that
+    // authenticated this connection and be meant for this node.
+    for (const { message } of envelopes) {
+      if (message.from !== from || message.to !== this.ctx.localNodeId) {
+        this.protocolError(
+          `misaddressed ${message.type} message from ${message.from} to ${message.to} on the connection ` +
+            `from node ${from} to node ${this.ctx.localNodeId}`,
+        );
+        return;
+      }
+    }
+    this.ctx.counters.messagesReceived += envelopes.length;
+    this.ctx.deliver(from, envelopes);
+  }
+
+  private protocolError(reason: string): void {
+    this.ctx.counters.protocolErrors++;
+    this.ctx.logger.warn(
+      { remote: this.describeRemote(), remoteAddress: this.remoteAddress, reason },
+      `node ${this.ctx.localNodeId} closed the inbound connection from ${this.describeRemote()}: ${reason}`,
+    );
+    this.state = 'closed';
+    this.socket.destroy();
+  }
+
+  private describeRemote(): string {
+    return this.claimedNodeId === null
+      ? `an unidentified peer at ${this.remoteAddress}`
+      : `node ${this.claimedNodeId} at ${this.remoteAddress}`;
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
