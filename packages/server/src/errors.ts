@@ -6,7 +6,10 @@ import { RaftError, type RaftErrorCode } from '@conclave/raft';
  */
 export const errorCatalogue = {
   // From the Raft core.
-  NOT_LEADER: { status: 503, advice: 'retry: the request will be forwarded to the leader once one is known' },
+  NOT_LEADER: {
+    status: 503,
+    advice: 'send the request to the leader named in leaderId, or retry once one is elected',
+  },
   TRANSFER_IN_PROGRESS: { status: 503, advice: 'retry shortly: leadership is moving to another server' },
   UNCOMMITTED_BYTES_EXCEEDED: { status: 429, advice: 'slow down: too much data awaits commit' },
   PROPOSAL_TOO_LARGE: { status: 413, advice: 'send a smaller value' },

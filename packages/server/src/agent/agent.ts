@@ -64,7 +64,7 @@ export async function startAgent(options: {
     clusterId: config.clusterId,
     listen: config.bind,
     peers: new Map(peers.map((p) => [p.nodeId, p.raft])),
-    logger: logger.child({ component: 'transport' }),
+    logger,
     onMessages: (_from, envelopes) => host?.receive(envelopes),
   });
   const raftAddress = await transport.start();
