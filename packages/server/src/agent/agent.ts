@@ -42,6 +42,8 @@ export async function startAgent(options: {
   config: AgentConfig;
   peers: readonly PeerSpec[];
   logger: Logger;
+  /** Leader balancing period in ticks; 0 turns it off (benchmarks pin leaders). */
+  balanceIntervalTicks?: number;
 }): Promise<Agent> {
   const { config, peers, logger } = options;
   const dataDir = config.dataDir ?? mkdtempSync(join(tmpdir(), 'conclave-dev-'));
@@ -79,6 +81,9 @@ export async function startAgent(options: {
       return machine;
     },
     seed: fnv1a32(new TextEncoder().encode(config.nodeId)),
+    ...(options.balanceIntervalTicks === undefined
+      ? {}
+      : { balanceIntervalTicks: options.balanceIntervalTicks }),
   });
   const running = host;
   const lag = monitorEventLoopDelay({ resolution: 10 });

@@ -1,8 +1,10 @@
 /**
- * `npm run bench [-- core] [--runs N] [--quick]`: runs the benchmarks and prints one JSON
- * object per case (median of N runs), then a human-readable table on stderr.
+ * `npm run bench [-- core|wal|cluster ...] [--runs N] [--quick]`: runs the benchmarks and
+ * prints one JSON object per case on stdout, then a human-readable table on stderr.
  */
+import { runClusterBench } from './cluster-bench.js';
 import { type CoreBenchResult, runCoreBench } from './core-bench.js';
+import { formatWalBenchLine, runWalBench } from './wal-bench.js';
 
 interface Options {
   suites: string[];
@@ -22,7 +24,7 @@ function parseArgs(argv: readonly string[]): Options {
   if (!Number.isInteger(options.runs) || options.runs < 1 || options.runs > 100) {
     throw new Error('--runs must be an integer in [1, 100]');
   }
-  if (options.suites.length === 0) options.suites = ['core'];
+  if (options.suites.length === 0) options.suites = ['core', 'wal', 'cluster'];
   return options;
 }
 
@@ -68,8 +70,30 @@ function runCore(options: Options): void {
   console.error(['', 'core: 3 nodes in one process, no I/O (median of runs)', ...rows].join('\n'));
 }
 
+async function runCluster(options: Options): Promise<void> {
+  const results = await runClusterBench({ durationMs: options.quick ? 1000 : 3000 });
+  const rows = results.map((r) => {
+    console.log(JSON.stringify(r));
+    return `${String(r.groups).padStart(2)} group(s)  ${String(r.inFlight).padStart(4)} in flight  ${String(r.writesPerSecond).padStart(7)} writes/s  p50 ${r.p50LatencyMs} ms  p99 ${r.p99LatencyMs} ms`;
+  });
+  console.error(
+    [
+      '',
+      'cluster: 3 servers on loopback, leader driven in-process, fdatasync on each write batch',
+      ...rows,
+    ].join('\n'),
+  );
+}
+
+function runWal(options: Options): void {
+  for (const result of runWalBench({ durationMs: options.quick ? 500 : 3000 }))
+    console.log(formatWalBenchLine(result));
+}
+
 const options = parseArgs(process.argv.slice(2));
 for (const suite of options.suites) {
   if (suite === 'core') runCore(options);
-  else throw new Error(`unknown bench suite ${suite}; known: core`);
+  else if (suite === 'wal') runWal(options);
+  else if (suite === 'cluster') await runCluster(options);
+  else throw new Error(`unknown bench suite ${suite}; known: core, wal, cluster`);
 }
