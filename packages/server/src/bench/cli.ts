@@ -74,7 +74,7 @@ async function runCluster(options: Options): Promise<void> {
   const results = await runClusterBench({ durationMs: options.quick ? 1000 : 3000 });
   const rows = results.map((r) => {
     console.log(JSON.stringify(r));
-    return `${String(r.groups).padStart(2)} group(s)  ${String(r.inFlight).padStart(4)} in flight  ${String(r.writesPerSecond).padStart(7)} writes/s  p50 ${r.p50LatencyMs} ms  p99 ${r.p99LatencyMs} ms`;
+    return `${String(r.groups).padStart(2)} group(s)  ${String(r.inFlight).padStart(4)} in flight  ${String(r.writesPerSecond).padStart(7)} writes/s  p50 ${r.p50LatencyMs} ms  p99 ${r.p99LatencyMs} ms  loop lag p99 ${r.loopLagP99Ms} ms (heartbeat ${r.heartbeatIntervalMs} ms)`;
   });
   console.error(
     [

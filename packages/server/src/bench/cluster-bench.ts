@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { type Agent, startAgent } from '../agent/agent.js';
@@ -26,9 +26,15 @@ export interface ClusterBenchResult {
   readonly writesPerSecond: number;
   readonly p50LatencyMs: number;
   readonly p99LatencyMs: number;
+  /** The leader's event-loop delay during the case; the heartbeat interval is one tick. */
+  readonly loopLagP99Ms: number;
+  readonly loopLagMaxMs: number;
+  readonly heartbeatIntervalMs: number;
 }
 
 const cliPath = fileURLToPath(new URL('../cli/conclave.js', import.meta.url));
+/** The leader's tick, which is also its heartbeat interval (one tick). */
+const leaderTickMs = 10;
 /** Ticks until every group must have moved its leader to this process. */
 const leaderWaitTicksMax = 2000;
 
@@ -65,7 +71,7 @@ async function startCluster(groups: number): Promise<BenchCluster> {
   const dirs = ids.map((id) => mkdtempSync(join(tmpdir(), `conclave-bench-${id}-`)));
   const joinOf = (i: number) =>
     ids.flatMap((id, j) => (j === i ? [] : [`${id}@127.0.0.1:${raft[j]}`])).join(',');
-  const tickMs = 10;
+  const tickMs = leaderTickMs;
   // The followers tick slowly: their election timeouts (10 of their ticks) far exceed the
   // leader's, so s1 wins every group's election and keeps it for the whole run.
   const followerTickMs = 1000;
@@ -132,11 +138,19 @@ async function drive(options: {
   inFlight: number;
   valueBytes: number;
   durationMs: number;
-}): Promise<{ writes: number; elapsedMs: number; latenciesMs: number[] }> {
+}): Promise<{
+  writes: number;
+  elapsedMs: number;
+  latenciesMs: number[];
+  lagP99Ms: number;
+  lagMaxMs: number;
+}> {
   const { leader, groups, inFlight, valueBytes, durationMs } = options;
   const value = new Uint8Array(valueBytes).fill(120);
   const latenciesMs: number[] = [];
   let sequence = 0;
+  const lag = monitorEventLoopDelay({ resolution: 1 });
+  lag.enable();
   const started = performance.now();
   const deadline = started + durationMs;
   const worker = async (): Promise<void> => {
@@ -151,7 +165,14 @@ async function drive(options: {
     }
   };
   await Promise.all(Array.from({ length: inFlight }, () => worker()));
-  return { writes: latenciesMs.length, elapsedMs: performance.now() - started, latenciesMs };
+  lag.disable();
+  return {
+    writes: latenciesMs.length,
+    elapsedMs: performance.now() - started,
+    latenciesMs,
+    lagP99Ms: lag.percentile(99) / 1e6,
+    lagMaxMs: lag.max / 1e6,
+  };
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -190,6 +211,9 @@ export async function runClusterBench(options: {
           writesPerSecond: Math.round((run.writes / run.elapsedMs) * 1000),
           p50LatencyMs: Number(percentile(sorted, 50).toFixed(2)),
           p99LatencyMs: Number(percentile(sorted, 99).toFixed(2)),
+          loopLagP99Ms: Number(run.lagP99Ms.toFixed(2)),
+          loopLagMaxMs: Number(run.lagMaxMs.toFixed(2)),
+          heartbeatIntervalMs: leaderTickMs,
         });
       }
     } finally {
