@@ -8,7 +8,13 @@ import { MultiRaftHost } from '../host/host.js';
 import { KvStateMachine } from '../host/kv-state-machine.js';
 import { fnv1a32 } from '../host/partition.js';
 import type { DurableLog, GroupId } from '../host/ports.js';
-import { DurableStorage, NodeDisk } from '../storage/index.js';
+import {
+  DurableStorage,
+  NodeDisk,
+  SnapshotCorruptionError,
+  SnapshotUnavailableError,
+  WalCorruptionError,
+} from '../storage/index.js';
 import { Transport } from '../transport/index.js';
 import type { Address, AgentConfig } from './config.js';
 import { type HttpServer, startHttp } from './http.js';
@@ -51,8 +57,11 @@ export async function startAgent(options: {
     dir: dataDir,
     identity: { nodeId: config.nodeId, clusterId: config.clusterId, groups: config.groups },
   });
-  const storage = DurableStorage.open({ disk: new NodeDisk(), dir: join(dataDir, 'raft'), logger });
-  if (fresh) bootstrapGroups({ storage, config, peers, logger });
+  const storage = openStorage({ dir: join(dataDir, 'raft'), logger });
+  // Bootstrap whenever the log holds no group yet, not whenever identity.json is new: a crash
+  // between writing identity.json and the bootstrap frame must not leave groups without voters,
+  // and a data dir that lost only identity.json must not have its log reset.
+  if (storage.wal.groupIds().length === 0) bootstrapGroups({ storage, config, peers, logger });
   const machines = new Map<GroupId, KvStateMachine>();
   const log: DurableLog = {
     storage: (groupId) => storage.group(groupId),
@@ -120,6 +129,42 @@ export async function startAgent(options: {
       logger.info({ nodeId: config.nodeId }, 'conclave agent stopped');
     },
   };
+}
+
+/**
+ * The data dir's log or snapshots are damaged in a way recovery must not repair (data an
+ * fsync acknowledged would be lost). The server refuses to start rather than serve from it.
+ */
+export class DataDirDamagedError extends Error {
+  override readonly name = 'DataDirDamagedError';
+
+  constructor(options: { message: string; cause: unknown }) {
+    super(options.message, { cause: options.cause });
+  }
+}
+
+function openStorage(options: { dir: string; logger: Logger }): DurableStorage {
+  try {
+    return DurableStorage.open({ disk: new NodeDisk(), dir: options.dir, logger: options.logger });
+  } catch (error) {
+    const refuse = (what: string) =>
+      new DataDirDamagedError({
+        message: `refusing to start: ${what}; not serving from a damaged log (restore this server's data dir, or wipe it and add the server back)`,
+        cause: error,
+      });
+    if (error instanceof WalCorruptionError) {
+      throw refuse(
+        `the write-ahead log is damaged (${error.code}) in ${join(options.dir, 'wal', error.file)} at offset ${error.offset}: ${error.detail}`,
+      );
+    }
+    if (error instanceof SnapshotCorruptionError) {
+      throw refuse(
+        `a snapshot is damaged (${error.code}) in ${join(options.dir, 'snap', error.file)} at offset ${error.offset}`,
+      );
+    }
+    if (error instanceof SnapshotUnavailableError) throw refuse(error.message);
+    throw error;
+  }
 }
 
 /** First start: every group begins with the same voters on every server. */

@@ -44,9 +44,11 @@ export async function startHttp(options: {
   });
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
-  app.get('/v1/status/leader', async () => {
+  app.get('/v1/status/leader', async (_request, reply) => {
     const leaderId = host.group(0).raw.status().leaderId;
-    return leaderId === null ? '' : (raftAddressOf.get(leaderId) ?? '');
+    const address = leaderId === null ? '' : (raftAddressOf.get(leaderId) ?? '');
+    // A JSON string, as Consul answers (fastify would send a bare string as text/plain).
+    return reply.type('application/json').send(JSON.stringify(address));
   });
 
   app.get('/v1/status/peers', async () =>

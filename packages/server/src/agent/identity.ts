@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConclaveError } from '../errors.js';
+import { NodeDisk, writeFileAtomic } from '../storage/index.js';
 
 /** What a data directory was created for. A server never opens another server's data. */
 export interface DataDirIdentity {
@@ -23,7 +24,9 @@ export function claimDataDir(options: { dir: string; identity: Omit<DataDirIdent
   mkdirSync(dir, { recursive: true });
   const path = join(dir, fileName);
   if (!existsSync(path)) {
-    writeFileSync(path, `${JSON.stringify({ ...identity, formatVersion: 1 }, null, 2)}\n`);
+    // Atomically: a crash mid-write must not leave a truncated file that blocks every restart.
+    const text = `${JSON.stringify({ ...identity, formatVersion: 1 }, null, 2)}\n`;
+    writeFileAtomic({ disk: new NodeDisk(), dir, name: fileName, data: new TextEncoder().encode(text) });
     return { fresh: true };
   }
   let stored: DataDirIdentity;

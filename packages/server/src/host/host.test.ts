@@ -173,6 +173,23 @@ describe('MultiRaftHost', () => {
     }
   });
 
+  it('hands leadership to a caught-up voter, not to one that is down', async () => {
+    const cluster = createCluster({ groupCount: 1 });
+    await tickUntil(cluster, () => allGroupsLed(cluster, 1), 200);
+    const leader = leaderOf(cluster, 0);
+    if (leader === undefined) throw new Error('no leader');
+    const [first, second] = cluster.servers.filter((s) => s !== leader);
+    if (first === undefined || second === undefined) throw new Error('no followers');
+    // The first voter in the list is down and misses a write: it must not be the target.
+    cluster.net.setDown(first.id, true);
+    const done = leader.host.propose({ groupId: 0, data: put('k', 'v') });
+    await flush();
+    await expect(done).resolves.toMatchObject({ result: { ok: true } });
+    expect(leader.host.transferAllLeadership()).toBe(1);
+    expect(leader.host.group(0).raw.status().leadTransferee).toBe(second.id);
+    await tickUntil(cluster, () => second.host.group(0).raw.status().role === 'leader', 50);
+  });
+
   it('fails waiting callers with SHUTTING_DOWN when stopped, and refuses new work', async () => {
     const cluster = createCluster({ groupCount: 1 });
     await tickUntil(cluster, () => allGroupsLed(cluster, 1), 200);

@@ -124,7 +124,16 @@ export class MultiRaftHost<Result> {
     for (const group of this.groups) {
       const status = group.raw.status();
       if (status.role !== 'leader') continue;
-      const to = status.confState.voters.find((id) => id !== this.options.nodeId);
+      // The most caught-up voter heard from recently: the first voter in the list may be
+      // down or far behind, and a transfer to it would only time out.
+      const to = status.confState.voters
+        .filter((id) => id !== this.options.nodeId)
+        .map((id) => ({ id, progress: status.progress?.get(id) }))
+        .sort(
+          (a, b) =>
+            Number(b.progress?.recentActive ?? false) - Number(a.progress?.recentActive ?? false) ||
+            (b.progress?.match ?? 0) - (a.progress?.match ?? 0),
+        )[0]?.id;
       if (to !== undefined && group.raw.transferLeader(to).ok) started++;
     }
     this.scheduleTurn();

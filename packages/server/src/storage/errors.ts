@@ -58,12 +58,15 @@ export class WalCorruptionError extends Error {
   /** The file's name within the WAL directory. */
   readonly file: string;
   readonly offset: number;
+  /** What is wrong there, without the code, file and offset. */
+  readonly detail: string;
 
   constructor(options: { code: WalCorruptionCode; file: string; offset: number; detail: string }) {
     super(`WAL corruption (${options.code}) in ${options.file} at byte ${options.offset}: ${options.detail}`);
     this.code = options.code;
     this.file = options.file;
     this.offset = options.offset;
+    this.detail = options.detail;
   }
 }
 
