@@ -100,6 +100,27 @@ describe('SafetyCheckers', () => {
     ).toBe(SafetyCheck.CommitMonotonic);
   });
 
+  it("starts a wiped node's own history afresh, and keeps what every other check knows", () => {
+    const c = checkers();
+    c.onStart({ node: 0, hardState: hs(3, 5), snapshotIndex: 0 });
+    for (let i = 1; i <= 5; i++) c.onApply({ node: 0, entry: entry(i, 1) });
+    // Without a wipe, a node coming back at term 0 lost its durable state: a violation.
+    expect(violation(() => c.onStart({ node: 0, hardState: hs(0, 0), snapshotIndex: 0 })).check).toBe(
+      SafetyCheck.CommitMonotonic,
+    );
+    c.onWipe({ node: 0 });
+    c.onStart({ node: 0, hardState: hs(0, 0), snapshotIndex: 0 });
+    c.onRestore({
+      node: 0,
+      snapshot: { metadata: { index: 3, term: 1, confState: { voters: [], learners: [] } }, data: bytes('') },
+    });
+    c.onApply({ node: 0, entry: entry(4, 1) });
+    // What it applied before the wipe still binds it and everyone else.
+    expect(violation(() => c.onApply({ node: 0, entry: entry(5, 2) })).check).toBe(
+      SafetyCheck.StateMachineSafety,
+    );
+  });
+
   it('reports a leader missing an entry committed in an earlier term, not one committed later', () => {
     const c = checkers();
     c.onLeaderCommit({ node: 0, term: 2, commit: 3, log: log([1, 2, 2]) });

@@ -110,6 +110,19 @@ export class SafetyCheckers {
     this.#lastApplied.set(node, options.snapshotIndex);
   }
 
+  /**
+   * `node`'s disk was erased: it comes back as a brand-new server with the same id, so
+   * its own history (term, commit, applied index) starts again from zero. The checks
+   * across nodes (election safety, log matching, what was applied and acknowledged at
+   * each index) keep everything they know.
+   */
+  onWipe(options: { node: number }): void {
+    const { node } = options;
+    this.#durable.delete(node);
+    this.#memCommit.delete(node);
+    this.#lastApplied.delete(node);
+  }
+
   /** A Ready carried a new hard state (in memory; not yet durable). */
   onHardState(options: { node: number; hardState: HardState }): void {
     const before = this.#memCommit.get(options.node);

@@ -1,4 +1,12 @@
-import { EntryType, MemoryStorage, type NodeId, type RaftLimits } from '@conclave/raft';
+import {
+  type ConfChangeType,
+  type ConfState,
+  EntryType,
+  MemoryStorage,
+  type NodeId,
+  type ProgressStatus,
+  type RaftLimits,
+} from '@conclave/raft';
 import { type AppliedView, SafetyCheckers } from './checkers.js';
 import { type DiskOptions, defaultDiskOptions, SimDisk } from './disk.js';
 import { EventQueue } from './event-queue.js';
@@ -70,6 +78,28 @@ export interface ProposeResult {
   readonly isLeader: boolean;
 }
 
+/** A single-server membership change, naming the node by its index. */
+export interface MembershipChange {
+  readonly type: ConfChangeType;
+  readonly node: number;
+}
+
+/** A membership as node indexes, in the order the core lists them. */
+export interface Members {
+  readonly voters: readonly number[];
+  readonly learners: readonly number[];
+}
+
+export type ConfChangeResult =
+  | { readonly ok: true; readonly index: number; readonly term: number; readonly via: number }
+  | {
+      readonly ok: false;
+      /** The core's error code (NOT_LEADER, CONF_CHANGE_PENDING, ...); NOT_LEADER when no node leads. */
+      readonly errorCode: string;
+      /** The node asked, or null when there was no leader to ask. */
+      readonly via: number | null;
+    };
+
 export interface ClusterStats {
   readonly messagesSent: number;
   readonly bytesSent: number;
@@ -137,6 +167,8 @@ export class Cluster {
   readonly #readListeners = new Set<(event: ReadEvent) => void>();
   /** Nodes to crash while their next write is syncing. */
   readonly #crashOnWrite = new Set<number>();
+  /** Torn-write crashes already queued for a write in flight, still wanted. */
+  readonly #crashScheduled = new Set<number>();
   #unreliable: boolean;
   #longReordering: boolean;
   #nowMs = 0;
@@ -259,13 +291,44 @@ export class Cluster {
   cancelCrashesDuringWrite(options: { node?: number } = {}): void {
     const { node } = options;
     if (node === undefined) {
-      if (this.#crashOnWrite.size > 0)
-        this.#fault('cancel crashes during write', () => this.#crashOnWrite.clear());
+      if (this.#crashOnWrite.size > 0 || this.#crashScheduled.size > 0)
+        this.#fault('cancel crashes during write', () => {
+          this.#crashOnWrite.clear();
+          this.#crashScheduled.clear();
+        });
       return;
     }
-    if (this.#crashOnWrite.has(node)) {
-      this.#fault(`cancel crash during write n${node}`, () => this.#crashOnWrite.delete(node));
+    if (this.#crashOnWrite.has(node) || this.#crashScheduled.has(node)) {
+      this.#fault(`cancel crash during write n${node}`, () => {
+        this.#crashOnWrite.delete(node);
+        this.#crashScheduled.delete(node);
+      });
     }
+  }
+
+  /**
+   * Erase node i's disk, crashing it first if it runs; it stays down. Its next start
+   * (rejoin(i), or restart(i)) boots a brand-new server with the same id: empty log, no
+   * membership, term 0, no vote. Only safe for a node outside the membership whose
+   * removal every other node has durably committed: see docs/simulation.md.
+   */
+  wipe(i: number): void {
+    const node = this.#node(i);
+    this.#fault(`wipe n${i}`, () => {
+      this.#crashOnWrite.delete(i);
+      node.wipe();
+    });
+  }
+
+  /**
+   * Boot node i, which must be down, from whatever its disk holds: after wipe(i), an empty
+   * server that refuses entries until a leader sends it a snapshot. It joins the group
+   * once a membership change adds it (proposeConfChange, reconfigure).
+   */
+  rejoin(i: number): void {
+    const node = this.#node(i);
+    if (node.alive) throw new Error(`rejoin(${i}): n${i} is running`);
+    this.#fault(`rejoin n${i}${node.disk.empty ? ' empty' : ''}`, () => node.start());
   }
 
   /** Boot node i from its durable state; crashes it first if it is running. */
@@ -360,6 +423,64 @@ export class Cluster {
   /** Hand leadership from node i (the leader) to node `to`. */
   transferLeader(options: { from: number; to: number }): boolean {
     return this.#node(options.from).transferLeader(this.nodeId(options.to)).ok;
+  }
+
+  /**
+   * Propose a single-server membership change through node `via` (default: the current
+   * leader). It takes effect on each node when applied; one may be pending at a time
+   * (CONF_CHANGE_PENDING). Traced, so it counts towards the trace hash.
+   */
+  proposeConfChange(change: MembershipChange, options: { via?: number } = {}): ConfChangeResult {
+    this.#node(change.node);
+    const via = options.via ?? this.leaderOf();
+    const what = `confChange ${change.type} n${change.node}`;
+    if (via === null) {
+      this.#fault(`${what} (no leader)`, () => {});
+      return { ok: false, errorCode: 'NOT_LEADER', via: null };
+    }
+    const outcome = this.#node(via).proposeConfChange({
+      type: change.type,
+      nodeId: this.nodeId(change.node),
+    });
+    const result: ConfChangeResult = outcome.ok
+      ? { ok: true, index: outcome.index, term: outcome.term, via }
+      : { ok: false, errorCode: outcome.error?.code ?? 'NOT_LEADER', via };
+    this.#fault(`${what} via n${via} ${result.ok ? `@${result.index}` : result.errorCode}`, () => {});
+    return result;
+  }
+
+  /**
+   * Make a membership change and wait until the leader has applied it (like one() for
+   * membership): propose through the leader, retrying on NOT_LEADER, CONF_CHANGE_PENDING,
+   * TRANSFER_IN_PROGRESS or a proposal that got lost, until the leader's membership shows
+   * the change. Returns at once if it already does; throws after `timeoutMs`, or when the
+   * change is invalid (CONF_CHANGE_INVALID) while not yet in effect.
+   */
+  reconfigure(change: MembershipChange, options: { timeoutMs?: number } = {}): void {
+    const deadlineMs = this.#nowMs + (options.timeoutMs ?? clusterDefaults.oneTimeoutMs);
+    const done = (): boolean => {
+      const members = this.members();
+      return members !== null && membershipShows(members, change);
+    };
+    while (!done()) {
+      if (this.#nowMs >= deadlineMs) {
+        throw new Error(
+          `reconfigure(${change.type} n${change.node}): not in effect within the timeout (seed ${this.seed})`,
+        );
+      }
+      const result = this.proposeConfChange(change);
+      if (result.ok) {
+        const attemptMs = Math.min(clusterDefaults.oneAttemptTimeoutMs, deadlineMs - this.#nowMs);
+        this.runUntil(done, { timeoutMs: Math.max(0, attemptMs) });
+      } else if (result.errorCode === 'CONF_CHANGE_INVALID') {
+        if (done()) return;
+        throw new Error(
+          `reconfigure(${change.type} n${change.node}): invalid against ${JSON.stringify(this.members())}`,
+        );
+      } else {
+        this.advance(Math.min(clusterDefaults.oneRetryPauseMs, Math.max(0, deadlineMs - this.#nowMs)));
+      }
+    }
   }
 
   /** Called for every applied command entry on every node; returns an unsubscribe function. */
@@ -493,6 +614,41 @@ export class Cluster {
   }
 
   /**
+   * The membership the current leader (leaderOf()) has applied, as node indexes; null
+   * when no node leads. Membership changes take effect when applied, so this is the
+   * membership the leader counts quorums with.
+   */
+  members(): Members | null {
+    const leader = this.leaderOf();
+    return leader === null ? null : this.membersOf(leader);
+  }
+
+  /** The membership node i has applied (its own view, maybe stale), or null while it is down. */
+  membersOf(i: number): Members | null {
+    const conf = this.#node(i).confState();
+    return conf === null ? null : this.#indexes(conf);
+  }
+
+  /** Whether node i is a voter or learner of the leader's membership (false when no node leads). */
+  isMember(i: number): boolean {
+    const members = this.members();
+    return members !== null && (members.voters.includes(i) || members.learners.includes(i));
+  }
+
+  /** How the current leader sees node i's replication (match, next, state), or null (no leader, not a member). */
+  progressOf(i: number): ProgressStatus | null {
+    const leader = this.leaderOf();
+    if (leader === null) return null;
+    return this.#node(leader).status()?.progress?.get(this.nodeId(i)) ?? null;
+  }
+
+  /** Whether node i's state machine reflects `index` (applied directly or inside a snapshot). */
+  hasApplied(i: number, index: number): boolean {
+    const node = this.#node(i);
+    return node.appliedEntry(index) !== undefined || node.appliedMax >= index;
+  }
+
+  /**
    * How many nodes have applied `index` (directly, or inside a snapshot covering it), and
    * the command there (null for a no-op or a membership entry, or when nobody applied it).
    */
@@ -515,11 +671,13 @@ export class Cluster {
    * MIT 6.824's cfg.one: submit `input` through whichever node accepts it as leader, and
    * wait until `expectedServers` nodes applied it at the returned index; retry through
    * other leaders (with the same request id, so it takes effect once) until `timeoutMs`.
+   * With `'members'`, wait until every current member (voters and learners of the
+   * leader's membership, as it is at each check) applied it.
    * Acknowledges the write to the checkers and returns its index; throws on timeout.
    */
   one(
     input: KvCommandInput,
-    expectedServers: number,
+    expectedServers: number | 'members',
     options: { timeoutMs?: number; retry?: boolean } = {},
   ): number {
     const command = this.command(input);
@@ -548,7 +706,7 @@ export class Cluster {
               replaced = true;
               return true;
             }
-            return count >= expectedServers;
+            return expectedServers === 'members' ? this.#membersApplied(index) : count >= expectedServers;
           },
           { timeoutMs: Math.max(0, attemptMs) },
         );
@@ -562,7 +720,7 @@ export class Cluster {
       }
     }
     throw new Error(
-      `one(${JSON.stringify(command)}): no agreement on ${expectedServers} nodes within the timeout (seed ${this.seed})`,
+      `one(${JSON.stringify(command)}): no agreement on ${expectedServers === 'members' ? 'every member' : `${expectedServers} nodes`} within the timeout (seed ${this.seed})`,
     );
   }
 
@@ -667,6 +825,24 @@ export class Cluster {
     return this.#longReordering ? { ...base, ...longReorderingConditions } : base;
   }
 
+  #membersApplied(index: number): boolean {
+    const members = this.members();
+    if (members === null) return false;
+    return [...members.voters, ...members.learners].every((i) => this.hasApplied(i, index));
+  }
+
+  #indexes(conf: ConfState): Members {
+    const index = (ids: readonly NodeId[]): number[] => {
+      const out: number[] = [];
+      for (const id of ids) {
+        const i = this.#indexById.get(id);
+        if (i !== undefined) out.push(i);
+      }
+      return out;
+    };
+    return { voters: index(conf.voters), learners: index(conf.learners) };
+  }
+
   #node(i: number): SimNode {
     const node = this.#nodes[i];
     if (node === undefined) throw new RangeError(`no node ${i} in a cluster of ${this.#nodes.length}`);
@@ -701,9 +877,17 @@ export class Cluster {
         if (!this.#crashOnWrite.delete(node)) return;
         // Strictly before the fsync event, which is already queued at syncAtMs.
         const atMs = Math.max(this.#nowMs, write.syncAtMs - 1);
+        this.#crashScheduled.add(node);
         this.#queue.push({
           atMs,
-          event: { kind: 'action', label: `torn-write crash n${node}`, run: () => this.crash(node) },
+          event: {
+            kind: 'action',
+            label: `torn-write crash n${node}`,
+            // Cancelled in the meantime (the liveness phase began): the write completes.
+            run: () => {
+              if (this.#crashScheduled.delete(node)) this.crash(node);
+            },
+          },
         });
       },
       checkers: this.#checkers,
@@ -719,5 +903,18 @@ export class Cluster {
         }
       },
     };
+  }
+}
+
+/** Whether `members` shows `change` in effect. */
+export function membershipShows(members: Members, change: MembershipChange): boolean {
+  const { node } = change;
+  switch (change.type) {
+    case 'addVoter':
+      return members.voters.includes(node);
+    case 'addLearner':
+      return members.learners.includes(node);
+    case 'removeNode':
+      return !members.voters.includes(node) && !members.learners.includes(node);
   }
 }

@@ -41,6 +41,26 @@ describe('SimDisk', () => {
     expect(lastIndex(d)).toBe(2);
   });
 
+  it('wipes everything: log, hard state, membership and the unsynced write', () => {
+    const d = disk({ tornWriteRate: 1 });
+    expect(d.empty).toBe(false); // it knows its bootstrap membership
+    d.completeWrite(
+      d.beginWrite({ snapshot: null, entries: [entry(1, 1)], hardState: hs(1, 1), nowMs: 0 }).id,
+    );
+    d.beginWrite({ snapshot: null, entries: [entry(2, 1)], hardState: hs(1, 2), nowMs: 0 });
+    d.wipe();
+    expect(d.pending).toBeNull();
+    expect(d.empty).toBe(true);
+    expect(lastIndex(d)).toBe(0);
+    expect(d.storage.initialState()).toEqual({
+      hardState: { term: 0, vote: null, commit: 0 },
+      confState: { voters: [], learners: [] },
+    });
+    // Nothing of the write in flight comes back on a crash.
+    expect(d.crash()).toEqual({ kept: [], lostCount: 0 });
+    expect(d.empty).toBe(true);
+  });
+
   it('loses an unsynced write on a crash when it is not torn', () => {
     const d = disk({ tornWriteRate: 0 });
     d.completeWrite(

@@ -1,10 +1,4 @@
-import {
-  type Entry,
-  entrySizeBytes,
-  type HardState,
-  type MemoryStorage,
-  type Snapshot,
-} from '@conclave/raft';
+import { type Entry, entrySizeBytes, type HardState, MemoryStorage, type Snapshot } from '@conclave/raft';
 import type { Rng } from './rng.js';
 
 /**
@@ -56,7 +50,7 @@ export interface CrashOutcome {
 }
 
 export class SimDisk {
-  readonly storage: MemoryStorage;
+  #storage: MemoryStorage;
   readonly #options: DiskOptions;
   readonly #rng: Rng;
   #pending: PendingWrite | null = null;
@@ -73,9 +67,35 @@ export class SimDisk {
     ] as const) {
       if (!(rate >= 0 && rate <= 1)) throw new RangeError(`SimDisk: ${name} must be in [0, 1]`);
     }
-    this.storage = options.storage;
+    this.#storage = options.storage;
     this.#options = d;
     this.#rng = options.rng;
+  }
+
+  /** What survives a crash. Replaced (not mutated) only by wipe(). */
+  get storage(): MemoryStorage {
+    return this.#storage;
+  }
+
+  /** Whether the disk holds nothing: no entry, no snapshot, no membership, term 0. */
+  get empty(): boolean {
+    const s = this.#storage;
+    const { hardState, confState } = s.initialState();
+    return (
+      s.lastIndex() === 0 &&
+      hardState.term === 0 &&
+      confState.voters.length === 0 &&
+      confState.learners.length === 0
+    );
+  }
+
+  /**
+   * Erase everything: the unsynced write is dropped and the storage replaced by an empty
+   * one (no snapshot, no membership, term 0, no vote), as for a brand-new server.
+   */
+  wipe(): void {
+    this.#pending = null;
+    this.#storage = new MemoryStorage();
   }
 
   get pending(): PendingWrite | null {

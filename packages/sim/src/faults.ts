@@ -1,4 +1,5 @@
 import type { Cluster } from './cluster.js';
+import { defaultMembershipChurnOptions, MembershipChurn, type MembershipChurnOptions } from './membership.js';
 import { type NetworkConditions, reliableConditions } from './network.js';
 import { Rng } from './rng.js';
 
@@ -17,6 +18,10 @@ export const FaultKind = {
   Crash: 'crash',
   /** Crash a node in the middle of a disk write, leaving a torn tail. */
   Torn: 'torn',
+  /** Ask the leader to hand leadership to a voter: often a lagging or cut-off one, so some transfers abort. */
+  Transfer: 'transfer',
+  /** Membership churn: remove a voter, wipe it, add it back empty as a learner, promote it; demote and promote. */
+  Membership: 'membership',
 } as const;
 export type FaultKind = (typeof FaultKind)[keyof typeof FaultKind];
 
@@ -58,6 +63,8 @@ export interface FaultScheduleOptions {
   readonly dropRateMax: number;
   /** Long delays reach up to this many election timeouts. */
   readonly longDelayElectionTimeouts: number;
+  /** The membership churn's rules and pacing (see membership.ts); defaults for the cluster's size. */
+  readonly membership?: MembershipChurnOptions;
 }
 
 export function defaultFaultScheduleOptions(options: {
@@ -78,6 +85,7 @@ export function defaultFaultScheduleOptions(options: {
     leaderTargetRate: 0.5,
     dropRateMax: 0.3,
     longDelayElectionTimeouts: 5,
+    membership: defaultMembershipChurnOptions({ nodes: options.nodes }),
   };
 }
 
@@ -92,6 +100,7 @@ export class FaultSchedule {
   #conditionsEpoch = 0;
   readonly #down = new Set<number>();
   readonly #log: string[] = [];
+  readonly #churn: MembershipChurn;
 
   constructor(options: { cluster: Cluster; seed: number; schedule: FaultScheduleOptions }) {
     const o = options.schedule;
@@ -102,6 +111,20 @@ export class FaultSchedule {
     this.#cluster = options.cluster;
     this.#options = o;
     this.#rng = Rng.fork({ seed: options.seed, label: 'faults' });
+    this.#churn = new MembershipChurn({
+      cluster: this.#cluster,
+      // A stream of its own: churn steps draw as they go, interleaved with other faults.
+      rng: Rng.fork({ seed: options.seed, label: 'faults/membership' }),
+      churn: o.membership ?? defaultMembershipChurnOptions({ nodes: options.cluster.nodeCount }),
+      record: (what) => this.#record(what),
+      after: (afterMs, label, run) => this.#after(afterMs, label, run),
+      crashed: this.#down,
+    });
+  }
+
+  /** Wiped nodes waiting to rejoin: they stay down, even after stopAndHeal(). */
+  get wiped(): ReadonlySet<number> {
+    return this.#churn.wiped;
   }
 
   /** Faults injected so far, one line each ("t=1234 crash n2"). */
@@ -115,14 +138,20 @@ export class FaultSchedule {
     this.#enterStorm();
   }
 
-  /** Inject nothing more and undo every fault now: the network heals, crashed nodes restart. */
+  /**
+   * Inject nothing more and undo every fault now: the network heals, crashed nodes
+   * restart. Membership stays as it is; a wiped node that has not rejoined stays down
+   * (it is no member, and it may not be safe for it to vote yet).
+   */
   stopAndHeal(): void {
     this.#running = false;
     const cluster = this.#cluster;
     cluster.cancelCrashesDuringWrite();
     cluster.heal();
     cluster.setNetworkConditions(reliableConditions);
-    for (let i = 0; i < cluster.nodeCount; i++) if (!cluster.isAlive(i)) cluster.restart(i);
+    for (let i = 0; i < cluster.nodeCount; i++) {
+      if (!cluster.isAlive(i) && !this.#churn.wiped.has(i)) cluster.restart(i);
+    }
     this.#down.clear();
   }
 
@@ -163,6 +192,12 @@ export class FaultSchedule {
         return;
       case 'torn':
         this.#crashFault({ torn: true });
+        return;
+      case 'transfer':
+        this.#transferFault();
+        return;
+      case 'membership':
+        this.#churn.start();
         return;
     }
   }
@@ -265,7 +300,9 @@ export class FaultSchedule {
     const rng = this.#rng;
     const cluster = this.#cluster;
     const o = this.#options;
-    const up = Array.from({ length: cluster.nodeCount }, (_, i) => i).filter((i) => !this.#down.has(i));
+    const up = Array.from({ length: cluster.nodeCount }, (_, i) => i).filter(
+      (i) => !this.#down.has(i) && !this.#churn.wiped.has(i),
+    );
     // Occasionally go past the minority bound: the cluster stalls, and must recover after.
     const limit = rng.chance(0.1) ? cluster.nodeCount : o.crashedMax;
     if (this.#down.size >= limit || up.length === 0) return;
@@ -286,6 +323,62 @@ export class FaultSchedule {
       cluster.cancelCrashesDuringWrite({ node: target });
       cluster.restart(target);
     });
+  }
+
+  /**
+   * Ask the leader to hand over to a voter: a random one; the most lagging one (the
+   * transfer waits for it to catch up, and aborts after an election timeout if it does
+   * not); one whose link from the leader is cut for a while (TimeoutNow never arrives,
+   * so the transfer aborts); rarely a node that may not lead (refused).
+   */
+  #transferFault(): void {
+    const rng = this.#rng;
+    const cluster = this.#cluster;
+    const leader = cluster.leaderOf();
+    const members = cluster.members();
+    if (leader === null || members === null) return;
+    const voters = members.voters.filter((v) => v !== leader);
+    const roll = rng.nextFloat();
+    let target: number;
+    let how: string;
+    if (roll < 0.08 || voters.length === 0) {
+      const others = Array.from({ length: cluster.nodeCount }, (_, i) => i).filter(
+        (i) => !voters.includes(i),
+      );
+      target = rng.pick(others);
+      how = 'not a voter';
+    } else if (roll < 0.33) {
+      let lowest = Number.POSITIVE_INFINITY;
+      target = voters[0] ?? leader;
+      for (const v of voters) {
+        const match = cluster.progressOf(v)?.match ?? 0;
+        if (match < lowest) {
+          lowest = match;
+          target = v;
+        }
+      }
+      how = `most lagging, match ${lowest}`;
+    } else if (roll < 0.5) {
+      target = rng.pick(voters);
+      how = 'link cut';
+      const link = { from: leader, to: target };
+      cluster.cutLink(link);
+      const epoch = ++this.#shapeEpoch;
+      const electionTimeoutMs = cluster.electionTimeoutTicks * cluster.tickMs;
+      this.#after(
+        rng.intBetween({ min: electionTimeoutMs, max: 3 * electionTimeoutMs }),
+        'transfer undo',
+        () => {
+          // The newest shape's undo heals everything, as for partition faults.
+          if (epoch === this.#shapeEpoch) cluster.heal();
+        },
+      );
+    } else {
+      target = rng.pick(voters);
+      how = 'random voter';
+    }
+    const accepted = cluster.transferLeader({ from: leader, to: target });
+    this.#record(`transfer n${leader}>n${target} (${how})${accepted ? '' : ' refused'}`);
   }
 
   #duration(): number {

@@ -12,11 +12,14 @@ export type {
   ApplyEvent,
   ClusterOptions,
   ClusterStats,
+  ConfChangeResult,
   KvCommandInput,
+  Members,
+  MembershipChange,
   ProposeResult,
   ReadEvent,
 } from './cluster.js';
-export { Cluster, clusterDefaults } from './cluster.js';
+export { Cluster, clusterDefaults, membershipShows } from './cluster.js';
 export type { CrashOutcome, DiskOptions, PendingWrite, WriteRecord } from './disk.js';
 export { defaultDiskOptions, SimDisk } from './disk.js';
 export { EventQueue, type Scheduled } from './event-queue.js';
@@ -32,6 +35,8 @@ export type { KvApplyOutcome, KvCommand, KvResult, RequestId } from './kv.js';
 export { decodeCommand, encodeCommand, formatRequestId, KvStateMachine, sameRequest } from './kv.js';
 export type { KvInput, KvOperation, KvOutput } from './linearizability/index.js';
 export { checkLinearizable, HistoryRecorder, kvModel } from './linearizability/index.js';
+export type { MembershipChurnOptions } from './membership.js';
+export { defaultMembershipChurnOptions, MembershipChurn } from './membership.js';
 export type {
   Delivery,
   DropReason,

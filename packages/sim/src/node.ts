@@ -1,10 +1,13 @@
 import {
+  type ConfChange,
+  type ConfState,
   EntryType,
   type Message,
   type NodeId,
   type NodeReady,
   type RaftError,
   type RaftLimits,
+  type RaftStatus,
   RawNode,
   type ReadState,
   type Role,
@@ -248,6 +251,19 @@ export class SimNode {
     this.#pump();
   }
 
+  /**
+   * Erase the node's disk (crashing it first if it runs): it stays down, and a later
+   * start() boots a brand-new server with an empty log and no membership, which refuses
+   * entries until a leader sends it a snapshot. The observer's record of what it applied
+   * in earlier lives is kept.
+   */
+  wipe(): void {
+    this.crash();
+    this.disk.wipe();
+    this.#env.checkers.onWipe({ node: this.index });
+    this.#env.trace({ node: this.index, kind: 'wipe', summary: `life ${this.#life}` });
+  }
+
   /** Power loss: volatile state is gone; the unsynced write is lost or torn. */
   crash(): void {
     if (this.#state === null) return;
@@ -312,6 +328,26 @@ export class SimNode {
     if (state === null) return;
     state.raw.campaign();
     this.#pump();
+  }
+
+  /** Propose a single-server membership change (leader only); it takes effect when applied. */
+  proposeConfChange(change: ConfChange): ProposeOutcome {
+    const state = this.#state;
+    if (state === null) return { ok: false, term: this.term(), error: null };
+    const result = state.raw.proposeConfChange(change);
+    this.#pump();
+    if (!result.ok) return { ok: false, term: state.raw.status().term, error: result.error };
+    return { ok: true, index: result.index, term: result.term };
+  }
+
+  /** The membership this node has applied, or null while down. */
+  confState(): ConfState | null {
+    return this.#state?.raw.status().confState ?? null;
+  }
+
+  /** The core's status (term, commit, membership, a leader's per-member progress), or null while down. */
+  status(): RaftStatus | null {
+    return this.#state?.raw.status() ?? null;
   }
 
   transferLeader(to: NodeId): { ok: true } | { ok: false; error: RaftError | null } {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { allFaultKinds } from './faults.js';
+import { defaultMembershipChurnOptions } from './membership.js';
 import { runSeed } from './run.js';
 
 describe('runSeed', () => {
@@ -23,6 +24,51 @@ describe('runSeed', () => {
     expect(result.faultLog.length).toBeGreaterThan(5);
     expect(result.leaderTerms).toBeGreaterThan(1);
   });
+
+  it.each([
+    [3, 5],
+    [5, 6],
+  ])('survives membership churn and leadership transfers (%i nodes, seed %i)', (nodes, seed) => {
+    const result = runSeed({ seed, nodes, faults: ['membership', 'transfer', 'crash'] });
+    expect(result.failure).toBeNull();
+    expect(result.linearizability).toBe('ok');
+    expect(result.faultLog.some((line) => /membership wipe n\d/.test(line))).toBe(true);
+    expect(result.faultLog.some((line) => /membership rejoin n\d empty/.test(line))).toBe(true);
+    expect(result.faultLog.some((line) => / transfer n\d>n\d/.test(line))).toBe(true);
+    expect(result.recoveryMs).not.toBeNull();
+  });
+
+  it.each([
+    [3, 162],
+    [5, 259],
+  ])(
+    'keeps a rejoining node apart from its old incarnation under fast churn (%i nodes, seed %i)',
+    (nodes, seed) => {
+      // Regression: these seeds once rejoined a wiped node while a long-delayed heartbeat to
+      // its old incarnation was in flight; the empty node was asked to commit entries it
+      // never held, and the core stopped on its commit invariant.
+      const result = runSeed({
+        seed,
+        nodes,
+        faults: allFaultKinds,
+        schedule: {
+          gapMinMs: 20,
+          gapMaxMs: 200,
+          membership: {
+            ...defaultMembershipChurnOptions({ nodes }),
+            removedRunningMaxMs: 300,
+            wipedMinMs: 0,
+            wipedMaxMs: 300,
+            learnerMaxMs: 300,
+            proposalWaitMs: 400,
+            leaderTargetRate: 0.5,
+          },
+        },
+      });
+      expect(result.failure).toBeNull();
+      expect(result.faultLog.some((line) => /membership rejoin n\d empty/.test(line))).toBe(true);
+    },
+  );
 
   it('is deterministic: same seed, same trace hash; another seed, another hash', () => {
     const options = { nodes: 5, faults: allFaultKinds, faultPhaseMs: 3_000 } as const;

@@ -110,22 +110,27 @@ export function runSeed(options: RunOptions): RunResult {
     workload.drain();
     const healedAtMs = cluster.nowMs;
     const deadlineMs = healedAtMs + livenessBoundMs;
-    const settled = cluster.runUntil(() => cluster.leaderOf() !== null && workload.pendingCount === 0, {
+    // A leader among the current voters (a leader always is one of its own membership).
+    const leaderAmongVoters = (): boolean => {
+      const leader = cluster.leaderOf();
+      return leader !== null && (cluster.members()?.voters.includes(leader) ?? false);
+    };
+    const settled = cluster.runUntil(() => leaderAmongVoters() && workload.pendingCount === 0, {
       timeoutMs: livenessBoundMs,
     });
     if (!settled) {
-      const leader = cluster.leaderOf();
       failure = {
         kind: 'liveness',
-        message:
-          leader === null
-            ? `no leader within ${livenessBoundMs}ms of healing`
-            : `${workload.pendingCount} client operations still pending ${livenessBoundMs}ms after healing: ` +
-              workload.describePending().join('; '),
+        message: !leaderAmongVoters()
+          ? `no leader within ${livenessBoundMs}ms of healing; ${describeNodes(cluster)}`
+          : `${workload.pendingCount} client operations still pending ${livenessBoundMs}ms after healing: ` +
+            workload.describePending().join('; '),
       };
     } else {
       try {
-        cluster.one({ op: 'put', key: 'liveness-probe', value: String(seed) }, nodes, {
+        // Every current member (voters and learners) must apply it; a node outside the
+        // membership (removed, or wiped and not rejoined) need not.
+        cluster.one({ op: 'put', key: 'liveness-probe', value: String(seed) }, 'members', {
           timeoutMs: Math.max(1, deadlineMs - cluster.nowMs),
         });
         recoveryMs = cluster.nowMs - healedAtMs;
@@ -134,7 +139,7 @@ export function runSeed(options: RunOptions): RunResult {
         failure = {
           kind: 'liveness',
           message:
-            `a probe write did not reach all ${nodes} nodes within ${livenessBoundMs}ms of healing; ` +
+            `a probe write did not reach every member within ${livenessBoundMs}ms of healing; ` +
             describeNodes(cluster),
         };
       }
@@ -180,14 +185,21 @@ export function runSeed(options: RunOptions): RunResult {
   };
 }
 
-/** One clause per node: enough to see who is stuck where. */
+/** One clause per node, and the membership: enough to see who is stuck where. */
 function describeNodes(cluster: Cluster): string {
-  const parts: string[] = [];
+  const members = cluster.members();
+  const parts: string[] = [
+    members === null
+      ? 'no leader'
+      : `voters ${members.voters.join(',')} learners ${members.learners.join(',') || '-'}`,
+  ];
   for (let i = 0; i < cluster.nodeCount; i++) {
     const node = cluster.node(i);
     const storage = node.disk.storage;
+    const conf = node.confState();
+    const own = conf === null ? '' : ` conf ${conf.voters.join(',')}/${conf.learners.join(',')}`;
     parts.push(
-      `n${i} ${node.alive ? (node.role ?? '?') : 'down'} term ${node.term()} commit ${node.commitIndex()} ` +
+      `n${i} ${node.alive ? (node.role ?? '?') : node.disk.empty ? 'down (wiped)' : 'down'}${own} term ${node.term()} commit ${node.commitIndex()} ` +
         `applied ${node.appliedIndex} log ${storage.firstIndex()}..${storage.lastIndex()}`,
     );
   }

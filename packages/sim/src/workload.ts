@@ -252,7 +252,7 @@ export class Workload {
     }
     op.attempts++;
     this.#stats.attempts++;
-    const node = client.leaderHint ?? this.#rng.nextInt(cluster.nodeCount);
+    const node = client.leaderHint ?? this.#randomMember();
     const attempt: Attempt = {
       id: this.#nextAttemptId++,
       node,
@@ -293,6 +293,15 @@ export class Workload {
         this.#attempt(client, op);
       },
     });
+  }
+
+  /** A random current member (voter or learner), or a random node when no one leads. */
+  #randomMember(): number {
+    const cluster = this.#cluster;
+    const members = cluster.members();
+    if (members === null) return this.#rng.nextInt(cluster.nodeCount);
+    const nodes = [...members.voters, ...members.learners].sort((a, b) => a - b);
+    return nodes[this.#rng.nextInt(nodes.length)] ?? 0;
   }
 
   #onApply(event: Parameters<Parameters<Cluster['onApply']>[0]>[0]): void {
