@@ -51,7 +51,7 @@ export const agentDefaults = {
   groups: 8,
   clusterId: 'conclave',
   logLevel: 'info',
-  tickMs: 20,
+  tickMs: 50,
 } as const;
 
 const envNames: Record<keyof AgentConfig, string> = {

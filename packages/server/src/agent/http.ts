@@ -117,6 +117,29 @@ export async function startHttp(options: {
     },
   );
 
+  // Operator: hand the leadership of one group to another voter (`conclave operator raft
+  // transfer-leader`). Answered by the group's leader; others reply NOT_LEADER naming it.
+  app.post<{ Querystring: { group?: string; to?: string } }>(
+    '/v1/operator/raft/transfer-leader',
+    async (request, reply) => {
+      const groupId = Number(request.query.group);
+      if (!Number.isInteger(groupId) || groupId < 0 || groupId >= host.groupCount) {
+        return sendError(
+          reply,
+          new ConclaveError({
+            code: 'CONFIG_INVALID',
+            message: `group must be an integer in [0, ${host.groupCount})`,
+          }),
+        );
+      }
+      const to = request.query.to ?? '';
+      const raw = host.group(groupId).raw;
+      const started = raw.transferLeader(to);
+      if (!started.ok) return sendError(reply, started.error);
+      return { groupId, to };
+    },
+  );
+
   app.setErrorHandler((error, _request, reply) => sendError(reply, error));
   await app.listen({ host: config.httpAddr.host, port: config.httpAddr.port });
   const bound = app.server.address();

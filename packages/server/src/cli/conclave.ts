@@ -72,7 +72,10 @@ program
   .option('--join <id@host:port,...>', 'the other servers, by id and Raft address')
   .option('--groups <n>', 'Raft groups per server (default 8)')
   .option('--cluster-id <id>', 'servers of other clusters are refused')
-  .option('--tick-ms <ms>', 'real time per Raft tick (default 20)')
+  .option(
+    '--tick-ms <ms>',
+    'real time per Raft tick (default 50: heartbeats every 50 ms, elections after 0.5-1 s)',
+  )
   .addOption(new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
   .option('--dev', 'one server that elects itself; a temporary data dir unless --data-dir is given')
   .action(async (flags: Record<string, unknown>) => {
