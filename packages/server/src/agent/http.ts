@@ -26,15 +26,28 @@ const formatAddress = (a: Address): string => `${a.host}:${a.port}`;
  * for inspection, and a minimal key-value path (`/v1/internal/kv`) that drives the
  * multi-Raft host end to end until the full KV API arrives.
  */
-export async function startHttp(options: {
-  config: AgentConfig;
-  host: MultiRaftHost<unknown>;
-  machines: ReadonlyMap<GroupId, KvStateMachine>;
-  peers: readonly PeerSpec[];
-  raftAddress: Address;
-  logger: Logger;
-  lag: IntervalHistogram;
-}): Promise<HttpServer> {
+export interface HttpOptions {
+  readonly config: AgentConfig;
+  readonly host: MultiRaftHost<unknown>;
+  readonly machines: ReadonlyMap<GroupId, KvStateMachine>;
+  readonly peers: readonly PeerSpec[];
+  readonly raftAddress: Address;
+  readonly logger: Logger;
+  readonly lag: IntervalHistogram;
+}
+
+/** Listen on the configured HTTP address. */
+export async function startHttp(options: HttpOptions): Promise<HttpServer> {
+  const app = buildHttpApp(options);
+  const { config } = options;
+  await app.listen({ host: config.httpAddr.host, port: config.httpAddr.port });
+  const bound = app.server.address();
+  const port = typeof bound === 'object' && bound !== null ? bound.port : config.httpAddr.port;
+  return { address: { host: config.httpAddr.host, port }, close: () => app.close() };
+}
+
+/** The routes, without a socket: tests drive them with inject(). */
+export function buildHttpApp(options: HttpOptions) {
   const { config, host, machines, raftAddress, lag } = options;
   const raftAddressOf = new Map(options.peers.map((p) => [p.nodeId, formatAddress(p.raft)]));
   raftAddressOf.set(config.nodeId, formatAddress(raftAddress));
@@ -141,10 +154,7 @@ export async function startHttp(options: {
   );
 
   app.setErrorHandler((error, _request, reply) => sendError(reply, error));
-  await app.listen({ host: config.httpAddr.host, port: config.httpAddr.port });
-  const bound = app.server.address();
-  const port = typeof bound === 'object' && bound !== null ? bound.port : config.httpAddr.port;
-  return { address: { host: config.httpAddr.host, port }, close: () => app.close() };
+  return app;
 }
 
 function checkKey(key: string): string {
