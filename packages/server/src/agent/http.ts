@@ -33,7 +33,8 @@ export interface HttpOptions {
   readonly peers: readonly PeerSpec[];
   readonly raftAddress: Address;
   readonly logger: Logger;
-  readonly lag: IntervalHistogram;
+  /** Event-loop delay in nanoseconds, as a perf_hooks histogram reports it. */
+  readonly lag: Pick<IntervalHistogram, 'percentile' | 'max'>;
 }
 
 /** Listen on the configured HTTP address. */
