@@ -116,10 +116,19 @@ describe('a three-server cluster of real processes', () => {
     for (const self of view) {
       expect(self.groups.map((g) => g.voters)).toEqual(Array(groups).fill(['s1', 's2', 's3']));
     }
-    // status/leader names group 0's leader by its Raft address on every server.
-    const leader0 = cluster.byId(leaders.get(0) ?? '');
-    const expected = `127.0.0.1:${leader0.spec.raftPort}`;
-    for (const server of cluster.servers) expect(await statusLeader(server.url)).toBe(expected);
+    // status/leader names group 0's leader by its Raft address on every server. Leaders
+    // may still move (balancing), so wait until all servers name the same, current one.
+    const agreed = await waitFor(
+      async () => {
+        const current = (await leadersOf('group 0 leader')).get(0);
+        if (current === undefined) return false;
+        const expected = `127.0.0.1:${cluster.byId(current).spec.raftPort}`;
+        const named = await Promise.all(cluster.servers.map((server) => statusLeader(server.url)));
+        return named.every((address) => address === expected) ? expected : false;
+      },
+      { timeoutMs: 15_000, intervalMs: 50, what: 'every server to name group 0 leader in status/leader' },
+    );
+    expect(agreed).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 
   it('loses no acknowledged write through repeated kill -9 and restart', { timeout: 90_000 }, async () => {
