@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { allFaultKinds, type FaultKind, parseFaultKinds } from './faults.js';
+import type { StorageMode } from './cluster.js';
+import { allWalFaultKinds, type FaultKind, parseFaultKinds } from './faults.js';
 import { runDefaults } from './run.js';
 
 /** The simulator CLI's arguments, parsed and validated (kept apart from cli.ts, which runs on import). */
@@ -8,7 +9,10 @@ export const usage = `usage: node packages/sim/dist/cli.js [options]
   --seeds A-B | A,B,C   seeds to run (default 1-100)
   --seed N              run one seed (same as --seeds N)
   --nodes 3|5           cluster size (default 5)
-  --faults KINDS        all | none | comma list of ${allFaultKinds.join(', ')} (default all)
+  --faults KINDS        all | none | comma list of ${allWalFaultKinds.join(', ')} (default all;
+                        fsync and bitflip need --storage wal, and all includes them only then)
+  --storage MODE        memory (default): the in-memory disk model | wal: the server's real WAL
+                        and snapshot store over a faulty simulated disk
   --fault-ms MS         length of the faults phase in virtual ms (default ${runDefaults.faultPhaseMs})
   --liveness-ms MS      bound on recovery after healing (default ${runDefaults.livenessBoundMs})
   --trace               print the trace of each run (use with --seed)
@@ -22,6 +26,7 @@ export interface CliOptions {
   readonly nodes: number;
   readonly faults: readonly FaultKind[];
   readonly faultsText: string;
+  readonly storage: StorageMode;
   readonly faultPhaseMs: number;
   readonly livenessBoundMs: number;
   readonly trace: boolean;
@@ -38,6 +43,7 @@ export function parseCli(argv: readonly string[]): CliOptions | null {
       seed: { type: 'string' },
       nodes: { type: 'string', default: '5' },
       faults: { type: 'string', default: 'all' },
+      storage: { type: 'string', default: 'memory' },
       'fault-ms': { type: 'string', default: String(runDefaults.faultPhaseMs) },
       'liveness-ms': { type: 'string', default: String(runDefaults.livenessBoundMs) },
       trace: { type: 'boolean', default: false },
@@ -51,11 +57,14 @@ export function parseCli(argv: readonly string[]): CliOptions | null {
   if (values.help) return null;
   const nodes = positiveInt('--nodes', values.nodes);
   if (nodes !== 3 && nodes !== 5) throw new RangeError('--nodes must be 3 or 5');
+  const storage = values.storage;
+  if (storage !== 'memory' && storage !== 'wal') throw new RangeError('--storage must be memory or wal');
   return {
     seeds: parseSeeds(values.seed ?? values.seeds ?? '1-100'),
     nodes,
-    faults: parseFaultKinds(values.faults),
+    faults: parseFaultKinds(values.faults, { storage }),
     faultsText: values.faults,
+    storage,
     faultPhaseMs: positiveInt('--fault-ms', values['fault-ms']),
     livenessBoundMs: positiveInt('--liveness-ms', values['liveness-ms']),
     trace: values.trace,

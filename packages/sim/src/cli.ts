@@ -16,6 +16,7 @@ function replayCommand(options: CliOptions, seed: number): string {
     options.livenessBoundMs === runDefaults.livenessBoundMs
       ? ''
       : ` --liveness-ms ${options.livenessBoundMs}`,
+    options.storage === 'memory' ? '' : ` --storage ${options.storage}`,
   ].join('');
   return `node packages/sim/dist/cli.js --seed ${seed} --nodes ${options.nodes} --faults ${options.faultsText}${extra}`;
 }
@@ -52,6 +53,7 @@ function run(options: CliOptions): number {
       faultPhaseMs: options.faultPhaseMs,
       livenessBoundMs: options.livenessBoundMs,
       keepTrace: options.trace,
+      storage: options.storage,
     };
     const t0 = performance.now();
     let result = runSeed(runOptions);
@@ -88,7 +90,7 @@ function run(options: CliOptions): number {
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   console.log(
     `\n${passed + failed} seeds: ${passed} passed, ${failed} failed, ${linUnknown} with unknown linearizability verdicts ` +
-      `(nodes ${options.nodes}, faults ${options.faultsText}) in ${seconds}s`,
+      `(nodes ${options.nodes}, faults ${options.faultsText}${options.storage === 'memory' ? '' : `, storage ${options.storage}`}) in ${seconds}s`,
   );
   return failed === 0 ? 0 : 1;
 }

@@ -8,7 +8,7 @@ import {
   type RaftLimits,
 } from '@conclave/raft';
 import { type AppliedView, SafetyCheckers } from './checkers.js';
-import { type DiskOptions, defaultDiskOptions, SimDisk } from './disk.js';
+import { type DiskOptions, defaultDiskOptions, type NodeStore, SimDisk } from './disk.js';
 import { EventQueue } from './event-queue.js';
 import type { KvApplyOutcome, KvCommand, RequestId } from './kv.js';
 import { sameRequest } from './kv.js';
@@ -24,6 +24,7 @@ import {
 import { type AppliedRecord, type NodeEvent, type ReadRequest, SimNode, summarizeMessage } from './node.js';
 import { Rng } from './rng.js';
 import { Trace } from './trace.js';
+import { WalDisk } from './wal-disk.js';
 
 /**
  * The scripting API of the simulated world: a cluster of nodes running the production Raft
@@ -60,10 +61,17 @@ export interface ClusterOptions {
     readonly linkQueueMessagesMax?: number;
   };
   readonly disk?: Partial<DiskOptions>;
+  /**
+   * `memory` (default): the in-memory disk model. `wal`: each node runs the server's real
+   * WAL and snapshot store (DurableStorage) over a faulty simulated disk; see wal-disk.ts.
+   */
+  readonly storage?: StorageMode;
   /** Keep the trace's lines in memory (for --trace); the hash is always kept. */
   readonly keepTrace?: boolean;
   readonly traceLinesMax?: number;
 }
+
+export type StorageMode = 'memory' | 'wal';
 
 /** A KV command as a script writes it; the cluster assigns a request id when none is given. */
 export type KvCommandInput = KvCommand extends infer C
@@ -157,6 +165,7 @@ export class Cluster {
   readonly network: Network;
   readonly tickMs: number;
   readonly electionTimeoutTicks: number;
+  readonly storage: StorageMode;
   readonly #nodes: SimNode[];
   readonly #ids: NodeId[];
   readonly #indexById = new Map<NodeId, number>();
@@ -185,6 +194,7 @@ export class Cluster {
     this.tickMs = options.tickMs ?? clusterDefaults.tickMs;
     this.electionTimeoutTicks = options.electionTimeoutTicks ?? clusterDefaults.electionTimeoutTicks;
     if (!(this.tickMs > 0)) throw new RangeError('Cluster: tickMs must be positive');
+    this.storage = options.storage ?? 'memory';
     this.#unreliable = options.unreliable ?? false;
     this.#longReordering = options.longReordering ?? false;
     this.#trace = new Trace({
@@ -223,11 +233,7 @@ export class Cluster {
           index,
           id,
           seed,
-          disk: new SimDisk({
-            storage: MemoryStorage.bootstrap({ voters: this.#ids }),
-            disk: diskOptions,
-            rng: Rng.fork({ seed, label: `disk/${index}` }),
-          }),
+          disk: this.#store({ seed, index, diskOptions }),
           raft,
           tickMs: this.tickMs,
           clockRate: 1 + clockRng.floatBetween({ min: -skewMax, max: skewMax }),
@@ -236,6 +242,24 @@ export class Cluster {
           env,
         }),
     );
+  }
+
+  #store(options: { seed: number; index: number; diskOptions: DiskOptions }): NodeStore {
+    const { seed, index, diskOptions } = options;
+    const latencyRng = Rng.fork({ seed, label: `disk/${index}` });
+    if (this.storage === 'memory') {
+      return new SimDisk({
+        storage: MemoryStorage.bootstrap({ voters: this.#ids }),
+        disk: diskOptions,
+        rng: latencyRng,
+      });
+    }
+    return new WalDisk({
+      voters: this.#ids,
+      disk: diskOptions,
+      latencyRng,
+      diskRng: Rng.fork({ seed, label: `simdisk/${index}` }),
+    });
   }
 
   /** Build the world and boot every node at virtual time 0. */
@@ -338,6 +362,47 @@ export class Cluster {
       node.crash();
       node.start();
     });
+  }
+
+  /**
+   * wal storage: the next `afterSyncs + 1`-th fsync on node i's disk fails with EIO. The
+   * node stops when it sees the error (it never retries) and recovers from disk on restart.
+   */
+  failSync(i: number, options: { afterSyncs?: number } = {}): void {
+    const disk = this.#walDisk(i);
+    const afterSyncs = options.afterSyncs ?? 0;
+    this.#fault(`failSync n${i} after ${afterSyncs}`, () => disk.simDisk.failSync({ afterSyncs }));
+  }
+
+  /**
+   * wal storage: bit rot on node i while it is down (it is crashed first): one byte of a
+   * WAL frame other than the last, or of a snapshot file. Its next start refuses if
+   * recovery detects the damage (it must); the node then stays down. Returns the spot hit,
+   * or null when the disk had nothing to damage.
+   */
+  bitflip(i: number, rng: Rng): string | null {
+    const node = this.#node(i);
+    const disk = this.#walDisk(i);
+    let hit: string | null = null;
+    this.#fault(`bitflip n${i}`, () => {
+      this.#crashOnWrite.delete(i);
+      this.#crashScheduled.delete(i);
+      node.crash();
+      hit = disk.corruptAtRest(rng);
+      this.note(`bitflip n${i} ${hit ?? 'nothing to damage'}`);
+    });
+    return hit;
+  }
+
+  /** Why node i refused to start (its disk failed recovery), or null. */
+  refused(i: number): string | null {
+    return this.#node(i).refused;
+  }
+
+  #walDisk(i: number): WalDisk {
+    const disk = this.#node(i).disk;
+    if (!(disk instanceof WalDisk)) throw new Error(`n${i}: needs storage 'wal'`);
+    return disk;
   }
 
   /** Symmetric partition into groups; a node in no group is isolated. Replaces any shape. */
@@ -828,7 +893,10 @@ export class Cluster {
   #membersApplied(index: number): boolean {
     const members = this.members();
     if (members === null) return false;
-    return [...members.voters, ...members.learners].every((i) => this.hasApplied(i, index));
+    // A node that refused to start (a damaged disk) cannot apply anything: liveness does not wait for it.
+    return [...members.voters, ...members.learners].every(
+      (i) => this.#node(i).refused !== null || this.hasApplied(i, index),
+    );
   }
 
   #indexes(conf: ConfState): Members {
@@ -875,6 +943,11 @@ export class Cluster {
       },
       onWriteBegun: ({ node, write }) => {
         if (!this.#crashOnWrite.delete(node)) return;
+        if (this.storage === 'wal') {
+          // The power fails inside this write's fdatasync (see tearWrite), unless cancelled.
+          this.#crashScheduled.add(node);
+          return;
+        }
         // Strictly before the fsync event, which is already queued at syncAtMs.
         const atMs = Math.max(this.#nowMs, write.syncAtMs - 1);
         this.#crashScheduled.add(node);
@@ -889,6 +962,16 @@ export class Cluster {
             },
           },
         });
+      },
+      tearWrite: ({ node }) => {
+        if (this.storage !== 'wal' || !this.#crashScheduled.delete(node)) return false;
+        this.#trace.record({
+          timeMs: this.#nowMs,
+          node,
+          kind: 'fault',
+          summary: `torn-write crash n${node}`,
+        });
+        return true;
       },
       checkers: this.#checkers,
       onApply: (event) => {

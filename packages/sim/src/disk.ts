@@ -1,4 +1,11 @@
-import { type Entry, entrySizeBytes, type HardState, MemoryStorage, type Snapshot } from '@conclave/raft';
+import {
+  type Entry,
+  entrySizeBytes,
+  type HardState,
+  type LogStorage,
+  MemoryStorage,
+  type Snapshot,
+} from '@conclave/raft';
 import type { Rng } from './rng.js';
 
 /**
@@ -49,7 +56,68 @@ export interface CrashOutcome {
   readonly lostCount: number;
 }
 
-export class SimDisk {
+/**
+ * A node's durable storage as SimNode drives it: the in-memory model below (`memory`), or the
+ * real WAL and snapshot store over a faulty simulated disk (`wal`, see wal-disk.ts).
+ */
+export interface NodeStore {
+  readonly kind: 'memory' | 'wal';
+  /** What survives a crash: the log the core reads. */
+  readonly storage: LogStorage;
+  readonly empty: boolean;
+  readonly pending: PendingWrite | null;
+  /** Load the durable state for a new life; throws when the disk must not be trusted. */
+  open(): void;
+  wipe(): void;
+  beginWrite(options: {
+    snapshot: Snapshot | null;
+    entries: readonly Entry[];
+    hardState: HardState | null;
+    nowMs: number;
+  }): PendingWrite;
+  /** `tear`: power fails inside this write's fsync (wal only). Throws when the write fails. */
+  completeWrite(id: number, options?: { tear?: boolean }): readonly WriteRecord[];
+  crash(): CrashOutcome;
+  createSnapshot(options: { snapshot: Snapshot; compactIndex: number }): void;
+  persistedBytes(): number;
+}
+
+/** The records of one Ready's write, in the order a torn write keeps a prefix of them. */
+export function writeRecords(options: {
+  snapshot: Snapshot | null;
+  entries: readonly Entry[];
+  hardState: HardState | null;
+}): WriteRecord[] {
+  const records: WriteRecord[] = [];
+  if (options.snapshot !== null) records.push({ kind: 'snapshot', snapshot: options.snapshot });
+  for (const entry of options.entries) records.push({ kind: 'entry', entry });
+  if (options.hardState !== null) records.push({ kind: 'hardState', hardState: options.hardState });
+  return records;
+}
+
+/** How long one fsync takes, drawn from `rng`. */
+export function drawFsyncLatencyMs(rng: Rng, o: DiskOptions): number {
+  let latencyMs = rng.intBetween({ min: o.fsyncLatencyMinMs, max: o.fsyncLatencyMaxMs });
+  if (rng.chance(o.slowFsyncRate)) {
+    latencyMs = Math.max(latencyMs, rng.intBetween({ min: o.fsyncLatencyMaxMs, max: o.slowFsyncMaxMs }));
+  }
+  return latencyMs;
+}
+
+export function validateDiskOptions(d: DiskOptions): void {
+  if (d.fsyncLatencyMinMs < 0 || d.fsyncLatencyMaxMs < d.fsyncLatencyMinMs) {
+    throw new RangeError('SimDisk: need 0 <= fsyncLatencyMinMs <= fsyncLatencyMaxMs');
+  }
+  for (const [name, rate] of [
+    ['slowFsyncRate', d.slowFsyncRate],
+    ['tornWriteRate', d.tornWriteRate],
+  ] as const) {
+    if (!(rate >= 0 && rate <= 1)) throw new RangeError(`SimDisk: ${name} must be in [0, 1]`);
+  }
+}
+
+export class SimDisk implements NodeStore {
+  readonly kind = 'memory';
   #storage: MemoryStorage;
   readonly #options: DiskOptions;
   readonly #rng: Rng;
@@ -58,15 +126,7 @@ export class SimDisk {
 
   constructor(options: { storage: MemoryStorage; disk: DiskOptions; rng: Rng }) {
     const d = options.disk;
-    if (d.fsyncLatencyMinMs < 0 || d.fsyncLatencyMaxMs < d.fsyncLatencyMinMs) {
-      throw new RangeError('SimDisk: need 0 <= fsyncLatencyMinMs <= fsyncLatencyMaxMs');
-    }
-    for (const [name, rate] of [
-      ['slowFsyncRate', d.slowFsyncRate],
-      ['tornWriteRate', d.tornWriteRate],
-    ] as const) {
-      if (!(rate >= 0 && rate <= 1)) throw new RangeError(`SimDisk: ${name} must be in [0, 1]`);
-    }
+    validateDiskOptions(d);
     this.#storage = options.storage;
     this.#options = d;
     this.#rng = options.rng;
@@ -110,22 +170,15 @@ export class SimDisk {
     nowMs: number;
   }): PendingWrite {
     if (this.#pending !== null) throw new Error(`SimDisk: write ${this.#pending.id} still unsynced`);
-    const records: WriteRecord[] = [];
-    if (options.snapshot !== null) records.push({ kind: 'snapshot', snapshot: options.snapshot });
-    for (const entry of options.entries) records.push({ kind: 'entry', entry });
-    if (options.hardState !== null) records.push({ kind: 'hardState', hardState: options.hardState });
-    const o = this.#options;
-    let latencyMs = this.#rng.intBetween({ min: o.fsyncLatencyMinMs, max: o.fsyncLatencyMaxMs });
-    if (this.#rng.chance(o.slowFsyncRate)) {
-      latencyMs = Math.max(
-        latencyMs,
-        this.#rng.intBetween({ min: o.fsyncLatencyMaxMs, max: o.slowFsyncMaxMs }),
-      );
-    }
+    const records = writeRecords(options);
+    const latencyMs = drawFsyncLatencyMs(this.#rng, this.#options);
     const write: PendingWrite = { id: this.#nextWriteId++, records, syncAtMs: options.nowMs + latencyMs };
     this.#pending = write;
     return write;
   }
+
+  /** Nothing to load: the model's storage is the durable state itself. */
+  open(): void {}
 
   /** The fsync of write `id` completed: its records become durable. */
   completeWrite(id: number): readonly WriteRecord[] {

@@ -22,21 +22,39 @@ export const FaultKind = {
   Transfer: 'transfer',
   /** Membership churn: remove a voter, wipe it, add it back empty as a learner, promote it; demote and promote. */
   Membership: 'membership',
+  /** wal storage only: an fsync fails (EIO) on a node, which must stop; it restarts later. */
+  Fsync: 'fsync',
+  /** wal storage only: bit rot on one down node (never a majority), which must then refuse to start. */
+  Bitflip: 'bitflip',
 } as const;
 export type FaultKind = (typeof FaultKind)[keyof typeof FaultKind];
 
-export const allFaultKinds: readonly FaultKind[] = Object.values(FaultKind);
+/** Kinds that need the real storage code (`--storage wal`). */
+export const walOnlyFaultKinds: readonly FaultKind[] = [FaultKind.Fsync, FaultKind.Bitflip];
+
+/** What `all` means with the in-memory disk model (unchanged, so old seeds replay). */
+export const allFaultKinds: readonly FaultKind[] = Object.values(FaultKind).filter(
+  (k) => !walOnlyFaultKinds.includes(k),
+);
+
+/** What `all` means with `--storage wal`. */
+export const allWalFaultKinds: readonly FaultKind[] = Object.values(FaultKind);
 
 /** Parse the CLI's --faults value: all, none, or a comma-separated list of kinds. */
-export function parseFaultKinds(text: string): FaultKind[] {
-  if (text === 'all') return [...allFaultKinds];
+export function parseFaultKinds(text: string, options: { storage?: 'memory' | 'wal' } = {}): FaultKind[] {
+  const wal = options.storage === 'wal';
+  const known = wal ? allWalFaultKinds : allFaultKinds;
+  if (text === 'all') return [...known];
   if (text === 'none' || text === '') return [];
   const kinds: FaultKind[] = [];
   for (const part of text.split(',')) {
-    const kind = allFaultKinds.find((k) => k === part.trim());
+    const kind = allWalFaultKinds.find((k) => k === part.trim());
     if (kind === undefined) {
-      throw new RangeError(`unknown fault kind '${part}'; expected all, none or ${allFaultKinds.join(', ')}`);
+      throw new RangeError(
+        `unknown fault kind '${part}'; expected all, none or ${allWalFaultKinds.join(', ')}`,
+      );
     }
+    if (!known.includes(kind)) throw new RangeError(`fault kind '${kind}' needs --storage wal`);
     if (!kinds.includes(kind)) kinds.push(kind);
   }
   return kinds;
@@ -99,6 +117,10 @@ export class FaultSchedule {
   #shapeEpoch = 0;
   #conditionsEpoch = 0;
   readonly #down = new Set<number>();
+  /** Nodes damaged by a bitflip fault: down, and refusing to start, for the rest of the run. */
+  readonly #refused = new Set<number>();
+  /** Nodes with an fsync error armed that may not have fired yet. */
+  readonly #syncFaultArmed = new Set<number>();
   readonly #log: string[] = [];
   readonly #churn: MembershipChurn;
 
@@ -150,9 +172,13 @@ export class FaultSchedule {
     cluster.heal();
     cluster.setNetworkConditions(reliableConditions);
     for (let i = 0; i < cluster.nodeCount; i++) {
-      if (!cluster.isAlive(i) && !this.#churn.wiped.has(i)) cluster.restart(i);
+      // A refused node is tried again, and refuses again: liveness does not need it.
+      // So does a node whose armed fsync error has not fired: the restart disarms it.
+      if (this.#churn.wiped.has(i)) continue;
+      if (!cluster.isAlive(i) || this.#syncFaultArmed.has(i)) cluster.restart(i);
     }
     this.#down.clear();
+    this.#syncFaultArmed.clear();
   }
 
   #enterStorm(): void {
@@ -197,9 +223,75 @@ export class FaultSchedule {
         this.#transferFault();
         return;
       case 'membership':
+        // A node that refused to start keeps its place in the membership; churning on top
+        // of it could leave the voters without a live quorum, so churn stops for the run.
+        if (this.#refused.size > 0) return;
         this.#churn.start();
         return;
+      case 'fsync':
+        this.#fsyncFault();
+        return;
+      case 'bitflip':
+        this.#bitflipFault();
+        return;
     }
+  }
+
+  /** An fsync fails soon on a running node; it stops by itself and is restarted later. */
+  #fsyncFault(): void {
+    const rng = this.#rng;
+    const cluster = this.#cluster;
+    const up = this.#upNodes();
+    if (this.#down.size + this.#refused.size >= this.#options.crashedMax || up.length === 0) return;
+    const target = rng.pick(up);
+    const afterSyncs = rng.intBetween({ min: 0, max: 3 });
+    this.#down.add(target);
+    this.#syncFaultArmed.add(target);
+    this.#record(`fsync error on n${target} after ${afterSyncs} syncs`);
+    cluster.failSync(target, { afterSyncs });
+    this.#after(this.#duration(), 'restart', () => {
+      this.#down.delete(target);
+      this.#syncFaultArmed.delete(target);
+      // Restart whether or not the error fired: a crash clears a fault that never did.
+      cluster.restart(target);
+    });
+  }
+
+  /**
+   * Bit rot on one node while it is down: it must refuse to start, and stays down for the
+   * rest of the run. At most one such node, and only while no membership churn is under
+   * way, so the others (all voters) always keep a live quorum.
+   */
+  #bitflipFault(): void {
+    const rng = this.#rng;
+    const cluster = this.#cluster;
+    if (this.#refused.size > 0 || this.#churn.busy || cluster.nodeCount < 3) return;
+    const up = this.#upNodes();
+    if (this.#down.size >= this.#options.crashedMax || up.length === 0) return;
+    const members = cluster.members();
+    if (members === null || members.voters.length !== cluster.nodeCount) return;
+    const target = rng.pick(up);
+    const hit = cluster.bitflip(target, rng);
+    this.#record(`bitflip n${target} ${hit ?? '(nothing to damage)'}`);
+    if (hit === null) {
+      this.#down.add(target);
+      this.#after(this.#duration(), 'restart', () => {
+        this.#down.delete(target);
+        cluster.restart(target);
+      });
+      return;
+    }
+    this.#refused.add(target);
+    this.#after(this.#duration(), 'restart', () => {
+      cluster.restart(target);
+      if (cluster.refused(target) === null) this.#refused.delete(target);
+    });
+  }
+
+  #upNodes(): number[] {
+    return Array.from({ length: this.#cluster.nodeCount }, (_, i) => i).filter(
+      (i) => !this.#down.has(i) && !this.#churn.wiped.has(i) && !this.#refused.has(i),
+    );
   }
 
   #netFault(): void {
@@ -301,11 +393,11 @@ export class FaultSchedule {
     const cluster = this.#cluster;
     const o = this.#options;
     const up = Array.from({ length: cluster.nodeCount }, (_, i) => i).filter(
-      (i) => !this.#down.has(i) && !this.#churn.wiped.has(i),
+      (i) => !this.#down.has(i) && !this.#churn.wiped.has(i) && !this.#refused.has(i),
     );
     // Occasionally go past the minority bound: the cluster stalls, and must recover after.
     const limit = rng.chance(0.1) ? cluster.nodeCount : o.crashedMax;
-    if (this.#down.size >= limit || up.length === 0) return;
+    if (this.#down.size + this.#refused.size >= limit || up.length === 0) return;
     const leader = cluster.leaderOf();
     const target =
       leader !== null && up.includes(leader) && rng.chance(o.leaderTargetRate) ? leader : rng.pick(up);

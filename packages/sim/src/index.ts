@@ -18,18 +18,21 @@ export type {
   MembershipChange,
   ProposeResult,
   ReadEvent,
+  StorageMode,
 } from './cluster.js';
 export { Cluster, clusterDefaults, membershipShows } from './cluster.js';
-export type { CrashOutcome, DiskOptions, PendingWrite, WriteRecord } from './disk.js';
+export type { CrashOutcome, DiskOptions, NodeStore, PendingWrite, WriteRecord } from './disk.js';
 export { defaultDiskOptions, SimDisk } from './disk.js';
 export { EventQueue, type Scheduled } from './event-queue.js';
 export type { FaultScheduleOptions } from './faults.js';
 export {
   allFaultKinds,
+  allWalFaultKinds,
   defaultFaultScheduleOptions,
   FaultKind,
   FaultSchedule,
   parseFaultKinds,
+  walOnlyFaultKinds,
 } from './faults.js';
 export type { KvApplyOutcome, KvCommand, KvResult, RequestId } from './kv.js';
 export { decodeCommand, encodeCommand, formatRequestId, KvStateMachine, sameRequest } from './kv.js';
@@ -59,5 +62,6 @@ export { Rng } from './rng.js';
 export type { RunFailure, RunOptions, RunResult } from './run.js';
 export { runDefaults, runSeed } from './run.js';
 export { Trace, type TraceLine } from './trace.js';
+export { isStorageFailure, isStorageRefusal, WalDisk } from './wal-disk.js';
 export type { ReadPath, WorkloadOptions, WorkloadStats } from './workload.js';
 export { defaultWorkloadOptions, Workload } from './workload.js';

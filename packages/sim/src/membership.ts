@@ -118,6 +118,11 @@ export class MembershipChurn {
     this.#crashed = options.crashed;
   }
 
+  /** Whether a churn task is under way or a wiped node waits to rejoin. */
+  get busy(): boolean {
+    return this.#tasks.size > 0 || this.#wiped.size > 0;
+  }
+
   /** Wiped nodes not yet rejoined: they stay down, even when the cluster heals. */
   get wiped(): ReadonlySet<number> {
     return this.#wiped;

@@ -13,10 +13,11 @@ import {
   type Role,
 } from '@conclave/raft';
 import type { LogView, SafetyCheckers } from './checkers.js';
-import type { PendingWrite, SimDisk } from './disk.js';
+import type { NodeStore, PendingWrite } from './disk.js';
 import { decodeCommand, encodeCommand, type KvApplyOutcome, type KvCommand, KvStateMachine } from './kv.js';
 import { overlayLogView } from './log-view.js';
 import { Rng } from './rng.js';
+import { isStorageFailure, isStorageRefusal } from './wal-disk.js';
 
 /**
  * One simulated server: the production RawNode, its simulated disk and the KV state
@@ -53,6 +54,8 @@ export interface NodeEnvironment {
   trace(options: { node: number; kind: string; summary: string }): void;
   /** A write started; the world may arrange a crash before its fsync (a torn write). */
   onWriteBegun(options: { node: number; write: PendingWrite }): void;
+  /** wal storage: whether power fails inside this write's fsync (a torn write). */
+  tearWrite?(options: { node: number }): boolean;
   readonly checkers: SafetyCheckers;
   /** A command entry was applied (for the first time or again after a restart). */
   onApply(options: { node: number; record: AppliedRecord; outcome: KvApplyOutcome | null }): void;
@@ -68,7 +71,7 @@ export interface SimNodeOptions {
   readonly index: number;
   readonly id: NodeId;
   readonly seed: number;
-  readonly disk: SimDisk;
+  readonly disk: NodeStore;
   readonly raft: RaftTuning;
   readonly tickMs: number;
   /** This node's clock runs at this rate relative to virtual time (1 = exact). */
@@ -110,12 +113,14 @@ const decoder = new TextDecoder();
 export class SimNode {
   readonly index: number;
   readonly id: NodeId;
-  readonly disk: SimDisk;
+  readonly disk: NodeStore;
   readonly tickPeriodMs: number;
   readonly #options: SimNodeOptions;
   readonly #env: NodeEnvironment;
   #life = 0;
   #state: Volatile | null = null;
+  /** Why the last start refused (its disk failed recovery), or null. */
+  #refused: string | null = null;
   /** First application of each index over every life: the observer's record, not node state. */
   readonly #appliedRecords: AppliedRecord[] = [];
   readonly #appliedByIndex = new Map<number, AppliedRecord>();
@@ -138,6 +143,11 @@ export class SimNode {
 
   get alive(): boolean {
     return this.#state !== null;
+  }
+
+  /** The disk failed recovery at the last start (bit rot): the node stays down. */
+  get refused(): string | null {
+    return this.#refused;
   }
 
   get life(): number {
@@ -212,6 +222,15 @@ export class SimNode {
   /** Boot from durable storage: a first start and a restart after a crash are the same. */
   start(): void {
     if (this.#state !== null) throw new Error(`n${this.index} is already running`);
+    try {
+      this.disk.open();
+    } catch (error) {
+      if (!isStorageRefusal(error)) throw error;
+      this.#refused = `${error.name}: ${error.message}`;
+      this.#env.trace({ node: this.index, kind: 'refused', summary: this.#refused });
+      return;
+    }
+    this.#refused = null;
     this.#life++;
     const storage = this.disk.storage;
     const snapshot = storage.snapshot();
@@ -260,6 +279,7 @@ export class SimNode {
   wipe(): void {
     this.crash();
     this.disk.wipe();
+    this.#refused = null;
     this.#env.checkers.onWipe({ node: this.index });
     this.#env.trace({ node: this.index, kind: 'wipe', summary: `life ${this.#life}` });
   }
@@ -419,7 +439,15 @@ export class SimNode {
     const rd = state?.pendingReady ?? null;
     if (state === null || rd === null)
       throw new Error(`n${this.index}: fsync ${writeId} with no write pending`);
-    const records = this.disk.completeWrite(writeId);
+    const tear = this.#env.tearWrite?.({ node: this.index }) ?? false;
+    let records: ReturnType<NodeStore['completeWrite']>;
+    try {
+      records = this.disk.completeWrite(writeId, tear ? { tear } : {});
+    } catch (error) {
+      if (!isStorageFailure(error)) throw error;
+      this.#stop(error);
+      return;
+    }
     state.pendingReady = null;
     this.#env.checkers.onDurable({ node: this.index, records, log: this.logView() });
     this.#env.trace({
@@ -480,6 +508,16 @@ export class SimNode {
     this.#serveReads(state);
     state.raw.advance();
     this.#maybeSnapshot(state);
+  }
+
+  /**
+   * A write or fsync failed (wal storage): whether it reached the disk is unknown, and a
+   * retry proves nothing, so the node stops as if it crashed; a restart recovers from disk.
+   */
+  #stop(error: Error): void {
+    const code = error instanceof Error && 'code' in error ? ` ${String(error.code)}` : '';
+    this.#env.trace({ node: this.index, kind: 'stopped', summary: `${error.name}${code}` });
+    this.crash();
   }
 
   #serveReads(state: Volatile): void {
@@ -549,7 +587,13 @@ export class SimNode {
     if (applied - snapIndex < threshold) return;
     const snapshot = state.raw.createSnapshot({ index: applied, data: state.kv.snapshot() });
     const compactIndex = applied - this.#options.snapshotTrailingEntries;
-    this.disk.createSnapshot({ snapshot, compactIndex });
+    try {
+      this.disk.createSnapshot({ snapshot, compactIndex });
+    } catch (error) {
+      if (!isStorageFailure(error)) throw error;
+      this.#stop(error);
+      return;
+    }
     this.#env.trace({
       node: this.index,
       kind: 'snapshot',

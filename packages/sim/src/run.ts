@@ -1,5 +1,5 @@
 import { SafetyViolation } from './checkers.js';
-import { Cluster, type ClusterOptions, type ClusterStats } from './cluster.js';
+import { Cluster, type ClusterOptions, type ClusterStats, type StorageMode } from './cluster.js';
 import {
   defaultFaultScheduleOptions,
   type FaultKind,
@@ -21,6 +21,8 @@ export interface RunOptions {
   readonly seed: number;
   readonly nodes: number;
   readonly faults: readonly FaultKind[];
+  /** The nodes' storage: the in-memory model (default) or the real WAL over a faulty disk. */
+  readonly storage?: StorageMode;
   /** Virtual time with clients and faults running. */
   readonly faultPhaseMs?: number;
   /** After healing, the cluster must be fully live again within this much virtual time. */
@@ -81,6 +83,7 @@ export function runSeed(options: RunOptions): RunResult {
     snapshotThresholdEntries: config.pick([8, 20, 50]),
     snapshotTrailingEntries: config.pick([0, 3, 10]),
     keepTrace: options.keepTrace ?? false,
+    ...(options.storage === undefined ? {} : { storage: options.storage }),
     ...options.cluster,
   });
   const workload = new Workload({
@@ -198,8 +201,9 @@ function describeNodes(cluster: Cluster): string {
     const storage = node.disk.storage;
     const conf = node.confState();
     const own = conf === null ? '' : ` conf ${conf.voters.join(',')}/${conf.learners.join(',')}`;
+    const down = node.refused !== null ? 'down (refused)' : node.disk.empty ? 'down (wiped)' : 'down';
     parts.push(
-      `n${i} ${node.alive ? (node.role ?? '?') : node.disk.empty ? 'down (wiped)' : 'down'}${own} term ${node.term()} commit ${node.commitIndex()} ` +
+      `n${i} ${node.alive ? (node.role ?? '?') : down}${own} term ${node.term()} commit ${node.commitIndex()} ` +
         `applied ${node.appliedIndex} log ${storage.firstIndex()}..${storage.lastIndex()}`,
     );
   }
