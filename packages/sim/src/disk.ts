@@ -6,6 +6,7 @@ import {
   MemoryStorage,
   type Snapshot,
 } from '@conclave/raft';
+import { isBlankLog } from './log-view.js';
 import type { Rng } from './rng.js';
 
 /**
@@ -139,14 +140,7 @@ export class SimDisk implements NodeStore {
 
   /** Whether the disk holds nothing: no entry, no snapshot, no membership, term 0. */
   get empty(): boolean {
-    const s = this.#storage;
-    const { hardState, confState } = s.initialState();
-    return (
-      s.lastIndex() === 0 &&
-      hardState.term === 0 &&
-      confState.voters.length === 0 &&
-      confState.learners.length === 0
-    );
+    return isBlankLog(this.#storage);
   }
 
   /**

@@ -28,3 +28,14 @@ export function overlayLogView(options: {
     },
   };
 }
+
+/** Whether a node's durable state is blank: no entry, no snapshot, no membership, term 0. */
+export function isBlankLog(storage: LogStorage): boolean {
+  const { hardState, confState } = storage.initialState();
+  return (
+    storage.lastIndex() === 0 &&
+    hardState.term === 0 &&
+    confState.voters.length === 0 &&
+    confState.learners.length === 0
+  );
+}

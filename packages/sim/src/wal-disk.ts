@@ -19,6 +19,7 @@ import {
   type WriteRecord,
   writeRecords,
 } from './disk.js';
+import { isBlankLog } from './log-view.js';
 import type { Rng } from './rng.js';
 
 /**
@@ -108,14 +109,7 @@ export class WalDisk implements NodeStore {
   }
 
   get empty(): boolean {
-    const s = this.#view;
-    const { hardState, confState } = s.initialState();
-    return (
-      s.lastIndex() === 0 &&
-      hardState.term === 0 &&
-      confState.voters.length === 0 &&
-      confState.learners.length === 0
-    );
+    return isBlankLog(this.#view);
   }
 
   get pending(): PendingWrite | null {
