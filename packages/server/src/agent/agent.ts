@@ -83,7 +83,7 @@ export async function startAgent(options: {
     nodeId: config.nodeId,
     groupCount: config.groups,
     log,
-    transport: { send: (to, envelopes) => transport.send(to, envelopes) },
+    transport: { send: (to, envelopes) => transport.send(to, envelopes), flush: () => transport.flush() },
     stateMachine: (groupId) => {
       const machine = new KvStateMachine();
       machines.set(groupId, machine);

@@ -205,6 +205,60 @@ describe('MultiRaftHost', () => {
     });
   });
 
+  it("flushes a leader's AppendEntries to the wire before blocking on its own persist", async () => {
+    const events: string[] = [];
+    const net = new LoopbackNetwork();
+    const logs = ids.map(() => new MemoryDurableLog({ groupCount: 1, voters: ids }));
+    const hosts = ids.map((id, i) => {
+      const log = logs[i];
+      if (log === undefined) throw new Error('no log');
+      const inner = net.transportFor(id);
+      const recorded = id === 's1';
+      return new MultiRaftHost({
+        nodeId: id,
+        groupCount: 1,
+        log: {
+          storage: (g) => log.storage(g),
+          persist: (writes) => {
+            if (recorded) events.push(`persist ${writes.reduce((n, w) => n + w.entries.length, 0)}`);
+            log.persist(writes);
+          },
+          saveSnapshot: (o) => log.saveSnapshot(o),
+        },
+        transport: {
+          send: (to, envelopes) => {
+            if (recorded && envelopes.some((e) => e.message.type === 'app' && e.message.entries.length > 0)) {
+              events.push(`send app to ${to}`);
+            }
+            inner.send(to, envelopes);
+          },
+          flush: () => {
+            if (recorded) events.push('flush');
+          },
+        },
+        stateMachine: () => new KvStateMachine(),
+        seed: i + 1,
+      });
+    });
+    hosts.forEach((host, i) => {
+      net.register(ids[i] ?? '', (envelopes) => host.receive(envelopes));
+    });
+    const leader = hosts[0];
+    if (leader === undefined) throw new Error('no host');
+    leader.group(0).raw.campaign();
+    leader.runTurns();
+    for (let i = 0; i < 10 && leader.group(0).raw.status().role !== 'leader'; i++) await flush();
+    expect(leader.group(0).raw.status().role).toBe('leader');
+    await flush();
+    events.length = 0;
+    const done = leader.propose({ groupId: 0, data: put('k', 'v') });
+    await flush();
+    await done;
+    const persist = events.indexOf('persist 1');
+    expect(persist).toBeGreaterThan(0);
+    expect(events.slice(0, persist)).toEqual(['send app to s2', 'send app to s3', 'flush']);
+  });
+
   it('refuses a group count outside its limit', () => {
     const net = new LoopbackNetwork();
     expect(

@@ -171,6 +171,7 @@ export class MultiRaftHost<Result> {
     const readies = working.map((group) => ({ group, ready: group.raw.ready() }));
     // A leader's messages may leave before its own write (Raft thesis §10.2.1).
     this.sendAll(readies.flatMap(({ group, ready }) => envelopes(group.groupId, ready.messages)));
+    this.options.transport.flush?.();
     const writes: GroupWrite[] = [];
     for (const { group, ready } of readies) {
       if (ready.entries.length > 0 || ready.hardState !== null || ready.snapshot !== null) {

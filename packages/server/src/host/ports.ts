@@ -33,6 +33,8 @@ export interface DurableLog {
 /** The host's view of the network: batches of envelopes per peer server. */
 export interface PeerTransport {
   send(to: NodeId, envelopes: readonly Envelope[]): void;
+  /** Put what was sent on the wire now, before the host blocks on its fsync. */
+  flush?(): void;
 }
 
 /** A group's replicated application. Apply is deterministic and takes nothing from the clock. */

@@ -219,6 +219,16 @@ export class Transport {
     }
   }
 
+  /**
+   * Write everything queued now instead of at the end of the event-loop turn. The host
+   * calls it before a blocking fsync, so a leader's AppendEntries reach the followers
+   * while it writes its own copy (Raft thesis §10.2.1).
+   */
+  flush(): void {
+    if (this.flushHandle !== null) clearImmediate(this.flushHandle);
+    this.flushAll();
+  }
+
   private flushAll(): void {
     this.flushHandle = null;
     const peers = [...this.dirty];
