@@ -1,4 +1,5 @@
 export {
+  confChangeContextBytesMax,
   decodeConfChange,
   encodeConfChange,
   isValidNodeId,

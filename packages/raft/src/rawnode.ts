@@ -44,6 +44,11 @@ export interface RaftStatus {
   readonly leaderId: NodeId | null;
   readonly confState: ConfState;
   readonly leadTransferee: NodeId | null;
+  /**
+   * Ticks since this node last heard from a leader (a follower) or since its last election
+   * timer reset (other roles): how stale a follower's reads may be.
+   */
+  readonly electionElapsedTicks: number;
   /** Per member, as the leader sees them; null on any other role. */
   readonly progress: ReadonlyMap<NodeId, ProgressStatus> | null;
 }
@@ -248,6 +253,7 @@ export class RawNode {
       leaderId: raft.leaderId,
       confState: raft.confState,
       leadTransferee: raft.leadTransferee,
+      electionElapsedTicks: raft.electionElapsed,
       progress,
     };
   }

@@ -49,6 +49,12 @@ export type ConfChangeType = (typeof ConfChangeType)[keyof typeof ConfChangeType
 export interface ConfChange {
   readonly type: ConfChangeType;
   readonly nodeId: NodeId;
+  /**
+   * Opaque bytes replicated with the change and handed back when it is applied (for
+   * instance the new server's addresses), at most `confChangeContextBytesMax`. The core
+   * never reads them.
+   */
+  readonly context?: Uint8Array;
 }
 
 export interface SnapshotMetadata {

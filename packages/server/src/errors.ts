@@ -23,6 +23,43 @@ export const errorCatalogue = {
   OVERLOADED: { status: 429, advice: 'slow down: too many requests are waiting on this server' },
   TIMEOUT: { status: 504, advice: 'the outcome is unknown; read the key before retrying a write' },
   SHUTTING_DOWN: { status: 503, advice: 'retry against another server' },
+  NO_LEADER: {
+    status: 503,
+    advice: 'no leader was elected in time; check that a majority of servers is up and connected',
+  },
+  // From the API.
+  BAD_REQUEST: { status: 400, advice: 'fix the named parameter and send the request again' },
+  KEY_NOT_FOUND: { status: 404, advice: 'check the key; it does not exist (or was deleted)' },
+  SESSION_NOT_FOUND: { status: 404, advice: 'create a new session; this one expired or was destroyed' },
+  INVALID_SESSION: { status: 400, advice: 'create a session first and pass its ID; this one does not exist' },
+  VALUE_TOO_LARGE: {
+    status: 413,
+    advice: 'store a smaller value, or raise the server limit kvValueBytesMax',
+  },
+  TXN_TOO_LARGE: { status: 413, advice: 'split the transaction; it has too many operations' },
+  TXN_CROSS_GROUP: {
+    status: 400,
+    advice: 'give the keys one hash tag, e.g. "{app}/a" and "{app}/b", so they live in one group',
+  },
+  FORWARD_FAILED: { status: 502, advice: 'the leader could not be reached; retry shortly' },
+  // From membership.
+  JOIN_FAILED: {
+    status: 503,
+    advice:
+      'check that --join names a running server of this cluster (same --cluster-id) and that a majority of it is up',
+  },
+  // From the client and the `conclave` CLI (never sent by a server; the status is nominal).
+  CONNECTION_FAILED: {
+    status: 503,
+    advice: 'check that --http-addr (or CONCLAVE_HTTP_ADDR) names a running Conclave server',
+  },
+  BAD_RESPONSE: {
+    status: 502,
+    advice: 'check that --http-addr names a Conclave server of a compatible version',
+  },
+  USAGE: { status: 400, advice: 'run the command with --help to see its arguments and options' },
+  // Not an expected failure: a bug. The API answers it so the client is not left hanging.
+  INTERNAL: { status: 500, advice: 'this is a bug in the server; report it with the server log' },
 } as const satisfies Record<RaftErrorCode | string, { status: number; advice: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -3,6 +3,7 @@ import { RaftErrorCode, RaftInvariantError } from '../errors.js';
 import { type ConfChange, ConfChangeType, type ConfState } from '../types.js';
 import {
   applyConfChange,
+  confChangeContextBytesMax,
   decodeConfChange,
   encodeConfChange,
   isValidNodeId,
@@ -40,6 +41,53 @@ describe('ConfChange encoding', () => {
     expect(() => decodeConfChange(new Uint8Array([]))).toThrow(RaftInvariantError);
     expect(() => decodeConfChange(new Uint8Array([1]))).toThrow(RaftInvariantError);
     expect(() => decodeConfChange(new Uint8Array([1, 32]))).toThrow(RaftInvariantError);
+  });
+
+  it('round-trips a context, empty or full-size, next to every type and id length', () => {
+    for (const type of Object.values(ConfChangeType)) {
+      for (const nodeId of ['a', 'n'.repeat(nodeIdBytesMax)]) {
+        for (const size of [0, 1, 37, confChangeContextBytesMax]) {
+          const context = Uint8Array.from({ length: size }, (_, i) => (i * 31 + size) & 0xff);
+          const change: ConfChange = { type, nodeId, context };
+          expect(decodeConfChange(encodeConfChange(change))).toEqual(change);
+        }
+      }
+    }
+  });
+
+  it('flags a context on the type byte and prefixes the id with its length', () => {
+    const change: ConfChange = {
+      type: ConfChangeType.AddLearner,
+      nodeId: 'ab',
+      context: Uint8Array.of(7, 8),
+    };
+    expect(Array.from(encodeConfChange(change))).toEqual([0x82, 2, 97, 98, 7, 8]);
+    // A change without one is still byte-identical to what older builds wrote.
+    expect(Array.from(encodeConfChange({ type: ConfChangeType.AddLearner, nodeId: 'ab' }))).toEqual([
+      2, 97, 98,
+    ]);
+  });
+
+  it('decodes a context into its own memory', () => {
+    const encoded = encodeConfChange({
+      type: ConfChangeType.AddVoter,
+      nodeId: 'a',
+      context: Uint8Array.of(1),
+    });
+    const decoded = decodeConfChange(encoded);
+    encoded[3] = 9;
+    expect(decoded.context).toEqual(Uint8Array.of(1));
+  });
+
+  it('refuses a context over the limit, and a flagged change cut inside its id', () => {
+    const context = new Uint8Array(confChangeContextBytesMax + 1);
+    expect(() => encodeConfChange({ type: ConfChangeType.AddVoter, nodeId: 'a', context })).toThrow(
+      RaftInvariantError,
+    );
+    expect(validateConfChange(conf, { type: ConfChangeType.AddLearner, nodeId: 'd', context })?.code).toBe(
+      RaftErrorCode.ConfChangeInvalid,
+    );
+    expect(() => decodeConfChange(Uint8Array.of(0x81, 5, 97))).toThrow(RaftInvariantError);
   });
 
   it('isValidNodeId bounds length and characters', () => {

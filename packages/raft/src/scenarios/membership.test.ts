@@ -1,8 +1,9 @@
 /** Single-server membership changes, applied when their entry is applied. */
 import { describe, expect, it } from 'vitest';
+import { decodeConfChange } from '../confchange/confchange.js';
 import { RaftErrorCode } from '../errors.js';
 import { TestNetwork } from '../testing/network.js';
-import { ConfChangeType } from '../types.js';
+import { ConfChangeType, EntryType } from '../types.js';
 
 const addLearner = (nodeId: string) => ({ type: ConfChangeType.AddLearner, nodeId });
 const addVoter = (nodeId: string) => ({ type: ConfChangeType.AddVoter, nodeId });
@@ -83,6 +84,24 @@ describe('membership changes', () => {
     net.isolate('d');
     net.propose('a', 'z');
     expect(net.commands('c')).toEqual(['x', 'y', 'z']);
+  });
+
+  it("replicates a change's context to every member, the blank joiner included", () => {
+    const net = new TestNetwork({ voters: ['a', 'b', 'c'] });
+    net.elect('a');
+    net.addBlankNode('d');
+    const context = new TextEncoder().encode('d lives at 10.0.0.4:8300');
+    expect(net.raw('a').proposeConfChange({ ...addLearner('d'), context }).ok).toBe(true);
+    net.settle();
+    net.tickAll(2);
+    for (const id of ['a', 'b', 'c', 'd']) {
+      expect(net.raw(id).status().confState).toEqual({ voters: ['a', 'b', 'c'], learners: ['d'] });
+      const changes = net
+        .node(id)
+        .applied.filter((e) => e.type === EntryType.ConfChange)
+        .map((e) => decodeConfChange(e.data));
+      expect(changes).toEqual([{ type: ConfChangeType.AddLearner, nodeId: 'd', context }]);
+    }
   });
 
   it('refuses a second change while one is pending (CONF_CHANGE_PENDING)', () => {

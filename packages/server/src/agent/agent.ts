@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { NodeId, Snapshot } from '@conclave/raft';
 import type { Logger } from 'pino';
-import { MultiRaftHost } from '../host/host.js';
-import { KvStateMachine } from '../host/kv-state-machine.js';
+import type { FsmResult } from '../fsm/index.js';
+import { type HostControl, MultiRaftHost } from '../host/host.js';
 import { fnv1a32 } from '../host/partition.js';
 import type { DurableLog, GroupId } from '../host/ports.js';
+import { GroupMachines, type ServiceRuntime, startService } from '../service/index.js';
 import {
   DurableStorage,
   NodeDisk,
@@ -16,9 +17,12 @@ import {
   WalCorruptionError,
 } from '../storage/index.js';
 import { Transport } from '../transport/index.js';
+import type { AddressBookView } from './address-book.js';
 import type { Address, AgentConfig } from './config.js';
 import { type HttpServer, startHttp } from './http.js';
 import { claimDataDir } from './identity.js';
+import { formsNewCluster } from './join.js';
+import { ClusterMembership, type MembershipTuning } from './membership-runtime.js';
 
 /** A peer named on the command line as `id@host:port`. */
 export interface PeerSpec {
@@ -35,8 +39,13 @@ export interface Agent {
   readonly dataDir: string;
   readonly raftAddress: Address;
   readonly httpAddress: Address;
-  readonly host: MultiRaftHost<unknown>;
-  readonly machines: ReadonlyMap<GroupId, KvStateMachine>;
+  readonly host: MultiRaftHost<FsmResult>;
+  /** Each group's replicated state machine on this server. */
+  readonly machines: GroupMachines;
+  /** The KV, txn and session service, which routes requests to groups' leaders. */
+  readonly service: ServiceRuntime;
+  /** Where every known server listens (Raft and HTTP), learned from handshakes and the log. */
+  readonly addressBook: AddressBookView;
   /** Hand leadership away, flush, close sockets and files. */
   stop(options?: { transferLeadership?: boolean }): Promise<void>;
 }
@@ -50,6 +59,8 @@ export async function startAgent(options: {
   logger: Logger;
   /** Leader balancing period in ticks; 0 turns it off (benchmarks pin leaders). */
   balanceIntervalTicks?: number;
+  /** Join, promotion and membership request limits (tests shorten them). */
+  membership?: MembershipTuning;
 }): Promise<Agent> {
   const { config, peers, logger } = options;
   const dataDir = config.dataDir ?? mkdtempSync(join(tmpdir(), 'conclave-dev-'));
@@ -60,16 +71,26 @@ export async function startAgent(options: {
   const storage = openStorage({ dir: join(dataDir, 'raft'), logger });
   // Bootstrap whenever the log holds no group yet, not whenever identity.json is new: a crash
   // between writing identity.json and the bootstrap frame must not leave groups without voters,
-  // and a data dir that lost only identity.json must not have its log reset.
-  if (storage.wal.groupIds().length === 0) bootstrapGroups({ storage, config, peers, logger });
-  const machines = new Map<GroupId, KvStateMachine>();
+  // and a data dir that lost only identity.json must not have its log reset. A server that
+  // joins a running cluster instead starts with empty groups and receives them from leaders.
+  const formsCluster = formsNewCluster({ config, peers });
+  if (storage.wal.groupIds().length === 0 && formsCluster)
+    bootstrapGroups({ storage, config, peers, logger });
+  const membership = new ClusterMembership({
+    config,
+    peers,
+    dataDir,
+    logger,
+    ...(options.membership === undefined ? {} : { tuning: options.membership }),
+  });
+  const machines = new GroupMachines();
   const log: DurableLog = {
     storage: (groupId) => storage.group(groupId),
     persist: (writes) => storage.persist(writes),
     saveSnapshot: (o: { groupId: GroupId; snapshot: Snapshot; compactIndex: number }) =>
       storage.saveSnapshot({ groupId: o.groupId, snapshot: o.snapshot, compactThroughIndex: o.compactIndex }),
   };
-  let host: MultiRaftHost<unknown> | null = null;
+  let host: MultiRaftHost<FsmResult> | null = null;
   const transport = new Transport({
     nodeId: config.nodeId,
     clusterId: config.clusterId,
@@ -77,51 +98,63 @@ export async function startAgent(options: {
     peers: new Map(peers.map((p) => [p.nodeId, p.raft])),
     logger,
     onMessages: (_from, envelopes) => host?.receive(envelopes),
+    ...membership.transportHooks(),
   });
   const raftAddress = await transport.start();
-  host = new MultiRaftHost<unknown>({
+  host = new MultiRaftHost<FsmResult>({
     nodeId: config.nodeId,
     groupCount: config.groups,
     log,
     transport: { send: (to, envelopes) => transport.send(to, envelopes), flush: () => transport.flush() },
-    stateMachine: (groupId) => {
-      const machine = new KvStateMachine();
-      machines.set(groupId, machine);
-      return machine;
-    },
+    stateMachine: (groupId) => machines.machine(groupId),
     seed: fnv1a32(new TextEncoder().encode(config.nodeId)),
+    onConfChange: membership.onConfChange,
     ...(options.balanceIntervalTicks === undefined
       ? {}
       : { balanceIntervalTicks: options.balanceIntervalTicks }),
   });
   const running = host;
+  membership.attach({ host: running, transport });
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
-  const ticker = setInterval(() => running.tick(), config.tickMs);
+  const ticker = setInterval(() => {
+    running.tick();
+    membership.tick();
+  }, config.tickMs);
+  const service = startService({
+    host: running,
+    machines,
+    peers: {
+      httpAddress: (id) => membership.addressBook.httpAddress(id),
+      raftAddress: (id) => (id === config.nodeId ? raftAddress : membership.addressBook.raftAddress(id)),
+    },
+    tickMs: config.tickMs,
+  });
   const http: HttpServer = await startHttp({
     config,
     host: running,
     machines,
-    peers,
+    service,
     raftAddress,
     logger,
     lag,
   });
-  logger.info(
-    { nodeId: config.nodeId, raft: raftAddress, http: http.address, dataDir, groups: config.groups, fresh },
-    'conclave agent started',
-  );
-  return {
+  const agent: Agent = {
     nodeId: config.nodeId,
     dataDir,
     raftAddress,
     httpAddress: http.address,
     host: running,
     machines,
+    service,
+    addressBook: membership.addressBook,
     async stop(stopOptions = {}) {
+      membership.stop();
       if (stopOptions.transferLeadership ?? true) await handOffLeadership(running, config.tickMs);
       clearInterval(ticker);
       lag.disable();
+      // Blocking queries end first, so the HTTP server has no request left to wait for.
+      await service.close();
       running.stop();
       await http.close();
       await transport.close();
@@ -129,6 +162,17 @@ export async function startAgent(options: {
       logger.info({ nodeId: config.nodeId }, 'conclave agent stopped');
     },
   };
+  try {
+    await membership.start({ raftAddress, httpAddress: http.address, formsCluster });
+  } catch (error) {
+    await agent.stop({ transferLeadership: false });
+    throw error;
+  }
+  logger.info(
+    { nodeId: config.nodeId, raft: raftAddress, http: http.address, dataDir, groups: config.groups, fresh },
+    'conclave agent started',
+  );
+  return agent;
 }
 
 /**
@@ -197,7 +241,7 @@ function bootstrapGroups(options: {
 }
 
 /** Move leadership off this server, waiting a bounded number of ticks. */
-async function handOffLeadership(host: MultiRaftHost<unknown>, tickMs: number): Promise<void> {
+async function handOffLeadership(host: HostControl, tickMs: number): Promise<void> {
   const leads = () =>
     [...Array(host.groupCount).keys()].some((g) => host.group(g).raw.status().role === 'leader');
   if (!leads() || host.transferAllLeadership() === 0) return;

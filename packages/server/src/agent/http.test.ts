@@ -1,41 +1,48 @@
 import { createHistogram } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { FsmResult } from '../fsm/index.js';
 import { MultiRaftHost } from '../host/host.js';
-import { KvStateMachine } from '../host/kv-state-machine.js';
 import { LoopbackNetwork, MemoryDurableLog } from '../host/testing/in-memory.js';
+import { GroupMachines, startService } from '../service/index.js';
 import { resolveAgentConfig } from './config.js';
-import { buildHttpApp, valueBytesMax } from './http.js';
+import { buildHttpApp } from './http.js';
 
 const groupCount = 4;
 
-/** One server leading every group, with the routes built over it (no socket). */
+/**
+ * One server leading every group, with the agent's routes over the real service and state
+ * machines (no socket): the Consul API end to end, short of the network.
+ */
 async function singleServer() {
-  const machines = new Map<number, KvStateMachine>();
-  const host = new MultiRaftHost<unknown>({
+  const machines = new GroupMachines();
+  const host = new MultiRaftHost<FsmResult>({
     nodeId: 'dev',
     groupCount,
     log: new MemoryDurableLog({ groupCount, voters: ['dev'] }),
     transport: new LoopbackNetwork().transportFor('dev'),
-    stateMachine: (groupId) => {
-      const machine = new KvStateMachine();
-      machines.set(groupId, machine);
-      return machine;
-    },
+    stateMachine: (groupId) => machines.machine(groupId),
     seed: 1,
   });
   for (let g = 0; g < groupCount; g++) host.group(g).raw.campaign();
   host.runTurns();
+  const raftAddress = { host: '127.0.0.1', port: 8300 };
+  const service = startService({
+    host,
+    machines,
+    peers: { httpAddress: () => null, raftAddress: (id) => (id === 'dev' ? raftAddress : null) },
+    tickMs: 10,
+  });
   const app = buildHttpApp({
     config: resolveAgentConfig([{ dev: true, groups: groupCount }]),
     host,
     machines,
-    peers: [],
-    raftAddress: { host: '127.0.0.1', port: 8300 },
+    service,
+    raftAddress,
     logger: pino({ level: 'silent' }),
     lag: createHistogram(),
   });
-  return { app, host };
+  return { app, host, service };
 }
 
 let cleanup: (() => Promise<void>) | null = null;
@@ -47,11 +54,15 @@ afterEach(async () => {
 async function setup() {
   const server = await singleServer();
   cleanup = async () => {
+    await server.service.close();
     server.host.stop();
     await server.app.close();
   };
   return server;
 }
+
+const lastIndexes = (host: MultiRaftHost<FsmResult>) =>
+  [...Array(groupCount).keys()].map((g) => host.group(g).raw.status().lastIndex);
 
 describe('agent HTTP routes', () => {
   it('reports the leader and peers as Consul does (JSON strings of Raft addresses)', async () => {
@@ -63,51 +74,102 @@ describe('agent HTTP routes', () => {
     expect(peers.json()).toEqual(['127.0.0.1:8300']);
   });
 
-  it('stores a value and reads it back in every consistency mode', async () => {
+  it('stores a value and reads it back in every consistency mode, with Consul headers', async () => {
     const { app } = await setup();
-    const put = await app.inject({
-      method: 'PUT',
-      url: '/v1/internal/kv/app/config',
-      payload: Buffer.from('v1'),
-    });
+    const put = await app.inject({ method: 'PUT', url: '/v1/kv/app/config', payload: Buffer.from('v1') });
     expect(put.statusCode).toBe(200);
-    const { index } = put.json<{ index: number }>();
-    for (const mode of ['quorum', 'lease', 'stale']) {
-      const get = await app.inject({ method: 'GET', url: `/v1/internal/kv/app/config?mode=${mode}` });
+    expect(put.json()).toBe(true);
+    for (const [mode, effective] of [
+      ['', 'leader'],
+      ['consistent', 'consistent'],
+      ['stale', 'stale'],
+    ] as const) {
+      const get = await app.inject({ method: 'GET', url: `/v1/kv/app/config?${mode}` });
       expect(get.statusCode).toBe(200);
-      expect(get.body).toBe('v1');
-      expect(get.headers['x-conclave-index']).toBe(String(index));
+      const [entry] = get.json<{ Key: string; Value: string; ModifyIndex: number }[]>();
+      expect(entry?.Key).toBe('app/config');
+      expect(Buffer.from(entry?.Value ?? '', 'base64').toString()).toBe('v1');
+      expect(get.headers['x-consul-index']).toBe(String(entry?.ModifyIndex));
+      expect(get.headers['x-consul-knownleader']).toBe('true');
+      expect(get.headers['x-consul-effective-consistency']).toBe(effective);
     }
+    const raw = await app.inject({ method: 'GET', url: '/v1/kv/app/config?raw' });
+    expect(raw.body).toBe('v1');
+  });
+
+  it('lists recursively across groups and rolls keys up at a separator', async () => {
+    const { app } = await setup();
+    for (const key of ['svc/a/1', 'svc/a/2', 'svc/b', 'other']) {
+      await app.inject({ method: 'PUT', url: `/v1/kv/${key}`, payload: key });
+    }
+    const listed = await app.inject({ method: 'GET', url: '/v1/kv/svc/?recurse' });
+    expect(listed.json<{ Key: string }[]>().map((e) => e.Key)).toEqual(['svc/a/1', 'svc/a/2', 'svc/b']);
+    const keys = await app.inject({ method: 'GET', url: '/v1/kv/svc/?keys&separator=/' });
+    expect(keys.json()).toEqual(['svc/a/', 'svc/b']);
+  });
+
+  it('answers a missing key with 404 and an oversized value with 413, writing nothing', async () => {
+    const { app, host } = await setup();
+    const before = lastIndexes(host);
+    expect((await app.inject({ method: 'GET', url: '/v1/kv/nope' })).statusCode).toBe(404);
+    const big = await app.inject({
+      method: 'PUT',
+      url: '/v1/kv/big',
+      payload: Buffer.alloc(512 * 1024 + 1),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    expect(big.statusCode).toBe(413);
+    expect(big.json()).toMatchObject({ code: 'VALUE_TOO_LARGE' });
+    const badCas = await app.inject({ method: 'PUT', url: '/v1/kv/k?cas=minus-one', payload: 'x' });
+    expect(badCas.statusCode).toBe(400);
+    expect(badCas.json<{ message: string }>().message).toMatch(/cas/);
+    expect(lastIndexes(host)).toEqual(before);
+  });
+
+  it('takes and releases a lock with a session, and a txn across groups is refused', async () => {
+    const { app } = await setup();
+    const created = await app.inject({ method: 'PUT', url: '/v1/session/create', payload: { TTL: '15s' } });
+    const { ID } = created.json<{ ID: string }>();
+    const acquire = await app.inject({
+      method: 'PUT',
+      url: `/v1/kv/lock/leader?acquire=${ID}`,
+      payload: 'me',
+    });
+    expect(acquire.json()).toBe(true);
+    const [held] = (await app.inject({ method: 'GET', url: '/v1/kv/lock/leader' })).json<
+      { Session: string; LockIndex: number }[]
+    >();
+    expect(held).toMatchObject({ Session: ID, LockIndex: 1 });
+    const release = await app.inject({
+      method: 'PUT',
+      url: `/v1/kv/lock/leader?release=${ID}`,
+      payload: 'me',
+    });
+    expect(release.json()).toBe(true);
+    const txn = await app.inject({
+      method: 'PUT',
+      url: '/v1/txn',
+      payload: [
+        { KV: { Verb: 'set', Key: 'a', Value: Buffer.from('1').toString('base64') } },
+        { KV: { Verb: 'set', Key: 'b', Value: Buffer.from('2').toString('base64') } },
+        { KV: { Verb: 'set', Key: 'c', Value: Buffer.from('3').toString('base64') } },
+      ],
+    });
+    // With 4 groups, a, b and c do not all hash to one group.
+    expect(txn.statusCode).toBe(400);
+    expect(txn.json()).toMatchObject({ code: 'TXN_CROSS_GROUP' });
+  });
+
+  it('keeps the leader-only internal key path for tests and benchmarks', async () => {
+    const { app } = await setup();
+    const put = await app.inject({ method: 'PUT', url: '/v1/internal/kv/app/x', payload: Buffer.from('v1') });
+    expect(put.statusCode).toBe(200);
+    const get = await app.inject({ method: 'GET', url: '/v1/internal/kv/app/x?mode=lease' });
+    expect(get.body).toBe('v1');
     const self = await app.inject({ method: 'GET', url: '/v1/agent/self' });
     expect(self.json<{ groups: { role: string }[] }>().groups.map((g) => g.role)).toEqual(
       Array(groupCount).fill('leader'),
     );
-  });
-
-  it('answers 404 for a missing key and 400 for a bad mode, writing nothing', async () => {
-    const { app, host } = await setup();
-    const before = [...Array(groupCount).keys()].map((g) => host.group(g).raw.status().lastIndex);
-    expect((await app.inject({ method: 'GET', url: '/v1/internal/kv/nope' })).statusCode).toBe(404);
-    const bad = await app.inject({ method: 'GET', url: '/v1/internal/kv/k?mode=eventual' });
-    expect(bad.statusCode).toBe(400);
-    expect(bad.json()).toMatchObject({
-      code: 'CONFIG_INVALID',
-      message: expect.stringMatching(/mode must be/),
-    });
-    expect([...Array(groupCount).keys()].map((g) => host.group(g).raw.status().lastIndex)).toEqual(before);
-  });
-
-  it('refuses a value over the limit with 413 and writes nothing', async () => {
-    const { app, host } = await setup();
-    const before = [...Array(groupCount).keys()].map((g) => host.group(g).raw.status().lastIndex);
-    const big = await app.inject({
-      method: 'PUT',
-      url: '/v1/internal/kv/big',
-      payload: Buffer.alloc(valueBytesMax + 1),
-      headers: { 'content-type': 'application/octet-stream' },
-    });
-    expect(big.statusCode).toBe(413);
-    expect([...Array(groupCount).keys()].map((g) => host.group(g).raw.status().lastIndex)).toEqual(before);
   });
 
   it('validates transfer-leader input: a bad group is 400, a target that is not a voter is 400', async () => {

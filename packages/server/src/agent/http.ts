@@ -1,13 +1,13 @@
 import type { IntervalHistogram } from 'node:perf_hooks';
 import type { ReadMode } from '@conclave/raft';
-import Fastify, { type FastifyReply } from 'fastify';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
-import { ConclaveError, describeError, isExpectedError } from '../errors.js';
+import { registerConsulApi, sendError } from '../api/index.js';
+import { ConclaveError } from '../errors.js';
+import { encodeCommand, type FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
-import { encodeKvCommand, type KvStateMachine } from '../host/kv-state-machine.js';
 import { groupOfKey } from '../host/partition.js';
-import type { GroupId } from '../host/ports.js';
-import type { PeerSpec } from './agent.js';
+import type { GroupMachines, ServiceRuntime } from '../service/index.js';
 import type { Address, AgentConfig } from './config.js';
 
 export interface HttpServer {
@@ -15,22 +15,26 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-/** The largest value the internal KV path accepts. */
-export const valueBytesMax = 512 * 1024;
+/**
+ * The largest body the app reads: a forwarded transaction of 128 operations carries more
+ * than one value. Consul's routes set their own, smaller limits.
+ */
+const internalBodyBytesMax = 8 * 1024 * 1024;
 const keyBytesMax = 2048;
 
 const formatAddress = (a: Address): string => `${a.host}:${a.port}`;
 
 /**
- * The agent's HTTP endpoint: Consul's status endpoints for readiness checks, `agent/self`
- * for inspection, and a minimal key-value path (`/v1/internal/kv`) that drives the
- * multi-Raft host end to end until the full KV API arrives.
+ * The agent's HTTP endpoint: Consul's API (kv, txn, session, status, operator), the
+ * internal call route peers forward group requests to, `agent/self` for inspection, and a
+ * leader-only key path (`/v1/internal/kv`) that tests and benchmarks use to reach one
+ * group's leader without forwarding.
  */
 export interface HttpOptions {
   readonly config: AgentConfig;
-  readonly host: MultiRaftHost<unknown>;
-  readonly machines: ReadonlyMap<GroupId, KvStateMachine>;
-  readonly peers: readonly PeerSpec[];
+  readonly host: MultiRaftHost<FsmResult>;
+  readonly machines: GroupMachines;
+  readonly service: ServiceRuntime;
   readonly raftAddress: Address;
   readonly logger: Logger;
   /** Event-loop delay in nanoseconds, as a perf_hooks histogram reports it. */
@@ -50,27 +54,14 @@ export async function startHttp(options: HttpOptions): Promise<HttpServer> {
 /** The routes, without a socket: tests drive them with inject(). */
 export function buildHttpApp(options: HttpOptions) {
   const { config, host, machines, raftAddress, lag } = options;
-  const raftAddressOf = new Map(options.peers.map((p) => [p.nodeId, formatAddress(p.raft)]));
-  raftAddressOf.set(config.nodeId, formatAddress(raftAddress));
   const app = Fastify({
-    loggerInstance: options.logger.child({ component: 'http' }),
-    bodyLimit: valueBytesMax,
+    // Typed as fastify's logger so the app is a plain FastifyInstance to the route modules.
+    loggerInstance: options.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    bodyLimit: internalBodyBytesMax,
   });
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-
-  app.get('/v1/status/leader', async (_request, reply) => {
-    const leaderId = host.group(0).raw.status().leaderId;
-    const address = leaderId === null ? '' : (raftAddressOf.get(leaderId) ?? '');
-    // A JSON string, as Consul answers (fastify would send a bare string as text/plain).
-    return reply.type('application/json').send(JSON.stringify(address));
-  });
-
-  app.get('/v1/status/peers', async () =>
-    host
-      .group(0)
-      .raw.status()
-      .confState.voters.map((id) => raftAddressOf.get(id) ?? id),
-  );
+  registerConsulApi(app, { service: options.service.service, nodeName: config.nodeId });
+  options.service.registerRoutes(app);
 
   app.get('/v1/agent/self', async () => ({
     nodeId: config.nodeId,
@@ -98,7 +89,8 @@ export function buildHttpApp(options: HttpOptions) {
     const value = body instanceof Buffer ? new Uint8Array(body) : new Uint8Array(0);
     const groupId = groupOfKey({ key, groupCount: host.groupCount });
     try {
-      const { index } = await host.propose({ groupId, data: encodeKvCommand({ op: 'put', key, value }) });
+      const data = encodeCommand({ type: 'kv', op: { verb: 'set', key, value, flags: 0 } });
+      const { index } = await host.propose({ groupId, data });
       return { groupId, index };
     } catch (error) {
       return sendError(reply, error);
@@ -119,8 +111,8 @@ export function buildHttpApp(options: HttpOptions) {
       const groupId = groupOfKey({ key, groupCount: host.groupCount });
       try {
         if (mode !== 'stale') await host.read({ groupId, mode: mode as ReadMode });
-        const item = machines.get(groupId)?.get(key);
-        if (item === undefined) return reply.code(404).send({ code: 'NOT_FOUND', message: `no key ${key}` });
+        const item = machines.fsm(groupId).getKey(key);
+        if (item === null) return reply.code(404).send({ code: 'KEY_NOT_FOUND', message: `no key ${key}` });
         return reply
           .header('x-conclave-index', String(item.modifyIndex))
           .type('application/octet-stream')
@@ -163,22 +155,4 @@ function checkKey(key: string): string {
     throw new ConclaveError({ code: 'CONFIG_INVALID', message: `key must be 1-${keyBytesMax} bytes` });
   }
   return key;
-}
-
-/** Expected failures get their catalogue status; anything else is a bug: 500, logged by fastify. */
-function sendError(reply: FastifyReply, error: unknown): FastifyReply {
-  if (isExpectedError(error)) {
-    const { code, status, advice } = describeError(error);
-    const leaderId = 'leaderId' in error ? error.leaderId : null;
-    return reply.code(status).send({ code, message: error.message, advice, leaderId });
-  }
-  const status =
-    typeof error === 'object' && error !== null && 'statusCode' in error ? Number(error.statusCode) : 500;
-  if (status >= 400 && status < 500) {
-    return reply
-      .code(status)
-      .send({ code: 'BAD_REQUEST', message: error instanceof Error ? error.message : 'bad request' });
-  }
-  reply.log.error({ err: error }, 'unexpected error');
-  return reply.code(500).send({ code: 'INTERNAL', message: 'internal error; see the server log' });
 }

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { type Agent, startAgent } from '../agent/agent.js';
 import { resolveAgentConfig } from '../agent/config.js';
-import { encodeKvCommand } from '../host/kv-state-machine.js';
+import { encodeCommand } from '../fsm/index.js';
 
 export interface ClusterBenchResult {
   readonly bench: 'cluster';
@@ -173,7 +173,7 @@ async function drive(options: {
       const t0 = performance.now();
       await leader.host.propose({
         groupId: n % groups,
-        data: encodeKvCommand({ op: 'put', key: `k${n}`, value }),
+        data: encodeCommand({ type: 'kv', op: { verb: 'set', key: `k${n}`, value, flags: 0 } }),
       });
       latenciesMs.push(performance.now() - t0);
     }

@@ -26,18 +26,16 @@ async function runAgent(flags: Record<string, unknown>): Promise<void> {
   const file = typeof flags.config === 'string' ? configFromFile(flags.config) : {};
   const config = resolveAgentConfig([file, configFromEnv(process.env), flagsToConfig(flags)]);
   const logger = pino({ level: config.logLevel });
+  // Named servers are peers from the start; bare addresses are identified when joining.
   const peers: PeerSpec[] = [];
   for (const target of config.join) {
-    if (target.nodeId === null) {
-      throw new Error(`--join ${target.raft.host}:${target.raft.port}: name the server as id@host:port`);
-    }
-    peers.push({ nodeId: target.nodeId, raft: target.raft });
+    if (target.nodeId !== null) peers.push({ nodeId: target.nodeId, raft: target.raft });
   }
   const agent = await startAgent({ config, peers, logger });
   const http = `http://${agent.httpAddress.host}:${agent.httpAddress.port}`;
   process.stdout.write(
     `Conclave ${config.nodeId} is up: HTTP ${http}, Raft ${agent.raftAddress.host}:${agent.raftAddress.port}, data ${agent.dataDir}\n` +
-      `Try: curl -X PUT --data-binary hello ${http}/v1/internal/kv/greeting && curl ${http}/v1/internal/kv/greeting\n`,
+      `Try: curl -X PUT --data-binary hello ${http}/v1/kv/greeting && curl ${http}/v1/kv/greeting?raw\n`,
   );
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -69,7 +67,10 @@ program
   .option('--bind <host:port>', 'the Raft address other servers reach (default 127.0.0.1:8300)')
   .option('--http-addr <host:port>', 'the HTTP API address (default 127.0.0.1:8500)')
   .option('--bootstrap-expect <n>', 'form a new cluster of n servers')
-  .option('--join <id@host:port,...>', 'the other servers, by id and Raft address')
+  .option(
+    '--join <addr,...>',
+    'servers to meet, as id@host:port (to form a cluster with --bootstrap-expect) or host:port (to join a running one)',
+  )
   .option('--groups <n>', 'Raft groups per server (default 8)')
   .option('--cluster-id <id>', 'servers of other clusters are refused')
   .option(

@@ -1,5 +1,7 @@
 import {
+  type ConfChange,
   createPrng,
+  decodeConfChange,
   EntryType,
   type NodeReady,
   type RaftConfigInput,
@@ -57,6 +59,8 @@ export class RaftGroup<Result> {
   private readonly reads = new Map<number, PendingRead>();
   private readSequence = 0;
   private snapshotIndex: number;
+  private snapshotJob: { readonly index: number; readonly steps: Iterator<void, Uint8Array, void> } | null =
+    null;
   private appliedIndex: number;
 
   constructor(
@@ -68,6 +72,8 @@ export class RaftGroup<Result> {
       stateMachine: StateMachine<Result>;
       raft: Partial<Omit<RaftConfigInput, 'id' | 'prng' | 'applied'>>;
       limits: GroupLimits;
+      /** A membership change was applied at `index` (on every member, at the same index). */
+      onConfChange?: ((event: { groupId: GroupId; index: number; change: ConfChange }) => void) | undefined;
     },
   ) {
     const storage = options.log.storage(options.groupId);
@@ -132,7 +138,11 @@ export class RaftGroup<Result> {
   /** Apply what a persisted Ready hands out, then answer the callers it settles. */
   applyReady(ready: NodeReady): void {
     if (ready.snapshot !== null) {
-      this.options.stateMachine.restore(ready.snapshot.data);
+      // Only a group's bootstrap snapshot (index 0) is empty: a joiner that receives it has
+      // applied nothing, so its fresh state machine already is that state.
+      if (ready.snapshot.data.byteLength > 0) this.options.stateMachine.restore(ready.snapshot.data);
+      // A snapshot being encoded describes older state than the one just installed.
+      this.snapshotJob = null;
       this.appliedIndex = ready.snapshot.metadata.index;
       this.snapshotIndex = ready.snapshot.metadata.index;
     }
@@ -142,6 +152,13 @@ export class RaftGroup<Result> {
           ? { result: this.options.stateMachine.apply(entry) }
           : null;
       this.appliedIndex = entry.index;
+      if (entry.type === EntryType.ConfChange) {
+        this.options.onConfChange?.({
+          groupId: this.groupId,
+          index: entry.index,
+          change: decodeConfChange(entry.data),
+        });
+      }
       this.settleProposal({ index: entry.index, term: entry.term, applied });
     }
     for (const state of ready.readStates) {
@@ -156,18 +173,46 @@ export class RaftGroup<Result> {
     this.serveReads();
   }
 
-  /** Take a snapshot when enough has been applied since the last one. */
+  /**
+   * Start a snapshot when enough has been applied since the last one. A state machine that
+   * encodes in steps is snapshotted over several turns (continueSnapshot), at the index
+   * applied now; one that cannot is snapshotted at once.
+   */
   maybeSnapshot(): void {
-    const { snapshotThresholdEntries, snapshotTrailingEntries } = this.options.limits;
-    if (this.appliedIndex - this.snapshotIndex < snapshotThresholdEntries) return;
-    const data = this.options.stateMachine.snapshot();
-    const snapshot = this.raw.createSnapshot({ index: this.appliedIndex, data });
+    if (this.snapshotJob !== null) return;
+    if (this.appliedIndex - this.snapshotIndex < this.options.limits.snapshotThresholdEntries) return;
+    const steps = this.options.stateMachine.snapshotSteps?.();
+    if (steps === undefined)
+      this.saveSnapshot({ index: this.appliedIndex, data: this.options.stateMachine.snapshot() });
+    else this.snapshotJob = { index: this.appliedIndex, steps };
+  }
+
+  /** Whether a snapshot is being encoded. */
+  get snapshotting(): boolean {
+    return this.snapshotJob !== null;
+  }
+
+  /** Encode up to `stepsMax` more steps of the snapshot under way; save it when complete. */
+  continueSnapshot(options: { stepsMax: number }): void {
+    const job = this.snapshotJob;
+    if (job === null) return;
+    for (let i = 0; i < options.stepsMax; i++) {
+      const step = job.steps.next();
+      if (step.done !== true) continue;
+      this.snapshotJob = null;
+      this.saveSnapshot({ index: job.index, data: step.value });
+      return;
+    }
+  }
+
+  private saveSnapshot(options: { index: number; data: Uint8Array }): void {
+    const snapshot = this.raw.createSnapshot(options);
     this.options.log.saveSnapshot({
       groupId: this.groupId,
       snapshot,
-      compactIndex: Math.max(0, this.appliedIndex - snapshotTrailingEntries),
+      compactIndex: Math.max(0, options.index - this.options.limits.snapshotTrailingEntries),
     });
-    this.snapshotIndex = this.appliedIndex;
+    this.snapshotIndex = options.index;
   }
 
   /** Fail every caller still waiting: the host is stopping. */

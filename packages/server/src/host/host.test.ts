@@ -2,8 +2,8 @@ import { RaftError, RaftErrorCode } from '@conclave/raft';
 import { describe, expect, it } from 'vitest';
 import { ConclaveError } from '../errors.js';
 import { MultiRaftHost } from './host.js';
-import { encodeKvCommand, KvStateMachine } from './kv-state-machine.js';
 import { LoopbackNetwork, MemoryDurableLog } from './testing/in-memory.js';
+import { encodeKvCommand, KvStateMachine } from './testing/kv-state-machine.js';
 
 const ids = ['s1', 's2', 's3'];
 

@@ -1,4 +1,12 @@
-import type { Message, NodeId, RaftConfigInput, ReadMode } from '@conclave/raft';
+import type {
+  ConfChange,
+  Message,
+  NodeId,
+  ProposeResult,
+  RaftConfigInput,
+  RawNode,
+  ReadMode,
+} from '@conclave/raft';
 import { ConclaveError } from '../errors.js';
 import { planLeaderTransfer } from './balancer.js';
 import { defaultGroupLimits, type GroupLimits, RaftGroup } from './group.js';
@@ -16,6 +24,23 @@ export interface HostOptions<Result> {
   readonly balanceIntervalTicks?: number;
   /** Seed for the groups' election jitter; distinct per server. */
   readonly seed: number;
+  /**
+   * Called as each membership change is applied, in log order, on every member: how the
+   * agent learns a new server's addresses from the change's context.
+   */
+  readonly onConfChange?: (event: { groupId: GroupId; index: number; change: ConfChange }) => void;
+}
+
+/**
+ * The part of a host that membership and operator code use, whatever its state machine
+ * (a MultiRaftHost<R> is invariant in R, so code that never sees results takes this).
+ */
+export interface HostControl {
+  readonly nodeId: NodeId;
+  readonly groupCount: number;
+  group(groupId: GroupId): { readonly groupId: GroupId; readonly raw: RawNode };
+  proposeConfChange: MultiRaftHost<unknown>['proposeConfChange'];
+  transferAllLeadership(): number;
 }
 
 /** The most groups one server hosts. */
@@ -27,7 +52,7 @@ export const groupCountMax = 1024;
  * of them with one fsync, sends the rest, then applies. Turns are scheduled once per
  * event-loop turn, however many inputs arrived, so work batches naturally under load.
  */
-export class MultiRaftHost<Result> {
+export class MultiRaftHost<Result> implements HostControl {
   private readonly groups: RaftGroup<Result>[] = [];
   private turnScheduled = false;
   private stopped = false;
@@ -56,6 +81,7 @@ export class MultiRaftHost<Result> {
           stateMachine: options.stateMachine(groupId),
           raft: options.raft ?? {},
           limits,
+          onConfChange: options.onConfChange,
         }),
       );
     }
@@ -118,6 +144,20 @@ export class MultiRaftHost<Result> {
     return promise;
   }
 
+  /**
+   * Propose a single-server membership change in one group (leader only; one pending at a
+   * time: CONF_CHANGE_PENDING otherwise). The outcome is known when the change is applied.
+   */
+  proposeConfChange(options: {
+    groupId: GroupId;
+    change: ConfChange;
+  }): ProposeResult | { ok: false; error: ConclaveError } {
+    if (this.stopped) return { ok: false, error: shuttingDown() };
+    const result = this.group(options.groupId).raw.proposeConfChange(options.change);
+    this.scheduleTurn();
+    return result;
+  }
+
   /** Hand every group this server leads to another voter, for a clean shutdown. */
   transferAllLeadership(): number {
     let started = 0;
@@ -167,10 +207,11 @@ export class MultiRaftHost<Result> {
     });
   }
 
-  /** One turn of the loop. Returns whether any group had work. */
+  /** One turn of the loop. Returns whether any group had work, or still has. */
   private turn(): boolean {
     const working = this.groups.filter((group) => group.raw.hasReady());
-    if (working.length === 0) return false;
+    const snapshotting = this.continueSnapshots();
+    if (working.length === 0) return snapshotting;
     const readies = working.map((group) => ({ group, ready: group.raw.ready() }));
     // A leader's messages may leave before its own write (Raft thesis §10.2.1).
     this.sendAll(readies.flatMap(({ group, ready }) => envelopes(group.groupId, ready.messages)));
@@ -194,6 +235,20 @@ export class MultiRaftHost<Result> {
       group.maybeSnapshot();
     }
     return true;
+  }
+
+  /**
+   * A few steps of each snapshot being encoded, one turn at a time: encoding a large state
+   * at once would hold the loop past an election timeout. Returns whether any remain.
+   */
+  private continueSnapshots(): boolean {
+    let remaining = false;
+    for (const group of this.groups) {
+      if (!group.snapshotting) continue;
+      group.continueSnapshot({ stepsMax: snapshotStepsPerTurn });
+      remaining ||= group.snapshotting;
+    }
+    return remaining;
   }
 
   /** One batch per peer per turn, whatever the number of groups. */
@@ -225,6 +280,8 @@ export class MultiRaftHost<Result> {
  * for ~90 ms at p99 under 256 proposals in flight to one group).
  */
 const turnsPerFlushMax = 1;
+/** Snapshot encoding steps per group per turn (a step is ~4 ms for 4096 rows of 256 B). */
+const snapshotStepsPerTurn = 2;
 /** Bounds the drain on stop, so a stop always finishes. */
 const drainTurnsMax = 64;
 

@@ -41,5 +41,10 @@ export interface PeerTransport {
 export interface StateMachine<Result = unknown> {
   apply(entry: Entry): Result;
   snapshot(): Uint8Array;
+  /**
+   * Optional: the same bytes as snapshot(), encoded one bounded step per `next()` from the
+   * state at the call, so a large state never holds the event loop (heartbeats go on).
+   */
+  snapshotSteps?(): Iterator<void, Uint8Array, void>;
   restore(data: Uint8Array): void;
 }

@@ -12,6 +12,7 @@ import {
   FrameType,
   parseBatch,
   parseHello,
+  parseWelcome,
 } from './codec.js';
 import { type HeartbeatBundle, uintBytes } from './heartbeats.js';
 import { envelope, ShapeError } from './shape.js';
@@ -163,6 +164,32 @@ describe('envelope shape checks', () => {
     expect(() => parseHello(roundTrip({ ...hello, clusterId: '' }))).toThrow(ShapeError);
     expect(() => parseHello(roundTrip({ ...hello, version: -1 }))).toThrow(ShapeError);
     expect(() => parseHello(roundTrip('hello'))).toThrow(ShapeError);
+  });
+
+  it('reads an empty `to` as an identify hello, and optional addresses only when present', () => {
+    const base = { version: 1, clusterId: 'c', nodeId: 'a' };
+    expect(parseHello(roundTrip({ ...base, to: '' }))).toStrictEqual({ ...base, to: null });
+    const raft = { host: '10.0.0.1', port: 8300 };
+    const http = { host: 'db-1.internal', port: 8500 };
+    expect(parseHello(roundTrip({ ...base, to: 'b', raft, http, extra: 1 }))).toStrictEqual({
+      ...base,
+      to: 'b',
+      raft,
+      http,
+    });
+    // nil reads as absent: a peer may send the key without a value.
+    expect(parseHello(roundTrip({ ...base, to: 'b', http: null }))).toStrictEqual({ ...base, to: 'b' });
+    for (const bad of [{ host: '', port: 1 }, { host: 'h', port: 0 }, { host: 'h', port: 65536 }, 'h:1']) {
+      expect(() => parseHello(roundTrip({ ...base, to: 'b', raft: bad }))).toThrow(ShapeError);
+    }
+  });
+
+  it('reads a welcome with or without addresses and the control offer', () => {
+    expect(parseWelcome(roundTrip({ version: 1, nodeId: 'b' }))).toStrictEqual({ version: 1, nodeId: 'b' });
+    const full = { version: 1, nodeId: 'b', raft: { host: 'h', port: 1 }, http: { host: 'h', port: 2 } };
+    expect(parseWelcome(roundTrip({ ...full, control: true }))).toStrictEqual({ ...full, control: true });
+    // Anything but true is no offer.
+    expect(parseWelcome(roundTrip({ ...full, control: 'yes' }))).toStrictEqual(full);
   });
 });
 

@@ -1,8 +1,8 @@
 import type { NodeId } from '@conclave/raft';
 import { Packr } from 'msgpackr';
 import { type HeartbeatBundle, parseHeartbeatBundle } from './heartbeats.js';
-import { array, envelope, nodeId, object, ShapeError, string, uint } from './shape.js';
-import type { Envelope } from './types.js';
+import { array, envelope, nodeId, object, peerAddress, ShapeError, string, uint } from './shape.js';
+import type { Envelope, PeerAddress } from './types.js';
 
 /**
  * The wire format. A frame is
@@ -26,6 +26,11 @@ export const FrameType = {
   Reject: 3,
   /** Dialer → acceptor: a batch of envelopes, and maybe a heartbeat bundle. */
   Batch: 4,
+  /**
+   * Dialer → acceptor, after a welcome that offered `control`: one MessagePack value for the
+   * layer above the transport (membership requests), never a Raft message.
+   */
+  Control: 5,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -76,17 +81,37 @@ export function encodeFrame(type: FrameType, body: Uint8Array): Buffer {
 // ---------------------------------------------------------------------------------------
 // Handshake
 
+/**
+ * Compatibility within protocol version 1: `raft`, `http` and `control` are optional keys
+ * added after the first release. An older parser rebuilds only the keys it knows, so it
+ * ignores them; this parser treats them as absent when an older peer leaves them out. Only
+ * an identify hello (`to` empty) is new in a way an older acceptor refuses: it answers
+ * `malformed`, which the dialer reports as a failed identify. Control frames go only to
+ * acceptors whose welcome said `control: true`, so an older one never sees frame type 5.
+ */
 export interface Hello {
   readonly version: number;
   readonly clusterId: string;
   readonly nodeId: NodeId;
-  /** The node the dialer meant to reach: catches a peer table pointing at the wrong server. */
-  readonly to: NodeId;
+  /**
+   * The node the dialer meant to reach: catches a peer table pointing at the wrong server.
+   * Null (empty on the wire) for an identify dial to a bare address: the acceptor answers
+   * with its identity and closes.
+   */
+  readonly to: NodeId | null;
+  /** Where the dialer accepts Raft connections: lets a node it is new to dial it back. */
+  readonly raft?: PeerAddress;
+  /** The dialer's HTTP API address, if it serves one. */
+  readonly http?: PeerAddress;
 }
 
 export interface Welcome {
   readonly version: number;
   readonly nodeId: NodeId;
+  readonly raft?: PeerAddress;
+  readonly http?: PeerAddress;
+  /** The acceptor understands control frames. */
+  readonly control?: boolean;
 }
 
 export const RejectReason = {
@@ -119,17 +144,34 @@ const detailLengthMax = 1024;
 
 export function parseHello(value: unknown): Hello {
   const f = object(value, 'hello');
-  return {
+  const hello = {
     version: uint(f.version, 'hello.version'),
     clusterId: string(f.clusterId, 'hello.clusterId', clusterIdLengthMax),
     nodeId: nodeId(f.nodeId, 'hello.nodeId'),
-    to: nodeId(f.to, 'hello.to'),
+    to: f.to === '' ? null : nodeId(f.to, 'hello.to'),
   };
+  return { ...hello, ...optionalAddresses(f, 'hello') };
 }
 
 export function parseWelcome(value: unknown): Welcome {
   const f = object(value, 'welcome');
-  return { version: uint(f.version, 'welcome.version'), nodeId: nodeId(f.nodeId, 'welcome.nodeId') };
+  const welcome = { version: uint(f.version, 'welcome.version'), nodeId: nodeId(f.nodeId, 'welcome.nodeId') };
+  return {
+    ...welcome,
+    ...optionalAddresses(f, 'welcome'),
+    ...(f.control === true ? { control: true } : {}),
+  };
+}
+
+/** The `raft` and `http` keys a hello or welcome may carry; absent (or nil) ones are left out. */
+function optionalAddresses(
+  f: Readonly<Record<string, unknown>>,
+  path: string,
+): { raft?: PeerAddress; http?: PeerAddress } {
+  return {
+    ...(f.raft === undefined || f.raft === null ? {} : { raft: peerAddress(f.raft, `${path}.raft`) }),
+    ...(f.http === undefined || f.http === null ? {} : { http: peerAddress(f.http, `${path}.http`) }),
+  };
 }
 
 export function parseReject(value: unknown): Reject {
@@ -149,7 +191,7 @@ export function parseReject(value: unknown): Reject {
 }
 
 export function encodeHello(hello: Hello): Buffer {
-  return encodeFrame(FrameType.Hello, encodeValue(hello));
+  return encodeFrame(FrameType.Hello, encodeValue({ ...hello, to: hello.to ?? '' }));
 }
 
 export function encodeWelcome(welcome: Welcome): Buffer {
@@ -161,6 +203,11 @@ export function encodeReject(reject: Reject): Buffer {
     FrameType.Reject,
     encodeValue({ ...reject, detail: reject.detail.slice(0, detailLengthMax) }),
   );
+}
+
+/** A control frame around one MessagePack value. */
+export function encodeControlFrame(value: unknown): Buffer {
+  return encodeFrame(FrameType.Control, encodeValue(value));
 }
 
 // ---------------------------------------------------------------------------------------

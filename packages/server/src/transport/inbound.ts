@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { NodeId } from '@conclave/raft';
 import type { Logger } from 'pino';
+import { dialableAddress } from './addresses.js';
 import {
   decodeBody,
   encodeReject,
@@ -20,7 +21,7 @@ import { expandHeartbeats } from './heartbeats.js';
 import { handshakeFrameBytesMax, type TransportLimits } from './limits.js';
 import { errorMessage, ShapeError } from './shape.js';
 import type { TransportCounters } from './stats.js';
-import type { Envelope } from './types.js';
+import type { Envelope, LocalAddresses, PeerIdentity } from './types.js';
 
 /** What an inbound connection shares with its transport. */
 export interface InboundContext {
@@ -30,13 +31,19 @@ export interface InboundContext {
   readonly logger: Logger;
   readonly counters: TransportCounters;
   isKnownPeer(nodeId: NodeId): boolean;
+  /** What this node announces in its welcome. */
+  localAddresses(): LocalAddresses;
+  /** A hello that passed the checks announced the dialer's addresses. */
+  identified(peer: PeerIdentity): void;
   /** The handshake succeeded: the connection now speaks for `remoteNodeId`. */
   opened(connection: InboundConnection): void;
   closed(connection: InboundConnection): void;
   deliver(from: NodeId, envelopes: readonly Envelope[]): void;
+  deliverControl(from: NodeId, value: unknown): void;
 }
 
-type InboundState = 'handshake' | 'open' | 'rejected' | 'closed';
+/** `answered`: an identify dial got its welcome; the dialer closes. `rejected`: likewise after a reject. */
+type InboundState = 'handshake' | 'open' | 'answered' | 'rejected' | 'closed';
 
 /**
  * The receiving half of a link: a connection a peer dialed. It must open with a hello
@@ -62,7 +69,7 @@ export class InboundConnection {
       this.timer = null;
       if (this.state === 'handshake')
         this.protocolError(`no hello within ${ctx.limits.handshakeTimeoutMs} ms`);
-      else if (this.state === 'rejected') socket.destroy();
+      else if (this.state === 'rejected' || this.state === 'answered') socket.destroy();
     }, ctx.limits.handshakeTimeoutMs);
     this.timer.unref();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -120,6 +127,7 @@ export class InboundConnection {
       if (frame === null) return;
       this.ctx.counters.framesReceived++;
       if (this.state === 'handshake') this.onHello(frame);
+      else if (frame.type === FrameType.Control) this.onControl(frame);
       else this.onBatch(frame);
     }
   }
@@ -149,7 +157,7 @@ export class InboundConnection {
         RejectReason.ClusterMismatch,
         `${them} is in cluster ${JSON.stringify(hello.clusterId)}; node ${localNodeId} is in cluster ${JSON.stringify(clusterId)}`,
       );
-    } else if (hello.to !== localNodeId) {
+    } else if (hello.to !== null && hello.to !== localNodeId) {
       this.reject(
         RejectReason.WrongNode,
         `${them} meant to reach node ${hello.to}, but reached node ${localNodeId}: its peer table is wrong`,
@@ -159,11 +167,58 @@ export class InboundConnection {
         RejectReason.DuplicateNodeId,
         `${them} claims the node id of node ${localNodeId} itself: two servers share one node id`,
       );
-    } else if (!this.ctx.isKnownPeer(hello.nodeId)) {
+    } else if (hello.to === null) {
+      this.learn(hello);
+      this.answerIdentify();
+    } else if (!this.ctx.isKnownPeer(hello.nodeId) && hello.raft === undefined) {
+      // A node that says where it listens can be answered, so it may be new to us (a server
+      // joining, or a member we have not heard of yet); one that does not is refused.
       this.reject(RejectReason.UnknownNode, `${them} is not a known peer of node ${localNodeId}`);
     } else {
+      // Learn first: Raft answers to this peer go out on a connection dialed to that address.
+      this.learn(hello);
       this.accept();
     }
+  }
+
+  /** Hand the addresses a hello announced to the transport, made dialable from here. */
+  private learn(hello: Hello): void {
+    if (hello.raft === undefined && hello.http === undefined) return;
+    const seen = this.socket.remoteAddress;
+    this.ctx.identified({
+      nodeId: hello.nodeId,
+      raft: hello.raft === undefined ? null : dialableAddress(hello.raft, seen),
+      http: hello.http === undefined ? null : dialableAddress(hello.http, seen),
+    });
+  }
+
+  private welcomeFrame(): Buffer {
+    const local = this.ctx.localAddresses();
+    return encodeWelcome({
+      version: protocolVersion,
+      nodeId: this.ctx.localNodeId,
+      ...(local.raft === null ? {} : { raft: local.raft }),
+      ...(local.http === null ? {} : { http: local.http }),
+      control: true,
+    });
+  }
+
+  /**
+   * An identify dial: the dialer knows our address, not our id. Answer with a welcome
+   * naming us and let it close; the connection never carries Raft traffic, so it does not
+   * replace the dialer's open connection, if it has one.
+   */
+  private answerIdentify(): void {
+    this.state = 'answered';
+    const welcome = this.welcomeFrame();
+    this.ctx.counters.framesSent++;
+    this.ctx.counters.bytesSent += welcome.byteLength;
+    this.ctx.logger.debug(
+      { remote: this.claimedNodeId, remoteAddress: this.remoteAddress },
+      `node ${this.ctx.localNodeId} told node ${this.claimedNodeId} at ${this.remoteAddress} who it is`,
+    );
+    // The handshake timer destroys the socket if the dialer never closes its side.
+    this.socket.end(welcome);
   }
 
   private accept(): void {
@@ -171,7 +226,7 @@ export class InboundConnection {
     this.wasAccepted = true;
     this.clearTimer();
     this.decoder.frameBytesMax = this.ctx.limits.frameBytesMax;
-    const welcome = encodeWelcome({ version: protocolVersion, nodeId: this.ctx.localNodeId });
+    const welcome = this.welcomeFrame();
     this.ctx.counters.framesSent++;
     this.ctx.counters.bytesSent += welcome.byteLength;
     this.socket.write(welcome);
@@ -241,6 +296,26 @@ export class InboundConnection {
     }
     this.ctx.counters.messagesReceived += envelopes.length;
     this.ctx.deliver(from, envelopes);
+  }
+
+  private onControl(frame: RawFrame): void {
+    const from = this.claimedNodeId;
+    if (from === null) return;
+    const bytesMax = Math.min(this.ctx.limits.controlFrameBytesMax, this.ctx.limits.frameBytesMax);
+    if (frame.frameBytes > bytesMax) {
+      this.protocolError(`control frame of ${frame.frameBytes} bytes exceeds the limit of ${bytesMax} bytes`);
+      return;
+    }
+    let value: unknown;
+    try {
+      value = decodeBody(frame.body);
+    } catch (error) {
+      this.protocolError(`undecodable MessagePack in a control frame: ${errorMessage(error)}`);
+      return;
+    }
+    this.ctx.counters.controlFramesReceived++;
+    // The layer above checks the value's shape: it alone knows what it means.
+    this.ctx.deliverControl(from, value);
   }
 
   private protocolError(reason: string): void {

@@ -1,3 +1,4 @@
+export { dialableAddress, formatAddress } from './addresses.js';
 export {
   FrameType,
   protocolVersion,
@@ -6,9 +7,10 @@ export {
 } from './codec.js';
 export type { CoalescedHeartbeats, HeartbeatBundle } from './heartbeats.js';
 export { coalesceHeartbeats, expandHeartbeats } from './heartbeats.js';
+export { IdentifyError } from './identify.js';
 export type { TransportLimits } from './limits.js';
 export { defaultTransportLimits } from './limits.js';
 export type { PeerState, PeerStats, TransportCounters, TransportStats } from './stats.js';
 export type { TransportOptions } from './transport.js';
 export { Transport } from './transport.js';
-export type { Envelope, PeerAddress, PeerResolver } from './types.js';
+export type { Envelope, LocalAddresses, PeerAddress, PeerIdentity, PeerResolver } from './types.js';

@@ -20,6 +20,10 @@ export interface TransportLimits {
   readonly keepAliveDelayMs: number;
   /** The most inbound connections at once, handshaking or open. */
   readonly inboundConnectionsMax: number;
+  /** The largest control frame, prefix included (and never more than `frameBytesMax`). */
+  readonly controlFrameBytesMax: number;
+  /** The most control frames waiting to be sent to one peer; more are dropped. */
+  readonly controlQueueFramesMax: number;
 }
 
 export const defaultTransportLimits: TransportLimits = {
@@ -31,6 +35,8 @@ export const defaultTransportLimits: TransportLimits = {
   handshakeTimeoutMs: 5000,
   keepAliveDelayMs: 10_000,
   inboundConnectionsMax: 256,
+  controlFrameBytesMax: 1024 * 1024,
+  controlQueueFramesMax: 64,
 };
 
 /**

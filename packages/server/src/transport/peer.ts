@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import type { NodeId } from '@conclave/raft';
 import type { Logger } from 'pino';
+import { dialableAddress } from './addresses.js';
 import {
   batchOverheadBytes,
   decodeBody,
@@ -16,12 +17,13 @@ import {
   protocolVersion,
   type RawFrame,
   type Reject,
+  type Welcome,
 } from './codec.js';
 import { type HeartbeatBundle, uintBytes } from './heartbeats.js';
 import { handshakeFrameBytesMax, type TransportLimits } from './limits.js';
 import { errorMessage } from './shape.js';
 import type { PeerState, PeerStats, TransportCounters } from './stats.js';
-import type { Envelope, PeerAddress } from './types.js';
+import type { Envelope, LocalAddresses, PeerAddress, PeerIdentity } from './types.js';
 
 /** What an outbound peer shares with its transport. */
 export interface PeerContext {
@@ -32,6 +34,10 @@ export interface PeerContext {
   readonly counters: TransportCounters;
   readonly coalesceHeartbeats: boolean;
   lookup(nodeId: NodeId): PeerAddress | undefined;
+  /** What this node announces in its hello. */
+  localAddresses(): LocalAddresses;
+  /** A welcome announced the peer's addresses. */
+  identified(peer: PeerIdentity): void;
 }
 
 type QueueItem =
@@ -64,6 +70,11 @@ export class OutboundPeer {
   /** Index of the first live item in `queue`: taking from the front is O(1). */
   private head = 0;
   private queuedBytes = 0;
+  /** Encoded control frames; they go before any batch once connected. */
+  private readonly controlQueue: Buffer[] = [];
+  /** Whether the current connection's welcome offered control frames. */
+  private peerTakesControl = false;
+  private warnedNoControl = false;
   private socket: Socket | null = null;
   private address: PeerAddress | null = null;
   /** Why the current connection is being closed, for the log line when 'close' arrives. */
@@ -139,11 +150,34 @@ export class OutboundPeer {
     this.queuedBytes += item.costBytes;
   }
 
+  /** Queue one encoded control frame; it leaves at the next flush, before any batch. */
+  enqueueControl(frame: Buffer): void {
+    const { limits } = this.ctx;
+    const bytesMax = Math.min(limits.controlFrameBytesMax, limits.frameBytesMax);
+    if (this.state === 'closed' || this.controlQueue.length >= limits.controlQueueFramesMax) {
+      this.ctx.counters.controlFramesDropped++;
+      return;
+    }
+    if (frame.byteLength > bytesMax) {
+      this.ctx.counters.controlFramesDropped++;
+      this.ctx.logger.warn(
+        { peer: this.nodeId, bytes: frame.byteLength, controlFrameBytesMax: bytesMax },
+        `dropping a control frame of ${frame.byteLength} bytes to node ${this.nodeId}: the limit is ${bytesMax}`,
+      );
+      return;
+    }
+    this.controlQueue.push(frame);
+  }
+
+  private get hasQueued(): boolean {
+    return this.queuedMessages > 0 || this.controlQueue.length > 0;
+  }
+
   /** Send what is queued, dialing first if need be. Called once per event-loop turn. */
   flush(): void {
     switch (this.state) {
       case 'idle':
-        if (this.queuedMessages > 0) this.dial();
+        if (this.hasQueued) this.dial();
         return;
       case 'ready':
         this.writeFrames();
@@ -167,6 +201,7 @@ export class OutboundPeer {
     this.state = 'closed';
     this.clearTimer();
     this.dropQueued('messagesDroppedDisconnected');
+    this.dropControl();
     const socket = this.socket;
     this.socket = null;
     socket?.destroy();
@@ -195,6 +230,11 @@ export class OutboundPeer {
     this.messagesDropped += count;
   }
 
+  private dropControl(): void {
+    this.ctx.counters.controlFramesDropped += this.controlQueue.length;
+    this.controlQueue.length = 0;
+  }
+
   private dropQueued(counter: DropCounter): void {
     this.drop(counter, this.queuedMessages);
     this.queue.length = 0;
@@ -209,6 +249,7 @@ export class OutboundPeer {
     const socket = this.socket;
     // A destroyed socket awaits its 'close' event, which drops the queue; writing would lose frames silently.
     if (socket === null || socket.destroyed) return;
+    this.writeControl(socket);
     while (!this.blocked && this.queuedMessages > 0) {
       const { frame, messages } = this.takeFrame();
       const { counters } = this.ctx;
@@ -220,6 +261,32 @@ export class OutboundPeer {
       // Past the high-water mark the socket still buffers the frame, but we stop here until
       // 'drain' so it holds at most one frame beyond the mark; meanwhile the queue is
       // bounded and drops. Raft retransmits whatever is dropped.
+      if (!socket.write(frame)) this.blocked = true;
+    }
+  }
+
+  private writeControl(socket: Socket): void {
+    if (this.controlQueue.length === 0) return;
+    if (!this.peerTakesControl) {
+      // An older build would close the connection on an unknown frame type.
+      if (!this.warnedNoControl) {
+        this.warnedNoControl = true;
+        this.ctx.logger.warn(
+          { peer: this.nodeId },
+          `node ${this.nodeId} does not take control frames (an older build?); dropping them`,
+        );
+      }
+      this.dropControl();
+      return;
+    }
+    const { counters } = this.ctx;
+    while (!this.blocked && this.controlQueue.length > 0) {
+      const frame = this.controlQueue.shift();
+      if (frame === undefined) break;
+      counters.framesSent++;
+      counters.bytesSent += frame.byteLength;
+      counters.controlFramesSent++;
+      this.framesSent++;
       if (!socket.write(frame)) this.blocked = true;
     }
   }
@@ -296,11 +363,14 @@ export class OutboundPeer {
     }, ctx.limits.handshakeTimeoutMs);
     this.timer.unref();
     socket.once('connect', () => {
+      const local = ctx.localAddresses();
       const hello = encodeHello({
         version: protocolVersion,
         clusterId: ctx.clusterId,
         nodeId: ctx.localNodeId,
         to: this.nodeId,
+        ...(local.raft === null ? {} : { raft: local.raft }),
+        ...(local.http === null ? {} : { http: local.http }),
       });
       ctx.counters.framesSent++;
       ctx.counters.bytesSent += hello.byteLength;
@@ -347,17 +417,23 @@ export class OutboundPeer {
       return;
     }
     let reject: Reject | null = null;
+    let welcome: Welcome | null = null;
     try {
-      if (frame.type === FrameType.Welcome) parseWelcome(decodeBody(frame.body));
+      if (frame.type === FrameType.Welcome) welcome = parseWelcome(decodeBody(frame.body));
       else reject = parseReject(decodeBody(frame.body));
     } catch (error) {
       this.protocolError(socket, `undecodable handshake answer: ${errorMessage(error)}`);
       return;
     }
-    if (reject === null) {
-      this.becomeReady();
+    if (welcome !== null) {
+      if (welcome.nodeId !== this.nodeId) {
+        this.protocolError(socket, `node ${welcome.nodeId} answered a hello meant for node ${this.nodeId}`);
+        return;
+      }
+      this.onWelcome(welcome);
       return;
     }
+    if (reject === null) return;
     this.ctx.counters.outboundHandshakesRejected++;
     this.ctx.logger.error(
       { peer: this.nodeId, address: this.describeAddress(), reason: reject.reason },
@@ -365,6 +441,19 @@ export class OutboundPeer {
         `${this.ctx.localNodeId} (${reject.reason}): ${reject.detail}`,
     );
     this.fail(socket, `handshake rejected (${reject.reason})`);
+  }
+
+  private onWelcome(welcome: Welcome): void {
+    this.peerTakesControl = welcome.control === true;
+    if (welcome.raft !== undefined || welcome.http !== undefined) {
+      const seen = this.address?.host;
+      this.ctx.identified({
+        nodeId: this.nodeId,
+        raft: welcome.raft === undefined ? null : dialableAddress(welcome.raft, seen),
+        http: welcome.http === undefined ? null : dialableAddress(welcome.http, seen),
+      });
+    }
+    this.becomeReady();
   }
 
   private becomeReady(): void {
@@ -403,8 +492,11 @@ export class OutboundPeer {
     this.clearTimer();
     const wasReady = this.state === 'ready';
     const reason = this.failure ?? 'closed by the peer';
-    // Whatever waited for this connection is stale by the time another is up; Raft resends.
+    // Whatever waited for this connection is stale by the time another is up; Raft resends,
+    // and the layer above retries its control requests on its own timeout.
     this.dropQueued('messagesDroppedDisconnected');
+    this.dropControl();
+    this.peerTakesControl = false;
     const fields = { peer: this.nodeId, address: this.describeAddress(), reason };
     if (wasReady) {
       this.ctx.logger.warn(
@@ -434,7 +526,7 @@ export class OutboundPeer {
       if (this.state !== 'backoff') return;
       this.state = 'idle';
       // Dial lazily: only when something is waiting to be sent.
-      if (this.queuedMessages > 0) this.dial();
+      if (this.hasQueued) this.dial();
     }, delayMs);
     this.timer.unref();
   }

@@ -7,7 +7,7 @@ import {
   type NodeId,
   type SnapshotMetadata,
 } from '@conclave/raft';
-import type { Envelope } from './types.js';
+import type { Envelope, PeerAddress } from './types.js';
 
 /**
  * Structural checks for values decoded from the wire. Nothing from a peer reaches Raft
@@ -73,6 +73,18 @@ export function string(value: unknown, path: string, lengthMax: number): string 
     throw new ShapeError(`${path} must be a string of 1-${lengthMax} characters, got ${describe(value)}`);
   }
   return value;
+}
+
+/** Host names and IP literals; 253 is the longest DNS name. */
+const hostLengthMax = 253;
+
+/** A `{ host, port }` map: a non-empty host and a TCP port in [1, 65535]. */
+export function peerAddress(value: unknown, path: string): PeerAddress {
+  const f = object(value, path);
+  const host = string(f.host, `${path}.host`, hostLengthMax);
+  const port = uint(f.port, `${path}.port`);
+  if (port < 1 || port > 65535) throw new ShapeError(`${path}.port must be a TCP port, got ${port}`);
+  return { host, port };
 }
 
 function describe(value: unknown): string {

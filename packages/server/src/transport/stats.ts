@@ -47,6 +47,17 @@ export interface TransportCounters {
   outboundHandshakesRejected: number;
   /** Connections closed for a framing, decoding, shape or addressing violation, or a timeout. */
   protocolErrors: number;
+  /** Control frames written to a socket, and received and handed to `onControl`. */
+  controlFramesSent: number;
+  controlFramesReceived: number;
+  /**
+   * Control frames not sent: the queue was full, the frame too large, the connection failed
+   * or the peer's welcome did not offer control frames.
+   */
+  controlFramesDropped: number;
+  /** Identify dials (to a bare address) started, and those that failed. */
+  identifies: number;
+  identifyFailures: number;
 }
 
 export interface TransportStats extends Readonly<TransportCounters> {
@@ -74,5 +85,10 @@ export function newCounters(): TransportCounters {
     inboundHandshakesRejected: 0,
     outboundHandshakesRejected: 0,
     protocolErrors: 0,
+    controlFramesSent: 0,
+    controlFramesReceived: 0,
+    controlFramesDropped: 0,
+    identifies: 0,
+    identifyFailures: 0,
   };
 }

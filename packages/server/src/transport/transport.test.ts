@@ -319,16 +319,19 @@ describe('Transport: hello frames from a real dialer', () => {
     });
     await new Promise<void>((resolve) => server.listen({ host: loopback, port }, resolve));
     track({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
-    const a = track(
-      (await startNode({ id: 'a', peers: new Map([['b', { host: loopback, port }]]) })).transport,
-    );
+    const node = await startNode({ id: 'a', peers: new Map([['b', { host: loopback, port }]]) });
+    const a = track(node.transport);
+    a.setAdvertisedHttp({ host: loopback, port: 8500 });
     a.send('b', envelopesFor('a', 'b', 1));
+    // It also says where it listens, so that a server it is new to can answer it.
     expect(await hello).toStrictEqual({
       version: protocolVersion,
       clusterId: 'test-cluster',
       nodeId: 'a',
       to: 'b',
+      raft: node.address,
+      http: { host: loopback, port: 8500 },
     });
-    expect(encodeHello(await hello).byteLength).toBeLessThan(100);
+    expect(encodeHello(await hello).byteLength).toBeLessThan(120);
   });
 });

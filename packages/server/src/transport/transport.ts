@@ -1,13 +1,14 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { isValidNodeId, type NodeId } from '@conclave/raft';
 import type { Logger } from 'pino';
-import { clusterIdLengthMax } from './codec.js';
+import { clusterIdLengthMax, encodeControlFrame } from './codec.js';
+import { identifyPeer } from './identify.js';
 import { InboundConnection, type InboundContext } from './inbound.js';
 import { resolveTransportLimits, type TransportLimits } from './limits.js';
 import { isValidPeerAddress, OutboundPeer, type PeerContext } from './peer.js';
 import { errorMessage } from './shape.js';
 import { newCounters, type PeerStats, type TransportCounters, type TransportStats } from './stats.js';
-import type { Envelope, PeerAddress, PeerResolver } from './types.js';
+import type { Envelope, LocalAddresses, PeerAddress, PeerIdentity, PeerResolver } from './types.js';
 
 export interface TransportOptions {
   /** This server's node id; it is also its Raft node id in every group. */
@@ -34,6 +35,22 @@ export interface TransportOptions {
    * return. If it throws, the error is logged and the connection stays up.
    */
   readonly onMessages: (from: NodeId, envelopes: readonly Envelope[]) => void;
+  /**
+   * The Raft address announced in handshakes, so that a node we are new to can dial us
+   * back. Default: the address {@link Transport.start} bound. The HTTP address is set
+   * later with {@link Transport.setAdvertisedHttp}, once that server listens.
+   */
+  readonly advertiseRaft?: PeerAddress;
+  /**
+   * Called with the value of each control frame a peer sent (see {@link Transport.sendControl}).
+   * The value comes straight off the wire: check its shape. If it throws, the error is logged.
+   */
+  readonly onControl?: (from: NodeId, value: unknown) => void;
+  /**
+   * A handshake (either direction, or an identify dial) announced a peer's addresses. The
+   * transport keeps no table of its own for them: store them where `resolvePeer` finds them.
+   */
+  readonly onPeerIdentified?: (peer: PeerIdentity) => void;
 }
 
 /**
@@ -57,6 +74,10 @@ export class Transport {
   private flushHandle: NodeJS.Immediate | null = null;
   private server: Server | null = null;
   private boundAddress: PeerAddress | null = null;
+  private advertisedHttp: PeerAddress | null = null;
+  /** Identify dials in flight, so close() can end them and wait. */
+  private readonly identifying = new Set<Promise<unknown>>();
+  private readonly closing = new AbortController();
   private closed = false;
   private readonly peerContext: PeerContext;
   private readonly inboundContext: InboundContext;
@@ -81,17 +102,24 @@ export class Transport {
       logger: this.logger,
       counters: this.counters,
     };
+    const identity = {
+      localAddresses: () => this.localAddresses(),
+      identified: (peer: PeerIdentity) => this.identified(peer),
+    };
     this.peerContext = {
       ...shared,
+      ...identity,
       coalesceHeartbeats: options.coalesceHeartbeats ?? true,
       lookup: (id) => this.lookup(id),
     };
     this.inboundContext = {
       ...shared,
+      ...identity,
       isKnownPeer: (id) => this.lookup(id) !== undefined,
       opened: (connection) => this.onInboundOpened(connection),
       closed: (connection) => this.onInboundClosed(connection),
       deliver: (from, envelopes) => this.deliver(from, envelopes),
+      deliverControl: (from, value) => this.deliverControl(from, value),
     };
   }
 
@@ -162,6 +190,64 @@ export class Transport {
     this.flushHandle ??= setImmediate(() => this.flushAll());
   }
 
+  /**
+   * Queue one control value (a MessagePack-encodable value, e.g. a membership request) for
+   * `to`. It leaves before the Raft messages of the same turn, on the same connection, and
+   * only if the peer's welcome offered control frames. Like {@link send} it never throws for
+   * network reasons and gives no delivery guarantee: the caller retries on its own timeout.
+   */
+  sendControl(to: NodeId, value: unknown): void {
+    if (to === this.nodeId)
+      throw new Error(`node ${this.nodeId} cannot send to itself through the transport`);
+    if (this.closed || this.lookup(to) === undefined) {
+      this.counters.controlFramesDropped++;
+      return;
+    }
+    let peer = this.outbound.get(to);
+    if (peer === undefined) {
+      peer = new OutboundPeer(this.peerContext, to);
+      this.outbound.set(to, peer);
+    }
+    peer.enqueueControl(encodeControlFrame(value));
+    this.dirty.add(peer);
+    this.flushHandle ??= setImmediate(() => this.flushAll());
+  }
+
+  /**
+   * Ask the server listening at `address` for its node id and addresses (an identify dial:
+   * see docs/transport.md), bounded by `handshakeTimeoutMs`. What it announces is also
+   * reported to `onPeerIdentified`. Rejects with an {@link IdentifyError}.
+   */
+  async identify(address: PeerAddress): Promise<PeerIdentity> {
+    if (this.closed) throw new Error('the transport is closed');
+    this.counters.identifies++;
+    const pending = identifyPeer({
+      address,
+      localNodeId: this.nodeId,
+      clusterId: this.options.clusterId,
+      local: this.localAddresses(),
+      timeoutMs: this.limits.handshakeTimeoutMs,
+      signal: this.closing.signal,
+    });
+    this.identifying.add(pending);
+    try {
+      const peer = await pending;
+      this.identified(peer);
+      return peer;
+    } catch (error) {
+      this.counters.identifyFailures++;
+      throw error;
+    } finally {
+      this.identifying.delete(pending);
+    }
+  }
+
+  /** The HTTP address announced from now on in hellos and welcomes (null: none). */
+  setAdvertisedHttp(address: PeerAddress | null): void {
+    if (address !== null && !isValidPeerAddress(address)) throw new TypeError('invalid HTTP address');
+    this.advertisedHttp = address;
+  }
+
   /** Add or update a peer. A changed address takes effect at once: the old connection is dropped. */
   addPeer(nodeId: NodeId, address: PeerAddress): void {
     if (!isValidNodeId(nodeId)) throw new TypeError(`invalid node id ${JSON.stringify(nodeId)}`);
@@ -201,10 +287,39 @@ export class Transport {
     for (const peer of this.outbound.values()) peer.close();
     this.dirty.clear();
     for (const connection of this.inbound) connection.destroy('the transport is closing');
+    this.closing.abort();
+    await Promise.allSettled([...this.identifying]);
     const server = this.server;
     if (server === null) return;
     await new Promise<void>((resolve) => server.close(() => resolve()));
     this.logger.info(`node ${this.nodeId} transport closed`);
+  }
+
+  private localAddresses(): LocalAddresses {
+    return { raft: this.options.advertiseRaft ?? this.boundAddress, http: this.advertisedHttp };
+  }
+
+  private identified(peer: PeerIdentity): void {
+    if (peer.nodeId === this.nodeId || this.options.onPeerIdentified === undefined) return;
+    try {
+      this.options.onPeerIdentified(peer);
+    } catch (error) {
+      this.logger.error(
+        { peer: peer.nodeId, err: errorMessage(error) },
+        `onPeerIdentified threw for node ${peer.nodeId}: ${errorMessage(error)}`,
+      );
+    }
+  }
+
+  private deliverControl(from: NodeId, value: unknown): void {
+    try {
+      this.options.onControl?.(from, value);
+    } catch (error) {
+      this.logger.error(
+        { peer: from, err: errorMessage(error) },
+        `onControl threw on a control frame from node ${from}: ${errorMessage(error)}`,
+      );
+    }
   }
 
   private lookup(nodeId: NodeId): PeerAddress | undefined {

@@ -14,3 +14,18 @@ export interface PeerAddress {
 
 /** Finds a peer's address at dial time, so an address change applies on the next reconnect. */
 export type PeerResolver = (nodeId: NodeId) => PeerAddress | undefined;
+
+/** What a handshake told this node about a peer: its id and where it serves. */
+export interface PeerIdentity {
+  readonly nodeId: NodeId;
+  /** Where it accepts Raft connections, if it said. */
+  readonly raft: PeerAddress | null;
+  /** Its HTTP API, if it said. */
+  readonly http: PeerAddress | null;
+}
+
+/** The addresses this node announces in its handshakes. */
+export interface LocalAddresses {
+  readonly raft: PeerAddress | null;
+  readonly http: PeerAddress | null;
+}

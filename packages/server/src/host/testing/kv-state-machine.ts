@@ -1,6 +1,6 @@
 import type { Entry } from '@conclave/raft';
 import { Packr } from 'msgpackr';
-import type { StateMachine } from './ports.js';
+import type { StateMachine } from '../ports.js';
 
 /** A command of the built-in key-value state machine. */
 export type KvCommand =
@@ -16,7 +16,7 @@ export function encodeKvCommand(command: KvCommand): Uint8Array {
 }
 
 /**
- * The tiny key-value state machine each group runs until the real state store arrives:
+ * A tiny key-value state machine for host tests:
  * enough to drive the host end to end. A snapshot is the whole map, versioned.
  */
 export class KvStateMachine implements StateMachine<KvResult> {

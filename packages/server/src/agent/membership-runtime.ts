@@ -1,0 +1,124 @@
+import type { ConfChange, NodeId } from '@conclave/raft';
+import type { Logger } from 'pino';
+import type { GroupId } from '../host/ports.js';
+import type { Transport, TransportOptions } from '../transport/transport.js';
+import { AddressBook } from './address-book.js';
+import type { Address, AgentConfig } from './config.js';
+import { groupsAwaitingMembership, type JoinLimits, joinCluster } from './join.js';
+import {
+  learnFromConfChange,
+  type MembershipHost,
+  type MembershipLimits,
+  MembershipService,
+} from './membership.js';
+import { LearnerPromoter, type PromotionLimits } from './promotion.js';
+
+/** Knobs for tests and operators; every field has a default. */
+export interface MembershipTuning {
+  readonly promotion?: Partial<PromotionLimits>;
+  readonly join?: Partial<JoinLimits>;
+  readonly requests?: Partial<MembershipLimits>;
+}
+
+/**
+ * Everything an agent needs for servers to come and go: the address book, the transport
+ * and host hooks that feed it, the join service members run, the learner promoter, and the
+ * join a new server performs at start. Kept out of agent.ts so the agent only wires it.
+ */
+export class ClusterMembership {
+  readonly addressBook: AddressBook;
+  private service: MembershipService | null = null;
+  private promoter: LearnerPromoter | null = null;
+  private host: MembershipHost | null = null;
+  private transport: Transport | null = null;
+  private readonly joinAbort = new AbortController();
+
+  constructor(
+    private readonly options: {
+      config: AgentConfig;
+      /** Servers named as `id@host:port`: their configured address wins at start. */
+      peers: readonly { nodeId: NodeId; raft: Address }[];
+      dataDir: string;
+      logger: Logger;
+      tuning?: MembershipTuning;
+    },
+  ) {
+    this.addressBook = AddressBook.open({ dir: options.dataDir, logger: options.logger });
+    for (const peer of options.peers) this.addressBook.learn(peer.nodeId, { raft: peer.raft });
+  }
+
+  /** Spread into the transport's options: it dials, accepts and reports through the address book. */
+  transportHooks(): Pick<TransportOptions, 'resolvePeer' | 'onPeerIdentified' | 'onControl'> {
+    return {
+      resolvePeer: (nodeId) => this.addressBook.raftAddress(nodeId) ?? undefined,
+      onPeerIdentified: (peer) => this.addressBook.learn(peer.nodeId, { raft: peer.raft, http: peer.http }),
+      onControl: (from, value) => this.service?.onControl(from, value),
+    };
+  }
+
+  /** The host's `onConfChange`. */
+  readonly onConfChange = (event: { groupId: GroupId; index: number; change: ConfChange }): void => {
+    const { config, logger } = this.options;
+    learnFromConfChange({ selfId: config.nodeId, addressBook: this.addressBook, logger, event });
+  };
+
+  /** Once the host and transport exist. */
+  attach(options: { host: MembershipHost; transport: Transport }): void {
+    const { config, logger, tuning } = this.options;
+    this.host = options.host;
+    this.transport = options.transport;
+    this.service = new MembershipService({
+      nodeId: config.nodeId,
+      host: options.host,
+      control: options.transport,
+      addressBook: this.addressBook,
+      logger,
+      ...(tuning?.requests === undefined ? {} : { limits: tuning.requests }),
+    });
+    this.promoter = new LearnerPromoter({
+      host: options.host,
+      logger,
+      ...(tuning?.promotion === undefined ? {} : { limits: tuning.promotion }),
+    });
+  }
+
+  /** Once per host tick. */
+  tick(): void {
+    this.promoter?.tick();
+  }
+
+  /**
+   * Once HTTP listens: announce both addresses, then, for a server that joins rather than
+   * forms the cluster and has not received every group yet, join (bounded; JOIN_FAILED).
+   */
+  async start(options: { raftAddress: Address; httpAddress: Address; formsCluster: boolean }): Promise<void> {
+    const { config, logger, tuning } = this.options;
+    const { host, transport, service } = this;
+    if (host === null || transport === null || service === null) throw new Error('start() before attach()');
+    transport.setAdvertisedHttp(options.httpAddress);
+    this.addressBook.learn(config.nodeId, { raft: options.raftAddress, http: options.httpAddress });
+    if (options.formsCluster || config.join.length === 0) return;
+    const waiting = groupsAwaitingMembership(host);
+    // A restarted member, or a joiner that received every group before it stopped, just starts.
+    if (waiting.length === 0) return;
+    logger.info(
+      { groups: waiting.length, join: config.join },
+      `joining the cluster: ${waiting.length} of ${host.groupCount} groups have not reached this server yet`,
+    );
+    await joinCluster({
+      self: { nodeId: config.nodeId, raft: options.raftAddress, http: options.httpAddress },
+      targets: config.join,
+      groupCount: host.groupCount,
+      identify: (address) => transport.identify(address),
+      requestJoin: (request) => service.requestJoin(request),
+      logger,
+      signal: this.joinAbort.signal,
+      ...(tuning?.join === undefined ? {} : { limits: tuning.join }),
+    });
+  }
+
+  stop(): void {
+    this.joinAbort.abort();
+    this.service?.stop();
+  }
+}

@@ -1,0 +1,39 @@
+import { ConclaveError } from '../errors.js';
+import { type ApiLimits, defaultApiLimits } from '../service/types.js';
+
+/** The service's ApiLimits plus the body limits only the HTTP layer sees. */
+export interface ConsulApiLimits extends ApiLimits {
+  /**
+   * Largest `/v1/txn` body (bytes). Defaults to what the largest valid transaction can
+   * take: its values in base64, plus every key JSON-escaped and each op's framing.
+   */
+  readonly txnBodyBytesMax: number;
+}
+
+/** Field names, numbers, a session UUID and whitespace of one txn op, generously. */
+const txnOpFramingBytes = 512;
+/** The longest JSON escape of one byte of a key ("\u0000"). */
+const jsonEscapeBytesMax = 6;
+
+export function resolveApiLimits(overrides: Partial<ConsulApiLimits> = {}): ConsulApiLimits {
+  const base: ApiLimits = { ...defaultApiLimits, ...overrides };
+  const limits: ConsulApiLimits = {
+    ...base,
+    txnBodyBytesMax:
+      overrides.txnBodyBytesMax ??
+      Math.ceil(base.kvValueBytesMax / 3) * 4 +
+        base.txnOpsMax * (base.kvKeyBytesMax * jsonEscapeBytesMax + txnOpFramingBytes),
+  };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new ConclaveError({ code: 'CONFIG_INVALID', message: `${name} must be a positive integer` });
+    }
+  }
+  if (limits.blockingWaitDefaultMs > limits.blockingWaitMaxMs) {
+    throw new ConclaveError({
+      code: 'CONFIG_INVALID',
+      message: 'blockingWaitDefaultMs must not exceed blockingWaitMaxMs',
+    });
+  }
+  return limits;
+}

@@ -1,0 +1,192 @@
+import { assert } from '@conclave/raft';
+import { Packr } from 'msgpackr';
+import type { KvOp, KvVerb, SessionEntry, SessionSpec, TxnOutcome } from '../service/types.js';
+
+/** A command of Conclave's replicated state machine, as proposed to one Raft group. */
+export type FsmCommand =
+  /** One write: set | cas | lock | unlock | delete | delete-tree | delete-cas. */
+  | { readonly type: 'kv'; readonly op: KvOp }
+  | { readonly type: 'txn'; readonly ops: readonly KvOp[] }
+  | { readonly type: 'session-create'; readonly session: SessionSpec; readonly createIndex: number | null }
+  | { readonly type: 'session-destroy'; readonly id: string };
+
+export type FsmResult =
+  | {
+      readonly type: 'kv';
+      readonly ok: boolean;
+      readonly index: number;
+      readonly error: { code: 'INVALID_SESSION'; message: string } | null;
+    }
+  | { readonly type: 'txn'; readonly outcome: TxnOutcome }
+  | { readonly type: 'session-create'; readonly session: SessionEntry }
+  | {
+      readonly type: 'session-destroy';
+      readonly existed: boolean;
+      readonly released: readonly { key: string; lockDelayMs: number }[];
+    };
+
+/**
+ * The encoding's version, first in every command. A server that reads a version it does
+ * not know must stop rather than skip the entry, so a new version ships only once every
+ * server can read it.
+ */
+export const commandVersion = 1;
+
+export const writeVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>([
+  'set',
+  'cas',
+  'lock',
+  'unlock',
+  'delete',
+  'delete-tree',
+  'delete-cas',
+]);
+const allVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>([
+  ...writeVerbs,
+  'get',
+  'get-tree',
+  'check-index',
+  'check-session',
+  'check-not-exists',
+]);
+/** Verbs that compare against a ModifyIndex and so must carry one. */
+const indexVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>(['cas', 'delete-cas', 'check-index']);
+
+// Records off: the bytes depend only on the values, never on what this encoder saw before.
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+/** [verb, key, value, flags, index, session]: a fixed shape, so equal ops encode equally. */
+type OpWire = [string, string, Uint8Array | null, number | null, number | null, string | null];
+type SessionWire = [string, string, string, number, string, number];
+
+/** Encodes a command for a Raft proposal: versioned, never empty. Asserts a well-formed command. */
+export function encodeCommand(command: FsmCommand): Uint8Array {
+  switch (command.type) {
+    case 'kv':
+      assert(writeVerbs.has(command.op.verb), () => `a kv command writes; ${command.op.verb} does not`);
+      return packr.pack([commandVersion, 'kv', opToWire(command.op)]);
+    case 'txn':
+      return packr.pack([commandVersion, 'txn', command.ops.map(opToWire)]);
+    case 'session-create': {
+      const s = command.session;
+      const wire: SessionWire = [s.id, s.name, s.node, s.ttlSeconds, s.behavior, s.lockDelayMs];
+      checkSession(wire);
+      checkIndexOrNull(command.createIndex, 'createIndex');
+      return packr.pack([commandVersion, 'session-create', wire, command.createIndex]);
+    }
+    case 'session-destroy':
+      assert(typeof command.id === 'string', 'session-destroy names a session');
+      return packr.pack([commandVersion, 'session-destroy', command.id]);
+  }
+}
+
+/** Decodes a command; an unknown version or type or a malformed field fails an assertion. */
+export function decodeCommand(data: Uint8Array): FsmCommand {
+  const decoded: unknown = packr.unpack(data);
+  assert(Array.isArray(decoded) && decoded.length >= 2, 'a command is an array [version, type, ...]');
+  const [version, type] = decoded as unknown[];
+  assert(version === commandVersion, () => `unknown command version ${String(version)}`);
+  switch (type) {
+    case 'kv': {
+      assert(decoded.length === 3, 'kv: [version, type, op]');
+      const op = opFromWire(decoded[2]);
+      assert(writeVerbs.has(op.verb), () => `a kv command writes; ${op.verb} does not`);
+      return { type: 'kv', op };
+    }
+    case 'txn': {
+      assert(decoded.length === 3 && Array.isArray(decoded[2]), 'txn: [version, type, ops]');
+      return { type: 'txn', ops: (decoded[2] as unknown[]).map(opFromWire) };
+    }
+    case 'session-create': {
+      assert(
+        decoded.length === 4 && Array.isArray(decoded[2]),
+        'session-create: [version, type, session, index]',
+      );
+      const wire = decoded[2] as unknown[];
+      checkSession(wire);
+      const createIndex: unknown = decoded[3];
+      checkIndexOrNull(createIndex, 'createIndex');
+      const [id, name, node, ttlSeconds, behavior, lockDelayMs] = wire;
+      return {
+        type: 'session-create',
+        session: { id, name, node, ttlSeconds, behavior, lockDelayMs },
+        createIndex,
+      };
+    }
+    case 'session-destroy':
+      assert(decoded.length === 3 && typeof decoded[2] === 'string', 'session-destroy: [version, type, id]');
+      return { type: 'session-destroy', id: decoded[2] };
+    default:
+      assert(false, () => `unknown command type ${String(type)}`);
+  }
+}
+
+function opToWire(op: KvOp): OpWire {
+  const wire: OpWire = [
+    op.verb,
+    op.key,
+    op.value ?? null,
+    op.flags ?? null,
+    op.index ?? null,
+    op.session ?? null,
+  ];
+  checkOp(wire);
+  return wire;
+}
+
+function opFromWire(wire: unknown): KvOp {
+  assert(Array.isArray(wire), 'an op is an array');
+  checkOp(wire);
+  const [verb, key, value, flags, index, session] = wire;
+  // Copy the value: the decoder hands a view of the entry's buffer, which is not ours to keep.
+  return {
+    verb,
+    key,
+    ...(value === null ? {} : { value: new Uint8Array(value) }),
+    ...(flags === null ? {} : { flags }),
+    ...(index === null ? {} : { index }),
+    ...(session === null ? {} : { session }),
+  };
+}
+
+function checkOp(
+  wire: unknown[],
+): asserts wire is [KvVerb, string, Uint8Array | null, number | null, number | null, string | null] {
+  assert(wire.length === 6, 'an op has six fields');
+  const [verb, key, value, flags, index, session] = wire;
+  assert(typeof verb === 'string' && allVerbs.has(verb as KvVerb), () => `unknown KV verb ${String(verb)}`);
+  assert(typeof key === 'string', 'an op key is a string');
+  assert(value === null || value instanceof Uint8Array, 'an op value is bytes');
+  assert(
+    flags === null || (Number.isSafeInteger(flags) && (flags as number) >= 0),
+    'flags: a safe integer >= 0',
+  );
+  checkIndexOrNull(index, 'index');
+  assert(!indexVerbs.has(verb as KvVerb) || index !== null, () => `${String(verb)} needs an index`);
+  assert(session === null || typeof session === 'string', 'an op session is a string');
+}
+
+function checkSession(
+  wire: unknown[],
+): asserts wire is SessionWire & [string, string, string, number, SessionSpec['behavior'], number] {
+  assert(wire.length === 6, 'a session has six fields');
+  const [id, name, node, ttlSeconds, behavior, lockDelayMs] = wire;
+  assert(typeof id === 'string' && id.length > 0, 'a session id is a non-empty string');
+  assert(typeof name === 'string' && typeof node === 'string', 'session name and node are strings');
+  assert(Number.isSafeInteger(ttlSeconds) && (ttlSeconds as number) >= 0, 'ttlSeconds: a safe integer >= 0');
+  assert(
+    behavior === 'release' || behavior === 'delete',
+    () => `unknown session behavior ${String(behavior)}`,
+  );
+  assert(
+    Number.isSafeInteger(lockDelayMs) && (lockDelayMs as number) >= 0,
+    'lockDelayMs: a safe integer >= 0',
+  );
+}
+
+function checkIndexOrNull(index: unknown, what: string): asserts index is number | null {
+  assert(
+    index === null || (Number.isSafeInteger(index) && (index as number) >= 0),
+    () => `${what}: a safe integer >= 0`,
+  );
+}

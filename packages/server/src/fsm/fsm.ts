@@ -1,0 +1,207 @@
+import { assert, type Entry, EntryType } from '@conclave/raft';
+import type { StateMachine } from '../host/ports.js';
+import type { KvEntry, KvOp, TxnError, TxnOutcome } from '../service/types.js';
+import { StateStore, type WatchTarget, type WriteTxn } from '../state/index.js';
+import { decodeCommand, type FsmCommand, type FsmResult } from './commands.js';
+import { runOp } from './kv-ops.js';
+import { createSession, destroySession } from './sessions.js';
+import { decodeSnapshot, encodeSnapshot, encodeSnapshotSteps } from './snapshot-codec.js';
+import { kvsTable, sessionsTable } from './tables.js';
+import { type FsmQueries, type FsmView, queriesOver } from './view.js';
+
+export interface FsmLimits {
+  /** Most blocking queries waiting on this group at once; one more is refused with OVERLOADED. */
+  readonly watchersMax: number;
+  /** Most keys + prefixes (+1 for sessions) one watch may name. */
+  readonly watchTargetsMax: number;
+}
+
+export const defaultFsmLimits: FsmLimits = { watchersMax: 65_536, watchTargetsMax: 128 };
+
+/**
+ * Conclave's replicated state machine: Consul's KV store and sessions for one Raft group,
+ * over the state store. `apply` is deterministic: the same entries give the same state and
+ * the same snapshot bytes on every server. Each command runs in one store transaction, so
+ * a failed cas, lock or txn changes nothing and wakes no watcher.
+ */
+export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
+  private readonly store: StateStore;
+  private applied = 0;
+
+  constructor(limits: Partial<FsmLimits> = {}) {
+    this.store = new StateStore({
+      tables: [kvsTable, sessionsTable],
+      limits: { ...defaultFsmLimits, ...limits },
+    });
+  }
+
+  apply(entry: Entry): FsmResult {
+    assert(entry.type === EntryType.Normal, () => `entry ${entry.index} is not an application command`);
+    assert(entry.index > this.applied, () => `entry ${entry.index} applied after ${this.applied}`);
+    const command = decodeCommand(entry.data);
+    // Set before the commit wakes watchers, so that they see this entry as applied.
+    this.applied = entry.index;
+    const txn = this.store.begin(entry.index);
+    try {
+      return this.run(txn, command);
+    } finally {
+      if (txn.open) txn.abort();
+    }
+  }
+
+  snapshot(): Uint8Array {
+    const view = this.store.snapshot();
+    return encodeSnapshot({
+      appliedIndex: this.applied,
+      kvIndex: view.tableIndex(kvsTable),
+      sessionIndex: view.tableIndex(sessionsTable),
+      kvs: view.all(kvsTable),
+      sessions: view.all(sessionsTable),
+    });
+  }
+
+  /**
+   * The same bytes as snapshot(), one bounded step at a time: the state is captured now
+   * (an O(1) copy-on-write view), so applies may go on between steps.
+   */
+  *snapshotSteps(): Generator<void, Uint8Array, void> {
+    const view = this.store.snapshot();
+    const appliedIndex = this.applied;
+    yield;
+    return yield* encodeSnapshotSteps({
+      appliedIndex,
+      kvIndex: view.tableIndex(kvsTable),
+      sessionIndex: view.tableIndex(sessionsTable),
+      kvs: view.all(kvsTable),
+      sessions: view.all(sessionsTable),
+    });
+  }
+
+  restore(data: Uint8Array): void {
+    const state = decodeSnapshot(data);
+    const sessions = new Set(state.sessions.map((session) => session.id));
+    for (const entry of state.kvs) {
+      assert(
+        entry.session === null || sessions.has(entry.session),
+        () => `snapshot: key ${entry.key} is held by a session it lacks`,
+      );
+    }
+    this.store.restore((writer) => {
+      for (const entry of state.kvs) writer.insert(kvsTable, entry);
+      for (const session of state.sessions) writer.insert(sessionsTable, session);
+      writer.setTableIndex(kvsTable, state.kvIndex);
+      writer.setTableIndex(sessionsTable, state.sessionIndex);
+      this.applied = state.appliedIndex;
+    });
+  }
+
+  /** Raft index of the last entry applied (any command). */
+  appliedIndex(): number {
+    return this.applied;
+  }
+
+  kvIndex(): number {
+    return this.queries().kvIndex();
+  }
+
+  sessionIndex(): number {
+    return this.queries().sessionIndex();
+  }
+
+  getKey(key: string): KvEntry | null {
+    return this.queries().getKey(key);
+  }
+
+  list(prefix: string): KvEntry[] {
+    return this.queries().list(prefix);
+  }
+
+  keys(options: { prefix: string; separator: string | null }): string[] {
+    return this.queries().keys(options);
+  }
+
+  getSession(id: string): ReturnType<FsmQueries['getSession']> {
+    return this.queries().getSession(id);
+  }
+
+  listSessions(options: { node: string | null }): ReturnType<FsmQueries['listSessions']> {
+    return this.queries().listSessions(options);
+  }
+
+  /**
+   * One-shot: `onChange` runs once, after the first committed apply that changes a watched
+   * key, a key under a watched prefix, or (with `sessions`) any session, or after a
+   * restore. Returns a cancel function. Throws OVERLOADED beyond `watchersMax`.
+   */
+  watch(
+    options: { keys?: readonly string[]; prefixes?: readonly string[]; sessions?: boolean },
+    onChange: () => void,
+  ): () => void {
+    const targets: WatchTarget[] = [
+      ...(options.keys ?? []).map((key): WatchTarget => ({ kind: 'key', table: kvsTable, index: 'id', key })),
+      ...(options.prefixes ?? []).map(
+        (prefix): WatchTarget => ({ kind: 'prefix', table: kvsTable, index: 'id', prefix }),
+      ),
+      ...(options.sessions === true ? [{ kind: 'table', table: sessionsTable } as const] : []),
+    ];
+    return this.store.watch({ targets, onChange });
+  }
+
+  /** A read-only copy-on-write view: O(1), and later applies never change it. */
+  view(): FsmView {
+    const applied = this.applied;
+    return { ...queriesOver(this.store.snapshot()), appliedIndex: () => applied };
+  }
+
+  private queries(): FsmQueries {
+    return queriesOver(this.store.snapshot());
+  }
+
+  private run(txn: WriteTxn, command: FsmCommand): FsmResult {
+    const index = txn.index;
+    switch (command.type) {
+      case 'kv': {
+        const outcome = runOp(txn, index, command.op);
+        if (!outcome.ok) {
+          const error = outcome.code === null ? null : { code: outcome.code, message: outcome.what };
+          return { type: 'kv', ok: false, index, error };
+        }
+        txn.commit();
+        return { type: 'kv', ok: true, index, error: null };
+      }
+      case 'txn':
+        return { type: 'txn', outcome: runTxn(txn, command.ops) };
+      case 'session-create': {
+        const session = createSession(txn, {
+          index,
+          spec: command.session,
+          createIndex: command.createIndex,
+        });
+        txn.commit();
+        return { type: 'session-create', session };
+      }
+      case 'session-destroy': {
+        const { existed, released } = destroySession(txn, { index, id: command.id });
+        txn.commit();
+        return { type: 'session-destroy', existed, released };
+      }
+    }
+  }
+}
+
+/**
+ * Consul's TxnRW: every op runs (later ops see earlier ones' writes) and each failure is
+ * reported with its op's position; any failure rolls the whole transaction back.
+ */
+function runTxn(txn: WriteTxn, ops: readonly KvOp[]): TxnOutcome {
+  const results: KvEntry[] = [];
+  const errors: TxnError[] = [];
+  ops.forEach((op, opIndex) => {
+    const outcome = runOp(txn, txn.index, op);
+    if (outcome.ok) results.push(...outcome.results);
+    else errors.push({ opIndex, what: outcome.what });
+  });
+  if (errors.length > 0) return { ok: false, errors, index: txn.index };
+  txn.commit();
+  return { ok: true, results, index: txn.index };
+}

@@ -1,0 +1,5 @@
+export { commandVersion, decodeCommand, encodeCommand, type FsmCommand, type FsmResult } from './commands.js';
+export { ConclaveFsm, defaultFsmLimits, type FsmLimits } from './fsm.js';
+export { snapshotVersion } from './snapshot-codec.js';
+export { kvsTable, sessionsTable } from './tables.js';
+export type { FsmQueries, FsmView } from './view.js';

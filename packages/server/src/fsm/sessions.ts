@@ -1,0 +1,53 @@
+import { assert } from '@conclave/raft';
+import type { SessionEntry, SessionSpec } from '../service/types.js';
+import type { WriteTxn } from '../state/index.js';
+import { kvsTable, sessionsTable } from './tables.js';
+
+/**
+ * Stores a session, or returns the stored one if its id exists (a no-op). `createIndex` is
+ * group 0's index when the service copies a session created there to another group.
+ */
+export function createSession(
+  txn: WriteTxn,
+  options: { index: number; spec: SessionSpec; createIndex: number | null },
+): SessionEntry {
+  const stored = txn.first(sessionsTable, 'id', options.spec.id);
+  if (stored !== null) return stored;
+  const { id, name, node, ttlSeconds, behavior, lockDelayMs } = options.spec;
+  const entry: SessionEntry = {
+    id,
+    name,
+    node,
+    ttlSeconds,
+    behavior,
+    lockDelayMs,
+    createIndex: options.createIndex ?? options.index,
+    modifyIndex: options.index,
+  };
+  txn.insert(sessionsTable, entry);
+  return entry;
+}
+
+/**
+ * Destroys a session and invalidates its locks as Consul does: 'release' clears the
+ * session from each key it holds (LockIndex and value kept, ModifyIndex advanced),
+ * 'delete' deletes those keys. Held keys come from the kvs 'session' index, not a scan.
+ */
+export function destroySession(
+  txn: WriteTxn,
+  options: { index: number; id: string },
+): { existed: boolean; released: { key: string; lockDelayMs: number }[] } {
+  const session = txn.first(sessionsTable, 'id', options.id);
+  if (session === null) return { existed: false, released: [] };
+  const held = txn.lookup(kvsTable, 'session', session.id);
+  for (const entry of held) {
+    assert(entry.session === session.id, 'the session index finds only the session’s keys');
+    if (session.behavior === 'delete') txn.delete(kvsTable, entry.key);
+    else txn.insert(kvsTable, { ...entry, session: null, modifyIndex: options.index });
+  }
+  txn.delete(sessionsTable, session.id);
+  return {
+    existed: true,
+    released: held.map((entry) => ({ key: entry.key, lockDelayMs: session.lockDelayMs })),
+  };
+}

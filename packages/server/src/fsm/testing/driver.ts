@@ -1,0 +1,81 @@
+import { type Entry, EntryType } from '@conclave/raft';
+import type { KvOp, SessionSpec, TxnOutcome } from '../../service/types.js';
+import { encodeCommand, type FsmCommand, type FsmResult } from '../commands.js';
+import { ConclaveFsm, type FsmLimits } from '../fsm.js';
+
+export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+export const text = (value: Uint8Array | undefined): string => new TextDecoder().decode(value);
+
+/** Feeds an FSM commands as consecutive Raft entries (index 1, 2, ...), like a group would. */
+export class FsmDriver {
+  readonly fsm: ConclaveFsm;
+  /** Every entry applied so far, to replay on another FSM. */
+  readonly entries: Entry[] = [];
+  private nextIndex = 1;
+
+  constructor(limits: Partial<FsmLimits> = {}) {
+    this.fsm = new ConclaveFsm(limits);
+  }
+
+  /** The index the next command will get. */
+  get next(): number {
+    return this.nextIndex;
+  }
+
+  /** Skips indexes, as no-op and membership entries do (they never reach the FSM). */
+  skip(count: number): void {
+    this.nextIndex += count;
+  }
+
+  apply(command: FsmCommand): FsmResult {
+    const entry: Entry = {
+      term: 1,
+      index: this.nextIndex++,
+      type: EntryType.Normal,
+      data: encodeCommand(command),
+    };
+    this.entries.push(entry);
+    return this.fsm.apply(entry);
+  }
+
+  kv(op: KvOp): { ok: boolean; index: number; error: { code: string; message: string } | null } {
+    const result = this.apply({ type: 'kv', op });
+    if (result.type !== 'kv') throw new Error(`expected a kv result, got ${result.type}`);
+    return result;
+  }
+
+  set(key: string, value: string, flags?: number): number {
+    return this.kv({ verb: 'set', key, value: bytes(value), ...(flags === undefined ? {} : { flags }) })
+      .index;
+  }
+
+  txn(ops: readonly KvOp[]): TxnOutcome {
+    const result = this.apply({ type: 'txn', ops });
+    if (result.type !== 'txn') throw new Error(`expected a txn result, got ${result.type}`);
+    return result.outcome;
+  }
+
+  createSession(
+    id: string,
+    fields: Partial<Omit<SessionSpec, 'id'>> = {},
+    createIndex: number | null = null,
+  ) {
+    const session: SessionSpec = {
+      id,
+      name: fields.name ?? '',
+      node: fields.node ?? 'node-1',
+      ttlSeconds: fields.ttlSeconds ?? 0,
+      behavior: fields.behavior ?? 'release',
+      lockDelayMs: fields.lockDelayMs ?? 15_000,
+    };
+    const result = this.apply({ type: 'session-create', session, createIndex });
+    if (result.type !== 'session-create') throw new Error(`expected session-create, got ${result.type}`);
+    return result.session;
+  }
+
+  destroySession(id: string) {
+    const result = this.apply({ type: 'session-destroy', id });
+    if (result.type !== 'session-destroy') throw new Error(`expected session-destroy, got ${result.type}`);
+    return result;
+  }
+}

@@ -1,0 +1,127 @@
+import type { Entry } from '@conclave/raft';
+import type { FastifyInstance } from 'fastify';
+import { ConclaveFsm, type FsmResult } from '../fsm/index.js';
+import type { MultiRaftHost } from '../host/host.js';
+import type { GroupId, StateMachine } from '../host/ports.js';
+import { KvService, type ServiceLimits } from './conclave-service.js';
+import { ForwardClient } from './forward-client.js';
+import { registerInternalRoutes } from './internal-routes.js';
+import { LocalGroups } from './local.js';
+import { GroupRouter, type PeerDirectory, type RouterLimits } from './router.js';
+import { SessionKeeper, type SessionLimits } from './sessions.js';
+
+export { KvService } from './conclave-service.js';
+export type { PeerDirectory } from './router.js';
+export { SessionKeeper } from './sessions.js';
+export type { ConclaveService } from './types.js';
+
+/** How often sessions' TTLs and orphaned copies are checked (ms). */
+export const sessionSweepIntervalMs = 1_000;
+
+/**
+ * One state machine per group, created before the host so that the host can restore them
+ * from snapshots; every applied result is shown to the session keeper (lock-delays).
+ */
+export class GroupMachines {
+  private readonly fsms = new Map<GroupId, ConclaveFsm>();
+  private observer: ((options: { groupId: GroupId; result: FsmResult }) => void) | null = null;
+
+  machine(groupId: GroupId): StateMachine<FsmResult> {
+    const fsm = new ConclaveFsm();
+    this.fsms.set(groupId, fsm);
+    return {
+      apply: (entry: Entry) => {
+        const result = fsm.apply(entry);
+        this.observer?.({ groupId, result });
+        return result;
+      },
+      snapshot: () => fsm.snapshot(),
+      snapshotSteps: () => fsm.snapshotSteps(),
+      restore: (data) => fsm.restore(data),
+    };
+  }
+
+  fsm(groupId: GroupId): ConclaveFsm {
+    const fsm = this.fsms.get(groupId);
+    if (fsm === undefined) throw new Error(`no state machine for group ${groupId}`);
+    return fsm;
+  }
+
+  observe(observer: (options: { groupId: GroupId; result: FsmResult }) => void): void {
+    this.observer = observer;
+  }
+}
+
+export interface ServiceRuntime {
+  readonly service: KvService;
+  readonly local: LocalGroups;
+  readonly sessions: SessionKeeper;
+  registerRoutes(app: FastifyInstance): void;
+  /** End blocking queries, stop the session sweep, and close forwarding connections. */
+  close(): Promise<void>;
+}
+
+/** Wire the service over a running host: local execution, forwarding, sessions. */
+export function startService(options: {
+  host: MultiRaftHost<FsmResult>;
+  machines: GroupMachines;
+  peers: PeerDirectory;
+  tickMs: number;
+  /** Wall clock for session TTLs and lock-delays (ms); tests pass their own. */
+  now?: () => number;
+  limits?: { service?: ServiceLimits; router?: RouterLimits; sessions?: SessionLimits };
+}): ServiceRuntime {
+  const { host, machines, peers, tickMs } = options;
+  const fsm = (groupId: GroupId) => machines.fsm(groupId);
+  let router: GroupRouter | null = null;
+  const caller = () => {
+    if (router === null) throw new Error('the router is used before it exists');
+    return router;
+  };
+  const sessions = new SessionKeeper({
+    host,
+    fsm,
+    caller,
+    now: options.now ?? (() => Date.now()),
+    ...(options.limits?.sessions === undefined ? {} : { limits: options.limits.sessions }),
+  });
+  machines.observe((o) => sessions.observe(o));
+  const stopping = new AbortController();
+  const local = new LocalGroups({ host, fsm, sessions: () => sessions, tickMs, stopping: stopping.signal });
+  const client = new ForwardClient();
+  router = new GroupRouter({
+    host,
+    local,
+    peers,
+    client,
+    tickMs,
+    ...(options.limits?.router === undefined ? {} : { limits: options.limits.router }),
+  });
+  const service = new KvService({
+    host,
+    caller: router,
+    sessions,
+    fsm,
+    peers,
+    ...(options.limits?.service === undefined ? {} : { limits: options.limits.service }),
+  });
+  let sweeping = false;
+  const sweep = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    void sessions.sweep().finally(() => {
+      sweeping = false;
+    });
+  }, sessionSweepIntervalMs);
+  return {
+    service,
+    local,
+    sessions,
+    registerRoutes: (app) => registerInternalRoutes(app, { local, groupCount: host.groupCount }),
+    async close() {
+      stopping.abort();
+      clearInterval(sweep);
+      await client.close();
+    },
+  };
+}

@@ -1,0 +1,181 @@
+/**
+ * The contract between the HTTP API (`api/`), the service that routes requests to Raft
+ * groups (`service/`) and the replicated state machine (`fsm/`). Shapes follow Consul's
+ * KV, session and txn semantics; field names are ours (camelCase), the API maps them to
+ * Consul's JSON.
+ */
+
+/** A key-value entry as stored in one group. Indexes are that group's Raft indexes. */
+export interface KvEntry {
+  readonly key: string;
+  readonly value: Uint8Array;
+  /** Opaque to the server; Consul allows a uint64, we keep it to a safe integer. */
+  readonly flags: number;
+  readonly createIndex: number;
+  readonly modifyIndex: number;
+  /** How many times a session acquired this key: a fencing token. */
+  readonly lockIndex: number;
+  /** The session holding the lock, if any. */
+  readonly session: string | null;
+}
+
+export type SessionBehavior = 'release' | 'delete';
+
+/** What a client asks for when it creates a session. */
+export interface SessionSpec {
+  readonly id: string;
+  readonly name: string;
+  readonly node: string;
+  /** 0 means no TTL; otherwise in [10, 86400]. */
+  readonly ttlSeconds: number;
+  readonly behavior: SessionBehavior;
+  readonly lockDelayMs: number;
+}
+
+export interface SessionEntry extends SessionSpec {
+  /** Group 0's index when the session was created: every group's copy carries the same. */
+  readonly createIndex: number;
+  readonly modifyIndex: number;
+}
+
+export type KvVerb =
+  | 'set'
+  | 'cas'
+  | 'lock'
+  | 'unlock'
+  | 'get'
+  | 'get-tree'
+  | 'check-index'
+  | 'check-session'
+  | 'check-not-exists'
+  | 'delete'
+  | 'delete-tree'
+  | 'delete-cas';
+
+/** One KV operation, alone (a PUT or DELETE) or inside a transaction. */
+export interface KvOp {
+  readonly verb: KvVerb;
+  readonly key: string;
+  readonly value?: Uint8Array;
+  readonly flags?: number;
+  /** For cas, check-index, delete-cas: the expected ModifyIndex (0 = must not exist). */
+  readonly index?: number;
+  readonly session?: string;
+}
+
+export interface TxnError {
+  readonly opIndex: number;
+  readonly what: string;
+}
+
+/**
+ * A transaction's outcome. On success, `results` holds one entry per get and per write
+ * (writes without their value), several per get-tree, none per delete or check.
+ */
+export type TxnOutcome =
+  | { readonly ok: true; readonly results: readonly KvEntry[]; readonly index: number }
+  | { readonly ok: false; readonly errors: readonly TxnError[]; readonly index: number };
+
+export type Consistency = 'default' | 'consistent' | 'stale';
+
+/** How a read is served, parsed from `?consistent`, `?stale`, `?max_stale`, `?index`, `?wait`. */
+export interface ReadRequest {
+  readonly consistency: Consistency;
+  /** With stale: refuse if this server last heard from the leader longer ago (ms). */
+  readonly maxStaleMs: number | null;
+  /** A blocking query: return once the index exceeds `index`, or after `waitMs`. */
+  readonly block: { readonly index: number; readonly waitMs: number } | null;
+  /** Aborted when the client goes away: a blocking query stops waiting. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Sent back as X-Consul-Index, X-Consul-KnownLeader, X-Consul-LastContact, X-Consul-Effective-Consistency. */
+export interface ReadMeta {
+  readonly index: number;
+  readonly knownLeader: boolean;
+  readonly lastContactMs: number;
+  readonly consistency: Consistency;
+}
+
+export interface Read<T> {
+  readonly value: T;
+  readonly meta: ReadMeta;
+}
+
+/** One server in one group's configuration (`/v1/operator/raft/configuration`). */
+export interface RaftServer {
+  readonly id: string;
+  readonly node: string;
+  readonly address: string;
+  readonly leader: boolean;
+  readonly voter: boolean;
+}
+
+/**
+ * Everything the HTTP API needs. Any server answers any request: the service forwards to
+ * the leader of the key's group when needed. Failures are ConclaveError / RaftError.
+ */
+export interface ConclaveService {
+  kvGet(options: ReadRequest & { key: string }): Promise<Read<KvEntry | null>>;
+  kvList(options: ReadRequest & { prefix: string }): Promise<Read<readonly KvEntry[]>>;
+  kvKeys(
+    options: ReadRequest & { prefix: string; separator: string | null },
+  ): Promise<Read<readonly string[]>>;
+  /** A PUT: set, cas (`cas` not null), lock (`acquire`) or unlock (`release`). */
+  kvPut(options: {
+    key: string;
+    value: Uint8Array;
+    flags: number;
+    cas: number | null;
+    acquire: string | null;
+    release: string | null;
+  }): Promise<{ ok: boolean; index: number }>;
+  kvDelete(options: {
+    key: string;
+    recurse: boolean;
+    cas: number | null;
+  }): Promise<{ ok: boolean; index: number }>;
+  /** Validated ops (at most `txnOpsMax`); the service refuses keys spanning groups. */
+  txn(options: { ops: readonly KvOp[] }): Promise<TxnOutcome>;
+  sessionCreate(options: Omit<SessionSpec, 'id'>): Promise<{ id: string }>;
+  sessionDestroy(options: { id: string }): Promise<boolean>;
+  /** Resets the TTL; null if the session does not exist. */
+  sessionRenew(options: { id: string }): Promise<SessionEntry | null>;
+  sessionInfo(options: ReadRequest & { id: string }): Promise<Read<SessionEntry | null>>;
+  sessionList(options: ReadRequest & { node: string | null }): Promise<Read<readonly SessionEntry[]>>;
+  /** Group 0's leader Raft address, '' if none is known. */
+  leaderAddress(): string;
+  /** Group 0's voters' Raft addresses. */
+  peers(): readonly string[];
+  raftConfiguration(options: { groupId: number }): {
+    readonly servers: readonly RaftServer[];
+    readonly index: number;
+  };
+  groupCount(): number;
+}
+
+/** Limits the API enforces before anything reaches Raft. */
+export interface ApiLimits {
+  /** Largest value accepted by PUT or a txn set (bytes). Default 512 KiB. */
+  readonly kvValueBytesMax: number;
+  /** Longest key (bytes). */
+  readonly kvKeyBytesMax: number;
+  /** Most operations in one transaction. */
+  readonly txnOpsMax: number;
+  /** Default and largest `?wait` of a blocking query (ms). */
+  readonly blockingWaitDefaultMs: number;
+  readonly blockingWaitMaxMs: number;
+}
+
+export const defaultApiLimits: ApiLimits = {
+  kvValueBytesMax: 512 * 1024,
+  kvKeyBytesMax: 2048,
+  txnOpsMax: 128,
+  blockingWaitDefaultMs: 5 * 60_000,
+  blockingWaitMaxMs: 10 * 60_000,
+};
+
+/** TTL bounds for sessions, in seconds (Consul's). */
+export const sessionTtlSecondsMin = 10;
+export const sessionTtlSecondsMax = 86_400;
+export const sessionLockDelayDefaultMs = 15_000;

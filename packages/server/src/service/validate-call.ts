@@ -1,0 +1,177 @@
+import { ConclaveError } from '../errors.js';
+import type { FsmCommand } from '../fsm/index.js';
+import type { GroupCall, GroupQuery } from './calls.js';
+import type { KvOp, KvVerb, ReadRequest, SessionSpec } from './types.js';
+
+/**
+ * A call that arrived from the network. Everything is checked before it can reach Raft: an
+ * ill-formed command would be replicated to every server, and the state machine asserts on
+ * what it does not understand, which would stop them all.
+ */
+export function parseGroupCall(value: unknown): GroupCall {
+  const call = record(value, 'call');
+  switch (call.kind) {
+    case 'apply':
+      return { kind: 'apply', command: parseCommand(call.command) };
+    case 'read':
+      return { kind: 'read', query: parseQuery(call.query), read: parseReadRequest(call.read) };
+    case 'renew':
+      return { kind: 'renew', id: text(call.id, 'renew.id') };
+    default:
+      throw bad(`call.kind must be apply, read or renew, got ${JSON.stringify(call.kind)}`);
+  }
+}
+
+const verbs: ReadonlySet<KvVerb> = new Set<KvVerb>([
+  'set',
+  'cas',
+  'lock',
+  'unlock',
+  'get',
+  'get-tree',
+  'check-index',
+  'check-session',
+  'check-not-exists',
+  'delete',
+  'delete-tree',
+  'delete-cas',
+]);
+const singleVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>([
+  'set',
+  'cas',
+  'lock',
+  'unlock',
+  'delete',
+  'delete-tree',
+  'delete-cas',
+]);
+const txnOpsMax = 128;
+
+function parseCommand(value: unknown): FsmCommand {
+  const command = record(value, 'command');
+  switch (command.type) {
+    case 'kv': {
+      const op = parseOp(command.op, 'command.op');
+      if (!singleVerbs.has(op.verb)) throw bad(`command.op.verb ${op.verb} is not a single write`);
+      return { type: 'kv', op };
+    }
+    case 'txn': {
+      if (!Array.isArray(command.ops) || command.ops.length > txnOpsMax) {
+        throw bad(`command.ops must be an array of at most ${txnOpsMax}`);
+      }
+      return { type: 'txn', ops: command.ops.map((op, i) => parseOp(op, `command.ops[${i}]`)) };
+    }
+    case 'session-create': {
+      const createIndex =
+        command.createIndex === null ? null : uint(command.createIndex, 'command.createIndex');
+      return { type: 'session-create', session: parseSession(command.session), createIndex };
+    }
+    case 'session-destroy':
+      return { type: 'session-destroy', id: text(command.id, 'command.id') };
+    default:
+      throw bad(`command.type ${JSON.stringify(command.type)} is unknown`);
+  }
+}
+
+function parseOp(value: unknown, name: string): KvOp {
+  const op = record(value, name);
+  const verb = op.verb;
+  if (typeof verb !== 'string' || !verbs.has(verb as KvVerb)) throw bad(`${name}.verb is not a KV verb`);
+  return {
+    verb: verb as KvVerb,
+    key: text(op.key, `${name}.key`),
+    ...(op.value === undefined ? {} : { value: bytes(op.value, `${name}.value`) }),
+    ...(op.flags === undefined ? {} : { flags: uint(op.flags, `${name}.flags`) }),
+    ...(op.index === undefined ? {} : { index: uint(op.index, `${name}.index`) }),
+    ...(op.session === undefined ? {} : { session: text(op.session, `${name}.session`) }),
+  };
+}
+
+function parseSession(value: unknown): SessionSpec {
+  const s = record(value, 'command.session');
+  const behavior = s.behavior;
+  if (behavior !== 'release' && behavior !== 'delete')
+    throw bad('command.session.behavior must be release or delete');
+  return {
+    id: text(s.id, 'session.id'),
+    name: text(s.name, 'session.name', { empty: true }),
+    node: text(s.node, 'session.node', { empty: true }),
+    ttlSeconds: uint(s.ttlSeconds, 'session.ttlSeconds'),
+    behavior,
+    lockDelayMs: uint(s.lockDelayMs, 'session.lockDelayMs'),
+  };
+}
+
+function parseQuery(value: unknown): GroupQuery {
+  const q = record(value, 'query');
+  switch (q.kind) {
+    case 'get':
+      return { kind: 'get', key: text(q.key, 'query.key') };
+    case 'list':
+      return { kind: 'list', prefix: text(q.prefix, 'query.prefix', { empty: true }) };
+    case 'keys':
+      return {
+        kind: 'keys',
+        prefix: text(q.prefix, 'query.prefix', { empty: true }),
+        separator: q.separator === null ? null : text(q.separator, 'query.separator'),
+      };
+    case 'session':
+      return { kind: 'session', id: text(q.id, 'query.id') };
+    case 'sessions':
+      return { kind: 'sessions', node: q.node === null ? null : text(q.node, 'query.node') };
+    default:
+      throw bad(`query.kind ${JSON.stringify(q.kind)} is unknown`);
+  }
+}
+
+function parseReadRequest(value: unknown): ReadRequest {
+  const r = record(value, 'read');
+  const consistency = r.consistency;
+  if (consistency !== 'default' && consistency !== 'consistent' && consistency !== 'stale') {
+    throw bad('read.consistency must be default, consistent or stale');
+  }
+  const block =
+    r.block === null
+      ? null
+      : (() => {
+          const b = record(r.block, 'read.block');
+          return { index: uint(b.index, 'read.block.index'), waitMs: uint(b.waitMs, 'read.block.waitMs') };
+        })();
+  const maxStaleMs = r.maxStaleMs === null ? null : uint(r.maxStaleMs, 'read.maxStaleMs');
+  return { consistency, maxStaleMs, block };
+}
+
+function record(value: unknown, name: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw bad(`${name} must be an object`);
+  return value as Record<string, unknown>;
+}
+
+const textBytesMax = 4096;
+
+function text(value: unknown, name: string, options: { empty?: boolean } = {}): string {
+  if (
+    typeof value !== 'string' ||
+    (value.length === 0 && options.empty !== true) ||
+    value.length > textBytesMax
+  ) {
+    throw bad(`${name} must be a string of 1-${textBytesMax} characters`);
+  }
+  return value;
+}
+
+function uint(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw bad(`${name} must be an unsigned integer`);
+  }
+  return value;
+}
+
+function bytes(value: unknown, name: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw bad(`${name} must be bytes`);
+  return value;
+}
+
+function bad(message: string): ConclaveError {
+  return new ConclaveError({ code: 'BAD_REQUEST', message: `bad internal call: ${message}` });
+}
