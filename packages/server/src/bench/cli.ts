@@ -1,23 +1,28 @@
 /**
- * `npm run bench [-- core|wal|cluster ...] [--runs N] [--quick]`: runs the benchmarks and
- * prints one JSON object per case on stdout, then a human-readable table on stderr.
+ * `npm run bench [-- core|wal|cluster|http ...] [--runs N] [--quick] [--vs-etcd]`: runs the
+ * benchmarks and prints one JSON object per case on stdout, then a human-readable table on
+ * stderr. `http` is not in the default set: it starts real clusters (and, with --vs-etcd,
+ * may install etcd), so it runs only when named.
  */
 import { runClusterBench } from './cluster-bench.js';
 import { type CoreBenchResult, runCoreBench } from './core-bench.js';
+import { httpBenchTiming, runHttpBench } from './http-bench.js';
 import { formatWalBenchLine, runWalBench } from './wal-bench.js';
 
 interface Options {
   suites: string[];
   runs: number;
   quick: boolean;
+  vsEtcd: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { suites: [], runs: 5, quick: false };
+  const options: Options = { suites: [], runs: 5, quick: false, vsEtcd: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--runs') options.runs = Number(argv[++i]);
     else if (arg === '--quick') options.quick = true;
+    else if (arg === '--vs-etcd') options.vsEtcd = true;
     else if (arg !== undefined && !arg.startsWith('-')) options.suites.push(arg);
     else throw new Error(`unknown argument ${arg}`);
   }
@@ -25,6 +30,7 @@ function parseArgs(argv: readonly string[]): Options {
     throw new Error('--runs must be an integer in [1, 100]');
   }
   if (options.suites.length === 0) options.suites = ['core', 'wal', 'cluster'];
+  if (options.vsEtcd && !options.suites.includes('http')) throw new Error('--vs-etcd needs the http suite');
   return options;
 }
 
@@ -95,5 +101,13 @@ for (const suite of options.suites) {
   if (suite === 'core') runCore(options);
   else if (suite === 'wal') runWal(options);
   else if (suite === 'cluster') await runCluster(options);
-  else throw new Error(`unknown bench suite ${suite}; known: core, wal, cluster`);
+  else if (suite === 'http')
+    await runHttpBench({
+      runs: options.runs,
+      timing: options.quick ? httpBenchTiming.quick : httpBenchTiming.full,
+      vsEtcd: options.vsEtcd,
+      emit: (line) => console.log(JSON.stringify(line)),
+      log: (line) => console.error(line),
+    });
+  else throw new Error(`unknown bench suite ${suite}; known: core, wal, cluster, http`);
 }

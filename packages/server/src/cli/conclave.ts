@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { type PeerSpec, startAgent } from '../agent/agent.js';
 import { type ConfigInput, configFromEnv, configFromFile, resolveAgentConfig } from '../agent/config.js';
 import { isExpectedError } from '../errors.js';
+import { registerClientCommands } from './commands/index.js';
 
 /** Flags, as commander hands them over, mapped to settings. Unset flags stay undefined. */
 function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
@@ -87,5 +88,8 @@ program
       process.exit(isExpectedError(error) ? 2 : 1);
     }
   });
+
+// The client commands (kv, members, operator, lock) live in ./commands/.
+registerClientCommands(program);
 
 await program.parseAsync(process.argv);

@@ -77,7 +77,14 @@ export class ForwardClient {
       if (isConnectRefused(error)) {
         throw new PeerUnreachableError(`${to.host}:${to.port} refused the connection`, { cause: error });
       }
-      throw forwardFailed(`forwarding to ${to.host}:${to.port} failed: ${describe(error)}`);
+      // The request may have reached the leader: a write may have been applied. Only a
+      // read, which changes nothing, may say "retry".
+      if (call.kind === 'read')
+        throw forwardFailed(`forwarding to ${to.host}:${to.port} failed: ${describe(error)}`);
+      throw new ConclaveError({
+        code: 'TIMEOUT',
+        message: `the connection to ${to.host}:${to.port}, leader of group ${groupId}, failed after the request was sent (${describe(error)}): the outcome is unknown`,
+      });
     }
     const body = Buffer.from(await response.body.arrayBuffer());
     if (body.byteLength > this.limits.replyBytesMax) {

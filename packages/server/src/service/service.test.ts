@@ -251,6 +251,29 @@ describe('sessions and locks', () => {
     expect((await service.kvGet({ ...consistent, key })).value?.session).toBeNull();
   });
 
+  it('a new leader of group 0 re-arms every TTL in full, so a leader change never expires a session early', async () => {
+    const service = cluster.servers[1]?.runtime.service;
+    if (service === undefined) throw new Error('no server');
+    const { id } = await service.sessionCreate({ ...lockSpec, ttlSeconds: 10 });
+    const oldLeader = cluster.leaderOf(0);
+    if (oldLeader === undefined) throw new Error('no leader for group 0');
+    await oldLeader.runtime.sessions.sweep(); // armed at the old leader: due in 20 s
+    clock += 15_000;
+    const successor = cluster.servers.find((s) => s !== oldLeader);
+    if (successor === undefined) throw new Error('no other server');
+    oldLeader.host.group(0).raw.transferLeader(successor.id);
+    const newLeader = await eventually(() => cluster.leaderOf(0) === successor && successor, {
+      timeoutMs: 5_000,
+    });
+    await newLeader.runtime.sessions.sweep(); // re-armed in full: due in 20 s from now
+    clock += 15_000; // 30 s after the last renewal, but only 15 s into the new leader's term
+    await newLeader.runtime.sessions.sweep();
+    expect((await service.sessionInfo({ ...consistent, id })).value).not.toBeNull();
+    clock += 6_000;
+    await newLeader.runtime.sessions.sweep();
+    expect((await service.sessionInfo({ ...consistent, id })).value).toBeNull();
+  });
+
   it('after an invalidation the key stays locked for the session lock-delay', async () => {
     const service = cluster.servers[0]?.runtime.service;
     if (service === undefined) throw new Error('no server');

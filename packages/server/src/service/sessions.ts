@@ -26,7 +26,8 @@ export class SessionKeeper {
   private readonly deadlinesMs = new Map<string, number>();
   private readonly lockDelaysMs = new Map<string, number>();
   private readonly destroying = new Set<string>();
-  private leadingGroupZero = false;
+  /** The group-0 term whose leadership the deadlines belong to; null when not leading. */
+  private armedTerm: number | null = null;
 
   constructor(
     private readonly options: {
@@ -103,15 +104,16 @@ export class SessionKeeper {
 
   /** Session ids whose TTL ran out; empty unless this server leads group 0. */
   private trackDeadlines(): string[] {
-    const leads = this.options.host.group(0).raw.status().role === 'leader';
-    if (!leads) {
-      this.leadingGroupZero = false;
+    const status = this.options.host.group(0).raw.status();
+    if (status.role !== 'leader') {
+      this.armedTerm = null;
       this.deadlinesMs.clear();
       return [];
     }
-    if (!this.leadingGroupZero) {
-      // A new leader cannot know when sessions were last renewed: every TTL restarts in full.
-      this.leadingGroupZero = true;
+    if (this.armedTerm !== status.term) {
+      // A new leader cannot know when sessions were last renewed (another leader may have
+      // served renewals in between, even if this server led before): every TTL restarts.
+      this.armedTerm = status.term;
       this.deadlinesMs.clear();
     }
     const now = this.options.now();

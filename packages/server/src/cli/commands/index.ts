@@ -1,0 +1,88 @@
+import { Command, CommanderError } from 'commander';
+import { registerClusterCommands } from './cluster.js';
+import type { CliContext } from './common.js';
+import { type CliIo, type ExitCode, exitCodes, processIo } from './io.js';
+import { registerKvGet } from './kv-get.js';
+import { registerKvTransfer } from './kv-transfer.js';
+import { registerKvWatch } from './kv-watch.js';
+import { registerKvWrite } from './kv-write.js';
+import { registerLock } from './lock.js';
+
+export { type CliIo, type ExitCode, exitCodes, processIo } from './io.js';
+
+/**
+ * How commander's own exits (help, a usage error) leave: the process exits (usage errors
+ * with 2, not commander's 1), or, in-process, the CommanderError is thrown to runCli.
+ */
+type CommanderExit = (error: CommanderError) => never;
+
+const processExit: CommanderExit = (error) => process.exit(commanderExitCode(error));
+const throwExit: CommanderExit = (error) => {
+  throw error;
+};
+
+/** Help and version exit 0; everything else commander reports is a usage error. */
+function commanderExitCode(error: CommanderError): ExitCode {
+  return error.exitCode === 0 ? exitCodes.ok : exitCodes.usage;
+}
+
+/**
+ * Add the client commands (kv, members, operator, lock) to `program`. By default they use
+ * the process's streams and signals and leave their exit code in `process.exitCode`.
+ */
+export function registerClientCommands(
+  program: Command,
+  options: { io?: CliIo; exit?: (code: ExitCode) => void; commanderExit?: CommanderExit } = {},
+): void {
+  const io = options.io ?? processIo();
+  const ctx: CliContext = {
+    io,
+    exit:
+      options.exit ??
+      ((code) => {
+        process.exitCode = code;
+      }),
+  };
+  const commanderExit = options.commanderExit ?? processExit;
+  // `lock` passes everything after its prefix to the command, which commander allows only
+  // when the parent reads its own options before the subcommand (it has none besides --help).
+  program.enablePositionalOptions();
+  // Subcommands inherit output and exit handling from the command they are created on.
+  const top = (name: string) =>
+    program
+      .command(name)
+      .exitOverride(commanderExit)
+      .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  const kv = top('kv').description('read, write, watch, export and import keys');
+  registerKvGet(kv, ctx);
+  registerKvWrite(kv, ctx);
+  registerKvTransfer(kv, ctx);
+  registerKvWatch(kv, ctx);
+  registerClusterCommands(top, ctx);
+  registerLock(top('lock'), ctx);
+}
+
+/**
+ * Run one client command in-process: `argv` without the program name (e.g. `['kv', 'get',
+ * 'a']`). Resolves with the exit code; nothing here exits the process.
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCode> {
+  let code: ExitCode = exitCodes.ok;
+  const program = new Command('conclave')
+    .exitOverride(throwExit)
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  registerClientCommands(program, {
+    io,
+    exit: (c) => {
+      code = c;
+    },
+    commanderExit: throwExit,
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) return commanderExitCode(error);
+    throw error;
+  }
+  return code;
+}

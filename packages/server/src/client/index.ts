@@ -1,0 +1,4 @@
+export { baseUrlOf, blockingWaitMaxMs, type ClientOptions, ConclaveClient, kvPath } from './client.js';
+export { ConclaveClientError } from './errors.js';
+export { defaultHttpLimits, type HttpLimits } from './http.js';
+export type * from './types.js';
