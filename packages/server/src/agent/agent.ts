@@ -86,7 +86,7 @@ export async function startAgent(options: {
   const machines = new GroupMachines();
   const log: DurableLog = {
     storage: (groupId) => storage.group(groupId),
-    persist: (writes) => storage.persist(writes),
+    persist: (writes, persistOptions) => storage.persist(writes, persistOptions),
     saveSnapshot: (o: { groupId: GroupId; snapshot: Snapshot; compactIndex: number }) =>
       storage.saveSnapshot({ groupId: o.groupId, snapshot: o.snapshot, compactThroughIndex: o.compactIndex }),
   };

@@ -109,6 +109,33 @@ describe('MultiRaftHost', () => {
     expect(server.log.persistCalls - before).toBeLessThanOrEqual(3);
   });
 
+  it('fsyncs entries, terms and votes, but not a turn whose only change is the commit index', async () => {
+    const cluster = createCluster({ groupCount: 1 });
+    await tickUntil(cluster, () => allGroupsLed(cluster, 1), 200);
+    const leader = leaderOf(cluster, 0);
+    if (leader === undefined) throw new Error('no leader');
+    await flush();
+    const persists = leader.log.persistCalls;
+    const synced = leader.log.syncedPersistCalls;
+    const done = leader.host.propose({ groupId: 0, data: put('k', 'v') });
+    await flush();
+    await done;
+    // One synced write for the entry; one unsynced for the commit that followed the acks.
+    expect(leader.log.syncedPersistCalls - synced).toBe(1);
+    expect(leader.log.persistCalls - persists).toBe(2);
+    const term = leader.host.group(0).raw.status().term;
+    const followers = cluster.servers.filter((s) => s !== leader);
+    const before = followers.map((s) => s.log.syncedPersistCalls);
+    const successor = followers[0];
+    if (successor === undefined) throw new Error('no follower');
+    leader.host.group(0).raw.transferLeader(successor.id);
+    await tickUntil(cluster, () => leaderOf(cluster, 0)?.host.group(0).raw.status().term !== term, 100);
+    // A new term and a vote are always made durable.
+    followers.forEach((s, i) => {
+      expect(s.log.syncedPersistCalls).toBeGreaterThan(before[i] ?? Number.POSITIVE_INFINITY);
+    });
+  });
+
   it('spreads leadership so that no server leads more than its fair share', async () => {
     const cluster = createCluster({ groupCount: 9, balanceIntervalTicks: 5 });
     await tickUntil(cluster, () => allGroupsLed(cluster, 9), 200);

@@ -24,8 +24,12 @@ export interface GroupWrite {
 export interface DurableLog {
   /** The recovered log of a group, read synchronously by its Raft core. */
   storage(groupId: GroupId): LogStorage;
-  /** Make every write durable before returning. Throws if the disk fails; never retried. */
-  persist(writes: readonly GroupWrite[]): void;
+  /**
+   * Make every write durable before returning. Throws if the disk fails; never retried.
+   * With `sync: false` the writes need not be durable yet (see MultiRaftHost: only commit
+   * index changes are written so); a later synced persist covers them.
+   */
+  persist(writes: readonly GroupWrite[], options?: { sync: boolean }): void;
   /** Store a snapshot the state machine took, then drop log entries up to `compactIndex`. */
   saveSnapshot(options: { groupId: GroupId; snapshot: Snapshot; compactIndex: number }): void;
 }

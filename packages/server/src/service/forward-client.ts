@@ -25,6 +25,9 @@ export const defaultForwardLimits: ForwardLimits = {
   replyBytesMax: 256 * 1024 * 1024,
 };
 
+/** Blocking queries hold a request open for up to 10 minutes plus wait/16 of jitter. */
+const blockingTimeoutMs = 11 * 60_000;
+
 export const internalCallPath = (groupId: GroupId) => `/v1/internal/group/${groupId}/call`;
 export const msgpackContentType = 'application/x-msgpack';
 
@@ -44,12 +47,7 @@ export class ForwardClient {
   private readonly dispatcher: Agent;
 
   constructor(private readonly limits: ForwardLimits = defaultForwardLimits) {
-    this.dispatcher = new Agent({
-      connections: limits.connectionsPerPeerMax,
-      // Blocking queries hold a request open for up to 10 minutes plus jitter.
-      headersTimeout: 11 * 60_000,
-      bodyTimeout: 11 * 60_000,
-    });
+    this.dispatcher = new Agent({ connections: limits.connectionsPerPeerMax });
   }
 
   async call(options: {
@@ -60,10 +58,9 @@ export class ForwardClient {
   }): Promise<GroupReply> {
     const { to, groupId, call } = options;
     const blocking = call.kind === 'read' && call.read.block !== null;
-    const signals = [
-      options.signal,
-      blocking ? undefined : AbortSignal.timeout(this.limits.callTimeoutMs),
-    ].filter((s): s is AbortSignal => s !== undefined);
+    // undici's own timers bound a call that is not a blocking query (cheaper than a
+    // timeout signal per call); a blocking query is bounded by its wait on the peer.
+    const timeoutMs = blocking ? blockingTimeoutMs : this.limits.callTimeoutMs;
     let response: Awaited<ReturnType<typeof request>>;
     try {
       response = await request(`http://${to.host}:${to.port}${internalCallPath(groupId)}`, {
@@ -71,7 +68,9 @@ export class ForwardClient {
         dispatcher: this.dispatcher,
         headers: { 'content-type': msgpackContentType },
         body: callPackr.pack(call),
-        signal: AbortSignal.any(signals),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
     } catch (error) {
       if (isConnectRefused(error)) {

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ConclaveError } from '../errors.js';
 import { callPackr, msgpackContentType } from './forward-client.js';
 import type { LocalGroups } from './local.js';
@@ -9,6 +9,15 @@ import { parseGroupCall } from './validate-call.js';
  * because it believes this server leads the group. Executed locally only; if leadership
  * moved, the NOT_LEADER answer names the new leader and the peer retries there.
  */
+/** The response's close, not the request's: that one fires once the body is read. */
+function abortOnClose(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
 export function registerInternalRoutes(
   app: FastifyInstance,
   options: { local: LocalGroups; groupCount: number },
@@ -34,13 +43,11 @@ export function registerInternalRoutes(
       throw new ConclaveError({ code: 'BAD_REQUEST', message: 'the body is not valid msgpack' });
     }
     const call = parseGroupCall(decoded);
-    // A blocking query ends when the peer that forwarded it goes away.
-    const controller = new AbortController();
-    // (The response's close, not the request's: that one fires once the body is read.)
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) controller.abort();
-    });
-    const result = await options.local.call({ groupId, call, signal: controller.signal });
+    // A blocking query ends when the peer that forwarded it goes away. Other calls are
+    // short and need no signal; not making one saves work on the hot path.
+    const blocking = call.kind === 'read' && call.read.block !== null;
+    const signal = blocking ? abortOnClose(reply) : undefined;
+    const result = await options.local.call({ groupId, call, signal });
     return reply.type(msgpackContentType).send(callPackr.pack(result));
   });
 }

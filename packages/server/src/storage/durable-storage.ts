@@ -76,13 +76,13 @@ export class DurableStorage {
   }
 
   /** Persist one batch of Readys: installed snapshots' bytes first, then one WAL write. */
-  persist(batch: readonly GroupWrite[]): void {
+  persist(batch: readonly GroupWrite[], options: { sync?: boolean } = {}): void {
     for (const item of batch) {
       if (item.snapshot !== null && item.snapshot.metadata.index > 0) {
         this.snapshots.save({ groupId: item.groupId, snapshot: item.snapshot });
       }
     }
-    this.wal.appendBatch(batch);
+    this.wal.appendBatch(batch, options);
     for (const item of batch) {
       if (item.snapshot !== null && item.snapshot.metadata.index > 0) {
         this.snapshots.prune({ groupId: item.groupId, keepIndex: item.snapshot.metadata.index });

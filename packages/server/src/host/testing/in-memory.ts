@@ -8,6 +8,8 @@ import type { DurableLog, Envelope, GroupId, GroupWrite, PeerTransport } from '.
 export class MemoryDurableLog implements DurableLog {
   readonly storages = new Map<GroupId, MemoryStorage>();
   persistCalls = 0;
+  /** Persists that had to fsync; the others only carried commit-index changes. */
+  syncedPersistCalls = 0;
 
   constructor(options: { groupCount: number; voters: readonly NodeId[] }) {
     for (let g = 0; g < options.groupCount; g++)
@@ -20,8 +22,9 @@ export class MemoryDurableLog implements DurableLog {
     return storage;
   }
 
-  persist(writes: readonly GroupWrite[]): void {
+  persist(writes: readonly GroupWrite[], options: { sync: boolean } = { sync: true }): void {
     this.persistCalls++;
+    if (options.sync) this.syncedPersistCalls++;
     for (const write of writes) {
       const storage = this.storages.get(write.groupId);
       if (storage === undefined) throw new Error(`no group ${write.groupId}`);

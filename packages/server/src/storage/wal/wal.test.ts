@@ -123,6 +123,47 @@ describe('Wal', () => {
     expect(summarizeWal(openWal(disk, { segmentBytesMax: 2048 }))).toEqual(before);
   });
 
+  it('an unsynced commit-only write may be lost in a crash, never what was synced before it', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const disk = simDisk(seed);
+      const wal = openWal(disk);
+      wal.appendBatch([write(1, { entries: entries({ from: 1, count: 4, term: 1 }), hardState: hs(1, 2) })]);
+      const synced = summarizeWal(wal);
+      const syncs = disk.syncCount;
+      wal.appendBatch([write(1, { hardState: hs(1, 4) })], { sync: false });
+      expect(disk.syncCount).toBe(syncs);
+      expect(wal.group(1).hardState().commit).toBe(4);
+      disk.crash({ tornWriteRate: 0.8, bitFlipRate: 0.3 });
+      const recovered = summarizeWal(openWal(disk)).get(1);
+      expect(recovered?.entries).toEqual(synced.get(1)?.entries);
+      expect([2, 4]).toContain(recovered?.hardState.commit);
+    }
+  });
+
+  it('a later synced write, a rotation or a clean close makes an unsynced write durable', () => {
+    const disk = simDisk(7);
+    const wal = openWal(disk, { segmentBytesMax: 1024 });
+    let next = 1;
+    for (let i = 0; i < 40; i++) {
+      wal.appendBatch([write(1, { entries: entries({ from: next, count: 2, term: 1, dataBytes: 40 }) })]);
+      next += 2;
+      // Commit-only writes in between, some of them the last frame of a segment.
+      wal.appendBatch([write(1, { hardState: hs(1, next - 1) })], { sync: false });
+    }
+    expect(wal.stats().segmentCount).toBeGreaterThan(3);
+    const before = summarizeWal(wal);
+    disk.crash({ tornWriteRate: 1 });
+    const recovered = summarizeWal(openWal(disk, { segmentBytesMax: 1024 })).get(1);
+    // Only the very last commit-only write may be gone; no hole anywhere before it.
+    expect(recovered?.entries).toEqual(before.get(1)?.entries);
+    expect(recovered?.hardState.commit).toBeGreaterThanOrEqual(next - 3);
+    const closing = openWal(disk, { segmentBytesMax: 1024 });
+    closing.appendBatch([write(1, { hardState: hs(1, next) })], { sync: false });
+    closing.close();
+    disk.crash({ tornWriteRate: 1 });
+    expect(summarizeWal(openWal(disk, { segmentBytesMax: 1024 })).get(1)?.hardState.commit).toBe(next);
+  });
+
   it('splits a batch over batchBytesMax into several frames, and an oversized entry writes nothing', () => {
     const disk = simDisk();
     const wal = openWal(disk, { batchBytesMax: 1024, recordBytesMax: 512 });

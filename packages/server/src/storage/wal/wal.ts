@@ -121,6 +121,8 @@ export class Wal {
   #nextFrameSeq: number;
   #failure: { readonly error: unknown } | null = null;
   #closed = false;
+  /** The tail holds a frame written with `sync: false` and not yet covered by an fdatasync. */
+  #unsynced = false;
   readonly recovery: WalRecoveryReport;
 
   private constructor(options: {
@@ -357,10 +359,16 @@ export class Wal {
    * Throws StorageLimitError before writing anything if a record is over `recordBytesMax`;
    * an I/O error is rethrown as is and marks the WAL failed.
    */
-  appendBatch(batch: readonly GroupWrite[]): void {
+  /**
+   * `sync: false` writes without an fdatasync, for records that may be lost in a crash
+   * without harm (a hard state whose only change is the commit index, which Raft recovers
+   * from its peers). The next synced write, or a rotation, makes them durable too.
+   */
+  appendBatch(batch: readonly GroupWrite[], options: { sync?: boolean } = {}): void {
     this.#checkUsable();
     const planned = this.#plan(batch);
-    for (const frame of packFrames(planned, this.#limits.batchBytesMax)) this.#writeFrame(frame);
+    const sync = options.sync ?? true;
+    for (const frame of packFrames(planned, this.#limits.batchBytesMax)) this.#writeFrame(frame, { sync });
   }
 
   /**
@@ -475,6 +483,7 @@ export class Wal {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#unsynced && this.#failure === null) this.#tail.datasync();
     this.#tail.close();
   }
 
@@ -554,7 +563,7 @@ export class Wal {
     return out;
   }
 
-  #writeFrame(records: readonly PlannedRecord[]): void {
+  #writeFrame(records: readonly PlannedRecord[], options: { sync: boolean } = { sync: true }): void {
     let payloadBytes = 0;
     for (const r of records) payloadBytes += r.sizeBytes;
     const frame = encodeFrame({
@@ -571,7 +580,8 @@ export class Wal {
         segment = this.#rotate();
       }
       this.#tail.append(frame);
-      this.#tail.datasync();
+      if (options.sync) this.#tail.datasync();
+      this.#unsynced = !options.sync;
     } catch (error) {
       this.#fail(error);
       throw error;
@@ -594,6 +604,9 @@ export class Wal {
 
   /** Seal the tail and start the next segment; its header and name are durable before any frame. */
   #rotate(): SegmentInfo {
+    // A frame left unsynced must not vanish behind later, synced segments: recovery would
+    // see a hole in the middle of the log.
+    if (this.#unsynced) this.#tail.datasync();
     const seq = this.#tailSegment().seq + 1;
     const name = segmentFileName(seq);
     const file = this.#disk.open(joinPath(this.#dir, name), { mode: 'createExclusive' });
