@@ -42,6 +42,11 @@ export const errorCatalogue = {
     advice: 'give the keys one hash tag, e.g. "{app}/a" and "{app}/b", so they live in one group',
   },
   FORWARD_FAILED: { status: 502, advice: 'the leader could not be reached; retry shortly' },
+  QUORUM_AT_RISK: {
+    status: 409,
+    advice:
+      'the change would leave the group without a reachable majority of voters: bring the unreachable servers back (or remove them) first',
+  },
   // From membership.
   JOIN_FAILED: {
     status: 503,

@@ -8,6 +8,7 @@ import type { FsmResult } from '../fsm/index.js';
 import { type HostControl, MultiRaftHost } from '../host/host.js';
 import { fnv1a32 } from '../host/partition.js';
 import type { DurableLog, GroupId } from '../host/ports.js';
+import { hostEvents, Metrics } from '../metrics/index.js';
 import { GroupMachines, type ServiceRuntime, startService } from '../service/index.js';
 import {
   DurableStorage,
@@ -46,6 +47,8 @@ export interface Agent {
   readonly service: ServiceRuntime;
   /** Where every known server listens (Raft and HTTP), learned from handshakes and the log. */
   readonly addressBook: AddressBookView;
+  /** This agent's metrics (its own registry), served at /v1/agent/metrics. */
+  readonly metrics: Metrics;
   /** Hand leadership away, flush, close sockets and files. */
   stop(options?: { transferLeadership?: boolean }): Promise<void>;
 }
@@ -91,6 +94,7 @@ export async function startAgent(options: {
       storage.saveSnapshot({ groupId: o.groupId, snapshot: o.snapshot, compactThroughIndex: o.compactIndex }),
   };
   let host: MultiRaftHost<FsmResult> | null = null;
+  const metrics = new Metrics();
   const transport = new Transport({
     nodeId: config.nodeId,
     clusterId: config.clusterId,
@@ -109,6 +113,7 @@ export async function startAgent(options: {
     stateMachine: (groupId) => machines.machine(groupId),
     seed: fnv1a32(new TextEncoder().encode(config.nodeId)),
     onConfChange: membership.onConfChange,
+    observer: hostEvents({ metrics, logger }),
     ...(options.balanceIntervalTicks === undefined
       ? {}
       : { balanceIntervalTicks: options.balanceIntervalTicks }),
@@ -117,6 +122,7 @@ export async function startAgent(options: {
   membership.attach({ host: running, transport });
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
+  metrics.observeSources({ host: running, machines, lag, wal: storage.wal });
   const ticker = setInterval(() => {
     running.tick();
     membership.tick();
@@ -138,6 +144,7 @@ export async function startAgent(options: {
     raftAddress,
     logger,
     lag,
+    metrics,
   });
   const agent: Agent = {
     nodeId: config.nodeId,
@@ -148,6 +155,7 @@ export async function startAgent(options: {
     machines,
     service,
     addressBook: membership.addressBook,
+    metrics,
     async stop(stopOptions = {}) {
       membership.stop();
       if (stopOptions.transferLeadership ?? true) await handOffLeadership(running, config.tickMs);

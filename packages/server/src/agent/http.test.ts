@@ -1,49 +1,9 @@
-import { createHistogram } from 'node:perf_hooks';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FsmResult } from '../fsm/index.js';
-import { MultiRaftHost } from '../host/host.js';
-import { LoopbackNetwork, MemoryDurableLog } from '../host/testing/in-memory.js';
-import { GroupMachines, startService } from '../service/index.js';
-import { resolveAgentConfig } from './config.js';
-import { buildHttpApp } from './http.js';
+import type { MultiRaftHost } from '../host/host.js';
+import { type SingleServer, startSingleServer } from './testing/single-server.js';
 
 const groupCount = 4;
-
-/**
- * One server leading every group, with the agent's routes over the real service and state
- * machines (no socket): the Consul API end to end, short of the network.
- */
-async function singleServer() {
-  const machines = new GroupMachines();
-  const host = new MultiRaftHost<FsmResult>({
-    nodeId: 'dev',
-    groupCount,
-    log: new MemoryDurableLog({ groupCount, voters: ['dev'] }),
-    transport: new LoopbackNetwork().transportFor('dev'),
-    stateMachine: (groupId) => machines.machine(groupId),
-    seed: 1,
-  });
-  for (let g = 0; g < groupCount; g++) host.group(g).raw.campaign();
-  host.runTurns();
-  const raftAddress = { host: '127.0.0.1', port: 8300 };
-  const service = startService({
-    host,
-    machines,
-    peers: { httpAddress: () => null, raftAddress: (id) => (id === 'dev' ? raftAddress : null) },
-    tickMs: 10,
-  });
-  const app = buildHttpApp({
-    config: resolveAgentConfig([{ dev: true, groups: groupCount }]),
-    host,
-    machines,
-    service,
-    raftAddress,
-    logger: pino({ level: 'silent' }),
-    lag: createHistogram(),
-  });
-  return { app, host, service };
-}
 
 let cleanup: (() => Promise<void>) | null = null;
 afterEach(async () => {
@@ -51,13 +11,9 @@ afterEach(async () => {
   cleanup = null;
 });
 
-async function setup() {
-  const server = await singleServer();
-  cleanup = async () => {
-    await server.service.close();
-    server.host.stop();
-    await server.app.close();
-  };
+async function setup(): Promise<SingleServer> {
+  const server = await startSingleServer({ groupCount });
+  cleanup = () => server.stop();
   return server;
 }
 

@@ -3,10 +3,12 @@ import type { ReadMode } from '@conclave/raft';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import { registerConsulApi, sendError } from '../api/index.js';
+import { registerOperatorRoutes } from '../api/operator-routes.js';
 import { ConclaveError } from '../errors.js';
 import { encodeCommand, type FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
 import { groupOfKey } from '../host/partition.js';
+import { Metrics, registerMetricsRoutes } from '../metrics/index.js';
 import type { GroupMachines, ServiceRuntime } from '../service/index.js';
 import type { Address, AgentConfig } from './config.js';
 
@@ -39,6 +41,11 @@ export interface HttpOptions {
   readonly logger: Logger;
   /** Event-loop delay in nanoseconds, as a perf_hooks histogram reports it. */
   readonly lag: Pick<IntervalHistogram, 'percentile' | 'max'>;
+  /**
+   * The agent's metrics, its sources already observed (host, machines, WAL, lag). Without
+   * one, the app makes its own over host, machines and lag (tests).
+   */
+  readonly metrics?: Metrics;
 }
 
 /** Listen on the configured HTTP address. */
@@ -59,6 +66,8 @@ export function buildHttpApp(options: HttpOptions) {
     loggerInstance: options.logger.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: internalBodyBytesMax,
   });
+  // First, so that its onResponse hook times every route registered after it.
+  registerMetricsRoutes(app, options.metrics ?? ownMetrics({ host, machines, lag }));
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   registerConsulApi(app, { service: options.service.service, nodeName: config.nodeId });
   options.service.registerRoutes(app);
@@ -123,31 +132,17 @@ export function buildHttpApp(options: HttpOptions) {
     },
   );
 
-  // Operator: hand the leadership of one group to another voter (`conclave operator raft
-  // transfer-leader`). Answered by the group's leader; others reply NOT_LEADER naming it.
-  app.post<{ Querystring: { group?: string; to?: string } }>(
-    '/v1/operator/raft/transfer-leader',
-    async (request, reply) => {
-      const groupId = Number(request.query.group);
-      if (!Number.isInteger(groupId) || groupId < 0 || groupId >= host.groupCount) {
-        return sendError(
-          reply,
-          new ConclaveError({
-            code: 'CONFIG_INVALID',
-            message: `group must be an integer in [0, ${host.groupCount})`,
-          }),
-        );
-      }
-      const to = request.query.to ?? '';
-      const raw = host.group(groupId).raw;
-      const started = raw.transferLeader(to);
-      if (!started.ok) return sendError(reply, started.error);
-      return { groupId, to };
-    },
-  );
+  // Operator views and commands (transfer-leader, remove-peer), forwarded to each group's leader.
+  registerOperatorRoutes(app, { operator: options.service.operator });
 
   app.setErrorHandler((error, _request, reply) => sendError(reply, error));
   return app;
+}
+
+function ownMetrics(sources: Pick<HttpOptions, 'host' | 'machines' | 'lag'>): Metrics {
+  const metrics = new Metrics();
+  metrics.observeSources(sources);
+  return metrics;
 }
 
 function checkKey(key: string): string {

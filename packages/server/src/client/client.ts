@@ -1,6 +1,7 @@
 import * as decode from './decode.js';
 import { ConclaveClientError } from './errors.js';
 import { type HttpCall, type HttpLimits, HttpTransport } from './http.js';
+import { OperatorClient } from './operator.js';
 import type {
   AgentSelf,
   KvPair,
@@ -31,12 +32,15 @@ export const blockingWaitMaxMs = 10 * 60_000;
  */
 export class ConclaveClient {
   private readonly http: HttpTransport;
+  /** The operator endpoints: cluster, group and member status, remove-peer, transfer-leader. */
+  readonly operator: OperatorClient;
 
   constructor(options: ClientOptions) {
     this.http = new HttpTransport({
       baseUrl: baseUrlOf(options.address),
       ...(options.limits === undefined ? {} : { limits: options.limits }),
     });
+    this.operator = new OperatorClient(this.http);
   }
 
   get baseUrl(): string {

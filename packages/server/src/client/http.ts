@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, type Dispatcher } from 'undici';
 import { ConclaveClientError, errorFromAnswer } from './errors.js';
 
-export type HttpMethod = 'GET' | 'PUT' | 'DELETE';
+export type HttpMethod = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
 /** Bounds on every call. All positive integers. */
 export interface HttpLimits {

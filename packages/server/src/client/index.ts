@@ -1,4 +1,5 @@
 export { baseUrlOf, blockingWaitMaxMs, type ClientOptions, ConclaveClient, kvPath } from './client.js';
 export { ConclaveClientError } from './errors.js';
 export { defaultHttpLimits, type HttpLimits } from './http.js';
+export type * from './operator.js';
 export type * from './types.js';

@@ -95,6 +95,16 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
     });
   }
 
+  /** Blocking queries (watches) waiting on this group now: a gauge read at scrape time. */
+  get watcherCount(): number {
+    return this.store.watcherCount;
+  }
+
+  /** Sessions in this group's copy of the session table (O(1)). */
+  sessionCount(): number {
+    return this.store.snapshot().count(sessionsTable);
+  }
+
   /** Raft index of the last entry applied (any command). */
   appliedIndex(): number {
     return this.applied;

@@ -3,6 +3,7 @@ import {
   createPrng,
   decodeConfChange,
   EntryType,
+  type LogStorage,
   type NodeReady,
   type RaftConfigInput,
   RaftError,
@@ -11,6 +12,7 @@ import {
   type ReadMode,
 } from '@conclave/raft';
 import { ConclaveError } from '../errors.js';
+import { type GroupObserver, noopGroupObserver } from './observer.js';
 import type { DurableLog, GroupId, StateMachine } from './ports.js';
 
 export interface GroupLimits {
@@ -37,6 +39,8 @@ export const defaultGroupLimits: GroupLimits = {
 interface PendingProposal<Result> {
   readonly term: number;
   readonly deadlineTick: number;
+  /** performance.now() when proposed: the proposal-to-apply latency starts here. */
+  readonly startedMs: number;
   readonly resolve: (result: { index: number; result: Result }) => void;
   readonly reject: (error: Error) => void;
 }
@@ -59,9 +63,19 @@ export class RaftGroup<Result> {
   private readonly reads = new Map<number, PendingRead>();
   private readSequence = 0;
   private snapshotIndex: number;
-  private snapshotJob: { readonly index: number; readonly steps: Iterator<void, Uint8Array, void> } | null =
-    null;
+  private snapshotJob: {
+    readonly index: number;
+    readonly steps: Iterator<void, Uint8Array, void>;
+    /** Encoding time so far, summed over the turns its steps ran in (not the wait between). */
+    encodeMs: number;
+  } | null = null;
+  private readonly observer: GroupObserver;
+  /** The leader (and its term) last reported, so each change is reported exactly once. */
+  private knownLeader: { readonly id: string; readonly term: number } | null = null;
   private appliedIndex: number;
+  /** Wall-clock time of the last snapshot taken or installed here (ms); null if none since start. */
+  private snapshotTimeMs: number | null = null;
+  private readonly storage: LogStorage;
 
   constructor(
     private readonly options: {
@@ -74,9 +88,12 @@ export class RaftGroup<Result> {
       limits: GroupLimits;
       /** A membership change was applied at `index` (on every member, at the same index). */
       onConfChange?: ((event: { groupId: GroupId; index: number; change: ConfChange }) => void) | undefined;
+      observer?: GroupObserver | undefined;
     },
   ) {
+    this.observer = options.observer ?? noopGroupObserver;
     const storage = options.log.storage(options.groupId);
+    this.storage = storage;
     const snapshot = storage.snapshot();
     this.snapshotIndex = snapshot.metadata.index;
     this.appliedIndex = snapshot.metadata.index;
@@ -100,24 +117,35 @@ export class RaftGroup<Result> {
     return this.appliedIndex;
   }
 
+  /** For operators: the last snapshot's index, and when it was taken (null: before this start). */
+  get lastSnapshot(): { readonly index: number; readonly timeMs: number | null } {
+    return { index: this.snapshotIndex, timeMs: this.snapshotTimeMs };
+  }
+
+  /** The first index still in the log (entries below it were compacted into a snapshot). */
+  get logFirstIndex(): number {
+    return this.storage.firstIndex();
+  }
+
   propose(options: { data: Uint8Array; nowTick: number }): Promise<{ index: number; result: Result }> {
     const { data } = options;
     if (data.byteLength === 0) {
       // An empty entry is a leader's no-op: the state machine never sees it.
-      return Promise.reject(
+      return this.refuse(
         new ConclaveError({ code: 'CONFIG_INVALID', message: 'a proposal must not be empty' }),
       );
     }
     if (this.proposals.size >= this.options.limits.proposalsPendingMax) {
-      return Promise.reject(
+      return this.refuse(
         overloaded(`${this.proposals.size} proposals already wait in group ${this.groupId}`),
       );
     }
+    const startedMs = performance.now();
     const proposed = this.raw.propose(data);
-    if (!proposed.ok) return Promise.reject(proposed.error);
+    if (!proposed.ok) return this.refuse(proposed.error);
     return new Promise((resolve, reject) => {
       const deadlineTick = options.nowTick + this.options.limits.requestTimeoutTicks;
-      this.proposals.set(proposed.index, { term: proposed.term, deadlineTick, resolve, reject });
+      this.proposals.set(proposed.index, { term: proposed.term, deadlineTick, startedMs, resolve, reject });
     });
   }
 
@@ -137,14 +165,22 @@ export class RaftGroup<Result> {
 
   /** Apply what a persisted Ready hands out, then answer the callers it settles. */
   applyReady(ready: NodeReady): void {
+    if (ready.softState !== null) this.noteLeader(ready.softState.leaderId);
+    const startedMs = performance.now();
     if (ready.snapshot !== null) {
       // Only a group's bootstrap snapshot (index 0) is empty: a joiner that receives it has
       // applied nothing, so its fresh state machine already is that state.
-      if (ready.snapshot.data.byteLength > 0) this.options.stateMachine.restore(ready.snapshot.data);
+      if (ready.snapshot.data.byteLength > 0) {
+        this.options.stateMachine.restore(ready.snapshot.data);
+        const { index, term } = ready.snapshot.metadata;
+        const seconds = (performance.now() - startedMs) / 1000;
+        this.observer.snapshotInstalled({ index, term, bytes: ready.snapshot.data.byteLength, seconds });
+      }
       // A snapshot being encoded describes older state than the one just installed.
       this.snapshotJob = null;
       this.appliedIndex = ready.snapshot.metadata.index;
       this.snapshotIndex = ready.snapshot.metadata.index;
+      this.snapshotTimeMs = Date.now();
     }
     for (const entry of ready.committedEntries) {
       const applied =
@@ -153,13 +189,14 @@ export class RaftGroup<Result> {
           : null;
       this.appliedIndex = entry.index;
       if (entry.type === EntryType.ConfChange) {
-        this.options.onConfChange?.({
-          groupId: this.groupId,
-          index: entry.index,
-          change: decodeConfChange(entry.data),
-        });
+        const change = decodeConfChange(entry.data);
+        this.options.onConfChange?.({ groupId: this.groupId, index: entry.index, change });
+        this.observer.confChangeApplied({ index: entry.index, term: entry.term, change });
       }
       this.settleProposal({ index: entry.index, term: entry.term, applied });
+    }
+    if (ready.committedEntries.length > 0 || ready.snapshot !== null) {
+      this.observer.batchApplied((performance.now() - startedMs) / 1000);
     }
     for (const state of ready.readStates) {
       const read = this.reads.get(decodeReadId(state.context));
@@ -182,9 +219,11 @@ export class RaftGroup<Result> {
     if (this.snapshotJob !== null) return;
     if (this.appliedIndex - this.snapshotIndex < this.options.limits.snapshotThresholdEntries) return;
     const steps = this.options.stateMachine.snapshotSteps?.();
-    if (steps === undefined)
-      this.saveSnapshot({ index: this.appliedIndex, data: this.options.stateMachine.snapshot() });
-    else this.snapshotJob = { index: this.appliedIndex, steps };
+    if (steps === undefined) {
+      const startedMs = performance.now();
+      const data = this.options.stateMachine.snapshot();
+      this.saveSnapshot({ index: this.appliedIndex, data, encodeMs: performance.now() - startedMs });
+    } else this.snapshotJob = { index: this.appliedIndex, steps, encodeMs: 0 };
   }
 
   /** Whether a snapshot is being encoded. */
@@ -196,23 +235,34 @@ export class RaftGroup<Result> {
   continueSnapshot(options: { stepsMax: number }): void {
     const job = this.snapshotJob;
     if (job === null) return;
+    const startedMs = performance.now();
     for (let i = 0; i < options.stepsMax; i++) {
       const step = job.steps.next();
       if (step.done !== true) continue;
       this.snapshotJob = null;
-      this.saveSnapshot({ index: job.index, data: step.value });
+      const encodeMs = job.encodeMs + performance.now() - startedMs;
+      this.saveSnapshot({ index: job.index, data: step.value, encodeMs });
       return;
     }
+    job.encodeMs += performance.now() - startedMs;
   }
 
-  private saveSnapshot(options: { index: number; data: Uint8Array }): void {
-    const snapshot = this.raw.createSnapshot(options);
+  private saveSnapshot(options: { index: number; data: Uint8Array; encodeMs: number }): void {
+    const startedMs = performance.now();
+    const snapshot = this.raw.createSnapshot({ index: options.index, data: options.data });
     this.options.log.saveSnapshot({
       groupId: this.groupId,
       snapshot,
       compactIndex: Math.max(0, options.index - this.options.limits.snapshotTrailingEntries),
     });
     this.snapshotIndex = options.index;
+    this.snapshotTimeMs = Date.now();
+    this.observer.snapshotTaken({
+      index: options.index,
+      term: snapshot.metadata.term,
+      bytes: options.data.byteLength,
+      seconds: (options.encodeMs + performance.now() - startedMs) / 1000,
+    });
   }
 
   /** Fail every caller still waiting: the host is stopping. */
@@ -228,6 +278,7 @@ export class RaftGroup<Result> {
     for (const [index, proposal] of this.proposals) {
       if (proposal.deadlineTick > nowTick) continue;
       this.proposals.delete(index);
+      this.observer.proposalRefused('TIMEOUT');
       proposal.reject(
         timeout(`the proposal at index ${index} of group ${this.groupId} did not apply in time`),
       );
@@ -244,9 +295,12 @@ export class RaftGroup<Result> {
     const proposal = this.proposals.get(index);
     if (proposal === undefined) return;
     this.proposals.delete(index);
-    if (proposal.term === term && applied !== null) proposal.resolve({ index, result: applied.result });
-    else {
+    if (proposal.term === term && applied !== null) {
+      this.observer.proposalApplied((performance.now() - proposal.startedMs) / 1000);
+      proposal.resolve({ index, result: applied.result });
+    } else {
       // Another leader's entry took this index: the proposal was lost with the old leader.
+      this.observer.proposalRefused(RaftErrorCode.NotLeader);
       const status = this.raw.status();
       proposal.reject(
         new RaftError({
@@ -256,6 +310,24 @@ export class RaftGroup<Result> {
         }),
       );
     }
+  }
+
+  private refuse(error: ConclaveError | RaftError): Promise<never> {
+    this.observer.proposalRefused(error.code);
+    return Promise.reject(error);
+  }
+
+  /**
+   * Report a new leader once: a Ready's soft state also changes on role changes that keep
+   * the leader (or lose it for a while, leaderId null), which are not leadership changes.
+   */
+  private noteLeader(leaderId: string | null): void {
+    if (leaderId === null) return;
+    const { term, commit } = this.raw.status();
+    const known = this.knownLeader;
+    if (known !== null && known.id === leaderId && known.term === term) return;
+    this.knownLeader = { id: leaderId, term };
+    this.observer.leaderChanged({ term, commitIndex: commit, leaderId, previousLeaderId: known?.id ?? null });
   }
 
   private serveReads(): void {

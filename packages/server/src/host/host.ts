@@ -10,6 +10,7 @@ import type {
 import { ConclaveError } from '../errors.js';
 import { planLeaderTransfer } from './balancer.js';
 import { defaultGroupLimits, type GroupLimits, RaftGroup } from './group.js';
+import type { HostObserver } from './observer.js';
 import type { DurableLog, Envelope, GroupId, GroupWrite, PeerTransport, StateMachine } from './ports.js';
 
 export interface HostOptions<Result> {
@@ -29,6 +30,8 @@ export interface HostOptions<Result> {
    * agent learns a new server's addresses from the change's context.
    */
   readonly onConfChange?: (event: { groupId: GroupId; index: number; change: ConfChange }) => void;
+  /** Metrics and event logs (see metrics/): latencies, refusals, leader and snapshot events. */
+  readonly observer?: HostObserver;
 }
 
 /**
@@ -84,6 +87,7 @@ export class MultiRaftHost<Result> implements HostControl {
           raft: options.raft ?? {},
           limits,
           onConfChange: options.onConfChange,
+          observer: options.observer?.group(groupId),
         }),
       );
       const { hardState } = options.log.storage(groupId).initialState();
@@ -255,7 +259,9 @@ export class MultiRaftHost<Result> implements HostControl {
       const durable = this.durableVotes.get(write.groupId);
       return durable?.term !== write.hardState.term || durable.vote !== write.hardState.vote;
     });
+    const startedMs = performance.now();
     this.options.log.persist(writes, { sync });
+    this.options.observer?.persisted(sync, (performance.now() - startedMs) / 1000);
     if (!sync) return;
     for (const { groupId, hardState } of writes) {
       if (hardState !== null) this.durableVotes.set(groupId, { term: hardState.term, vote: hardState.vote });

@@ -1,4 +1,5 @@
 import type { FsmCommand, FsmResult } from '../fsm/index.js';
+import type { GroupStatus } from './status.js';
 import type { ReadMeta, ReadRequest, SessionEntry } from './types.js';
 
 /** A read of one group's state machine. */
@@ -16,12 +17,21 @@ export type GroupQuery =
 export type GroupCall =
   | { readonly kind: 'apply'; readonly command: FsmCommand }
   | { readonly kind: 'read'; readonly query: GroupQuery; readonly read: ReadRequest }
-  | { readonly kind: 'renew'; readonly id: string };
+  | { readonly kind: 'renew'; readonly id: string }
+  // Operator calls (service/status.ts): a status answers from whichever server runs it.
+  | { readonly kind: 'status' }
+  | { readonly kind: 'transfer-leader'; readonly to: string }
+  | { readonly kind: 'remove-peer'; readonly nodeId: string };
 
 export type GroupReply =
   | { readonly kind: 'apply'; readonly index: number; readonly result: FsmResult }
   | { readonly kind: 'read'; readonly value: unknown; readonly meta: ReadMeta }
-  | { readonly kind: 'renew'; readonly session: SessionEntry | null };
+  | { readonly kind: 'renew'; readonly session: SessionEntry | null }
+  | { readonly kind: 'status'; readonly status: GroupStatus }
+  /** `started` is false when `to` already leads the group. */
+  | { readonly kind: 'transfer-leader'; readonly from: string; readonly started: boolean }
+  /** `index` is where the removal applied; null when the server was not a member. */
+  | { readonly kind: 'remove-peer'; readonly index: number | null };
 
 /** Executes calls for groups: locally, or by forwarding to the group's leader. */
 export interface GroupCaller {

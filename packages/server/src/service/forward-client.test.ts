@@ -4,7 +4,12 @@ import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConclaveError } from '../errors.js';
 import type { GroupCall } from './calls.js';
-import { ForwardClient, internalCallPath, PeerUnreachableError } from './forward-client.js';
+import {
+  defaultForwardLimits,
+  ForwardClient,
+  internalCallPath,
+  PeerUnreachableError,
+} from './forward-client.js';
 
 const apply: GroupCall = {
   kind: 'apply',
@@ -67,6 +72,19 @@ describe('ForwardClient', () => {
     await expect(client.call({ to: await closedPort(), groupId: 0, call: apply })).rejects.toBeInstanceOf(
       PeerUnreachableError,
     );
+  });
+
+  it('refuses with OVERLOADED beyond callsInFlightMax instead of queueing without bound', async () => {
+    const client = new ForwardClient({ ...defaultForwardLimits, callsInFlightMax: 1 });
+    closers.push(() => client.close());
+    const to = await droppingPeer();
+    const first = client.call({ to, groupId: 0, call: read });
+    await expect(client.call({ to, groupId: 0, call: read })).rejects.toMatchObject({ code: 'OVERLOADED' });
+    await expect(first).rejects.toMatchObject({ code: 'FORWARD_FAILED' });
+    // The slot is free again once the first call ended.
+    await expect(client.call({ to, groupId: 0, call: read })).rejects.toMatchObject({
+      code: 'FORWARD_FAILED',
+    });
   });
 
   it('turns a peer catalogue error back into the same typed error, keeping the leader hint', async () => {

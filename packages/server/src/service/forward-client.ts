@@ -17,12 +17,15 @@ export interface ForwardLimits {
   readonly callTimeoutMs: number;
   /** Largest reply accepted from a peer (bytes): a list can be large, but not unbounded. */
   readonly replyBytesMax: number;
+  /** Calls forwarded and not yet answered, over all peers; more are refused with OVERLOADED. */
+  readonly callsInFlightMax: number;
 }
 
 export const defaultForwardLimits: ForwardLimits = {
   connectionsPerPeerMax: 32,
   callTimeoutMs: 30_000,
   replyBytesMax: 256 * 1024 * 1024,
+  callsInFlightMax: 8192,
 };
 
 /** Blocking queries hold a request open for up to 10 minutes plus wait/16 of jitter. */
@@ -45,12 +48,34 @@ export class PeerUnreachableError extends Error {
  */
 export class ForwardClient {
   private readonly dispatcher: Agent;
+  private callsInFlight = 0;
 
   constructor(private readonly limits: ForwardLimits = defaultForwardLimits) {
     this.dispatcher = new Agent({ connections: limits.connectionsPerPeerMax });
   }
 
   async call(options: {
+    to: Address;
+    groupId: GroupId;
+    call: GroupCall;
+    signal?: AbortSignal | undefined;
+  }): Promise<GroupReply> {
+    if (this.callsInFlight >= this.limits.callsInFlightMax) {
+      // undici would queue without bound behind its connections: refuse instead.
+      throw new ConclaveError({
+        code: 'OVERLOADED',
+        message: `${this.callsInFlight} forwarded calls already wait for their leaders`,
+      });
+    }
+    this.callsInFlight++;
+    try {
+      return await this.send(options);
+    } finally {
+      this.callsInFlight--;
+    }
+  }
+
+  private async send(options: {
     to: Address;
     groupId: GroupId;
     call: GroupCall;

@@ -7,10 +7,12 @@ import { KvService, type ServiceLimits } from './conclave-service.js';
 import { ForwardClient } from './forward-client.js';
 import { registerInternalRoutes } from './internal-routes.js';
 import { LocalGroups } from './local.js';
+import { OperatorService } from './operator.js';
 import { GroupRouter, type PeerDirectory, type RouterLimits } from './router.js';
 import { SessionKeeper, type SessionLimits } from './sessions.js';
 
 export { KvService } from './conclave-service.js';
+export { OperatorService } from './operator.js';
 export type { PeerDirectory } from './router.js';
 export { SessionKeeper } from './sessions.js';
 export type { ConclaveService } from './types.js';
@@ -56,6 +58,8 @@ export interface ServiceRuntime {
   readonly service: KvService;
   readonly local: LocalGroups;
   readonly sessions: SessionKeeper;
+  /** Operator views and commands over every group (status, transfer-leader, remove-peer). */
+  readonly operator: OperatorService;
   registerRoutes(app: FastifyInstance): void;
   /** End blocking queries, stop the session sweep, and close forwarding connections. */
   close(): Promise<void>;
@@ -113,10 +117,12 @@ export function startService(options: {
       sweeping = false;
     });
   }, sessionSweepIntervalMs);
+  const operator = new OperatorService({ host, caller: router, local, client, peers });
   return {
     service,
     local,
     sessions,
+    operator,
     registerRoutes: (app) => registerInternalRoutes(app, { local, groupCount: host.groupCount }),
     async close() {
       stopping.abort();

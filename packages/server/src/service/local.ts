@@ -6,6 +6,7 @@ import type { GroupId } from '../host/ports.js';
 import type { GroupCall, GroupReply } from './calls.js';
 import { evaluate, evaluateBlocking } from './query.js';
 import type { SessionKeeper } from './sessions.js';
+import { localGroupStatus, removeFromGroup, startLeaderTransfer } from './status.js';
 import type { ReadMeta, ReadRequest } from './types.js';
 
 /**
@@ -38,6 +39,12 @@ export class LocalGroups {
       case 'renew':
         this.requireLeader(groupId);
         return { kind: 'renew', session: this.options.sessions().renew(call.id) };
+      case 'status':
+        return { kind: 'status', status: localGroupStatus({ ...this.options, groupId }) };
+      case 'transfer-leader':
+        return startLeaderTransfer({ host: this.options.host, groupId, to: call.to });
+      case 'remove-peer':
+        return removeFromGroup({ ...this.options, groupId, nodeId: call.nodeId, signal });
     }
   }
 

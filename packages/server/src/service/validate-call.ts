@@ -17,8 +17,16 @@ export function parseGroupCall(value: unknown): GroupCall {
       return { kind: 'read', query: parseQuery(call.query), read: parseReadRequest(call.read) };
     case 'renew':
       return { kind: 'renew', id: text(call.id, 'renew.id') };
+    case 'status':
+      return { kind: 'status' };
+    case 'transfer-leader':
+      return { kind: 'transfer-leader', to: text(call.to, 'transfer-leader.to') };
+    case 'remove-peer':
+      return { kind: 'remove-peer', nodeId: text(call.nodeId, 'remove-peer.nodeId') };
     default:
-      throw bad(`call.kind must be apply, read or renew, got ${JSON.stringify(call.kind)}`);
+      throw bad(
+        `call.kind must be apply, read, renew, status, transfer-leader or remove-peer, got ${JSON.stringify(call.kind)}`,
+      );
   }
 }
 

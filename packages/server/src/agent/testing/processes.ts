@@ -6,11 +6,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePorts } from '../../bench/free-ports.js';
+import { pollUntil } from '../../bench/poll.js';
 import { groupOfKey } from '../../host/partition.js';
+
+export { freePorts };
+
+const loopback = '127.0.0.1';
 
 /** The built CLI the tests run: `npm test` builds it first. */
 export const cliPath = fileURLToPath(new URL('../../../dist/cli/conclave.js', import.meta.url));
@@ -23,50 +28,15 @@ export function assertBuilt(): void {
   }
 }
 
-const loopback = '127.0.0.1';
-
-/** Ports the kernel handed out just now (bound to port 0, then released). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, loopback, () => resolve());
-      });
-      const address = server.address();
-      if (address === null || typeof address === 'string') throw new Error('no port from listen(0)');
-      ports.push(address.port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
-}
-
 /** Poll `predicate` until it returns something other than undefined/false, or fail after timeoutMs. */
-export async function waitFor<T>(
+export function waitFor<T>(
   predicate: () => Promise<T | undefined | false> | T | undefined | false,
   options: { timeoutMs: number; intervalMs: number; what: string },
 ): Promise<T> {
-  const deadline = Date.now() + options.timeoutMs;
-  let last = 'never ran';
-  for (;;) {
-    try {
-      const value = await predicate();
-      if (value !== undefined && value !== false) return value;
-      last = 'condition not met';
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${options.what} (last: ${last})`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs));
-  }
+  return pollUntil(async () => {
+    const value = await predicate();
+    return value === false ? undefined : value;
+  }, options);
 }
 
 export interface Exit {

@@ -47,13 +47,37 @@ describe('conclave operator raft list-peers', () => {
     const result = await conclave(['operator', 'raft', 'list-peers']);
     expect(result.code).toBe(0);
     const blocks = result.stdout.trimEnd().split('\n\n');
-    expect(blocks).toHaveLength(3);
-    blocks.forEach((block, groupId) => {
+    expect(blocks).toHaveLength(4);
+    blocks.slice(0, 3).forEach((block, groupId) => {
       const [title, header, row] = block.split('\n');
-      expect(title).toMatch(new RegExp(`^Group ${groupId} \\(configuration index \\d+\\)$`));
-      expect(header?.split(/ {2,}/)).toEqual(['Node', 'ID', 'Address', 'State', 'Voter']);
-      expect(row?.split(/ {2,}/)).toEqual(['dev', 'dev', raftAddr, 'leader', 'true']);
+      expect(title).toMatch(
+        new RegExp(`^Group ${groupId} \\(configuration index \\d+, commit index \\d+\\)$`),
+      );
+      expect(header?.split(/ {2,}/)).toEqual([
+        'Node',
+        'ID',
+        'Address',
+        'State',
+        'Voter',
+        'Match',
+        'Trailing',
+      ]);
+      // The leader's own match is its last index, so it trails by nothing.
+      expect(row?.split(/ {2,}/)).toEqual([
+        'dev',
+        'dev',
+        raftAddr,
+        'leader',
+        'true',
+        expect.stringMatching(/^\d+$/),
+        '0',
+      ]);
     });
+    expect(blocks[3]?.split('\n')).toEqual([
+      'Totals over 3 groups',
+      expect.stringMatching(/^ID +Trailing$/),
+      'dev  0',
+    ]);
   });
 
   it('lists one group with --group, as JSON with --json', async () => {

@@ -1,19 +1,10 @@
 import type { Command } from 'commander';
 import type { ConclaveClient } from '../../client/index.js';
-import {
-  type CliContext,
-  parseNatural,
-  printJson,
-  runWithClient,
-  type ServerFlags,
-  serverOptions,
-} from './common.js';
+import { type CliContext, printJson, runWithClient, type ServerFlags, serverOptions } from './common.js';
 import { table } from './format.js';
 import { type ExitCode, exitCodes } from './io.js';
-
-interface PeersFlags extends ServerFlags {
-  readonly group?: string;
-}
+import { registerOperatorRaftCommands } from './operator-raft.js';
+import { registerOperatorStatus } from './operator-status.js';
 
 /** `members` and `operator raft list-peers`; `top` creates a top-level command. */
 export function registerClusterCommands(top: (name: string) => Command, ctx: CliContext): void {
@@ -26,13 +17,8 @@ export function registerClusterCommands(top: (name: string) => Command, ctx: Cli
 
   const operator = top('operator').description('operate the cluster');
   const raft = operator.command('raft').description("inspect the servers' Raft groups");
-  const listPeers = raft
-    .command('list-peers')
-    .description("list each Raft group's servers: id, address, leader, voter")
-    .option('--group <n>', 'only this group (default: every group)');
-  serverOptions(listPeers, { json: true }).action((flags: PeersFlags) =>
-    runWithClient(ctx, flags, (client) => listRaftPeers(ctx, { client, flags })),
-  );
+  registerOperatorRaftCommands(raft, ctx);
+  registerOperatorStatus(operator, ctx);
 }
 
 async function listMembers(
@@ -71,32 +57,5 @@ async function listMembers(
     `${m.groupsLed}/${self.groups.length}`,
   ]);
   ctx.io.stdout.write(table([['Node', 'Address', 'Role', 'Group 0', 'Groups led'], ...rows]));
-  return exitCodes.ok;
-}
-
-async function listRaftPeers(
-  ctx: CliContext,
-  options: { client: ConclaveClient; flags: PeersFlags },
-): Promise<ExitCode> {
-  const { client, flags } = options;
-  const only = parseNatural(flags.group, '--group');
-  const groupIds = only === undefined ? (await client.agentSelf()).groups.map((g) => g.groupId) : [only];
-  const groups = [];
-  for (const groupId of groupIds) groups.push({ groupId, ...(await client.raftConfiguration({ groupId })) });
-  if (flags.json === true) {
-    printJson(ctx.io, groups);
-    return exitCodes.ok;
-  }
-  const text = groups.map((g) => {
-    const rows = g.servers.map((s) => [
-      s.node,
-      s.id,
-      s.address,
-      s.leader ? 'leader' : 'follower',
-      String(s.voter),
-    ]);
-    return `Group ${g.groupId} (configuration index ${g.index})\n${table([['Node', 'ID', 'Address', 'State', 'Voter'], ...rows])}`;
-  });
-  ctx.io.stdout.write(text.join('\n'));
   return exitCodes.ok;
 }

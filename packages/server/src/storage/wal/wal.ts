@@ -57,6 +57,8 @@ export interface WalStats {
   readonly firstSegmentSeq: number;
   readonly lastSegmentSeq: number;
   readonly tailSegmentBytes: number;
+  /** Bytes in every live segment: the WAL's size on disk (a gauge in metrics/). */
+  readonly totalBytes: number;
   readonly nextFrameSeq: number;
   readonly groupCount: number;
 }
@@ -345,6 +347,7 @@ export class Wal {
       firstSegmentSeq: first.seq,
       lastSegmentSeq: last.seq,
       tailSegmentBytes: last.sizeBytes,
+      totalBytes: this.#segments.reduce((sum, segment) => sum + segment.sizeBytes, 0),
       nextFrameSeq: this.#nextFrameSeq,
       groupCount: this.#groups.size,
     };
