@@ -28,6 +28,7 @@ export const errorCatalogue = {
     advice: 'no leader was elected in time; check that a majority of servers is up and connected',
   },
   // From the API.
+  ROUTE_NOT_FOUND: { status: 404, advice: 'check the method and path against docs/api.md' },
   BAD_REQUEST: { status: 400, advice: 'fix the named parameter and send the request again' },
   KEY_NOT_FOUND: { status: 404, advice: 'check the key; it does not exist (or was deleted)' },
   SESSION_NOT_FOUND: { status: 404, advice: 'create a new session; this one expired or was destroyed' },
@@ -46,6 +47,17 @@ export const errorCatalogue = {
     status: 409,
     advice:
       'the change would leave the group without a reachable majority of voters: bring the unreachable servers back (or remove them) first',
+  },
+  // From snapshots (archive/, service/snapshot.ts).
+  SNAPSHOT_ARCHIVE_INVALID: {
+    status: 400,
+    advice:
+      'the archive is corrupt, truncated, of another format version or for another cluster shape: take a new snapshot with `conclave snapshot save`',
+  },
+  RESTORE_FAILED: {
+    status: 409,
+    advice:
+      'nothing was replaced in the group named; retry the restore (another restore may have started meanwhile)',
   },
   // From membership.
   JOIN_FAILED: {

@@ -135,7 +135,10 @@ export async function startAgent(options: {
       raftAddress: (id) => (id === config.nodeId ? raftAddress : membership.addressBook.raftAddress(id)),
     },
     tickMs: config.tickMs,
+    logger,
   });
+  // Learners are promoted once stable for autopilot's ServerStabilizationTime (replicated).
+  membership.usePromotionPolicy(() => service.autopilot.promotionPolicy());
   const http: HttpServer = await startHttp({
     config,
     host: running,

@@ -116,6 +116,13 @@ describe('agent HTTP routes', () => {
     expect(txn.json()).toMatchObject({ code: 'TXN_CROSS_GROUP' });
   });
 
+  it('answers an unknown route with a catalogue 404, not a bare one', async () => {
+    const { app } = await setup();
+    const answer = await app.inject({ method: 'GET', url: '/v1/nope?x=1' });
+    expect(answer.statusCode).toBe(404);
+    expect(answer.json()).toMatchObject({ code: 'ROUTE_NOT_FOUND', message: 'no route GET /v1/nope' });
+  });
+
   it('keeps the leader-only internal key path for tests and benchmarks', async () => {
     const { app } = await setup();
     const put = await app.inject({ method: 'PUT', url: '/v1/internal/kv/app/x', payload: Buffer.from('v1') });

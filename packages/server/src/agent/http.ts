@@ -2,8 +2,10 @@ import type { IntervalHistogram } from 'node:perf_hooks';
 import type { ReadMode } from '@conclave/raft';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
+import { registerAutopilotRoutes } from '../api/autopilot-routes.js';
 import { registerConsulApi, sendError } from '../api/index.js';
 import { registerOperatorRoutes } from '../api/operator-routes.js';
+import { registerSnapshotRoutes } from '../api/snapshot-routes.js';
 import { ConclaveError } from '../errors.js';
 import { encodeCommand, type FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
@@ -134,7 +136,20 @@ export function buildHttpApp(options: HttpOptions) {
 
   // Operator views and commands (transfer-leader, remove-peer), forwarded to each group's leader.
   registerOperatorRoutes(app, { operator: options.service.operator });
+  // Autopilot: its replicated configuration, health (429 when unhealthy) and state.
+  registerAutopilotRoutes(app, { autopilot: options.service.autopilot, operator: options.service.operator });
+  // User snapshots: GET saves an archive of every group, PUT restores one through Raft.
+  registerSnapshotRoutes(app, { snapshots: options.service.snapshots, clusterId: config.clusterId });
 
+  app.setNotFoundHandler((request, reply) =>
+    sendError(
+      reply,
+      new ConclaveError({
+        code: 'ROUTE_NOT_FOUND',
+        message: `no route ${request.method} ${request.url.split('?')[0]}`,
+      }),
+    ),
+  );
   app.setErrorHandler((error, _request, reply) => sendError(reply, error));
   return app;
 }

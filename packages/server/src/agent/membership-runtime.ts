@@ -11,7 +11,7 @@ import {
   type MembershipLimits,
   MembershipService,
 } from './membership.js';
-import { LearnerPromoter, type PromotionLimits } from './promotion.js';
+import { LearnerPromoter, type PromotionLimits, type PromotionPolicy } from './promotion.js';
 
 /** Knobs for tests and operators; every field has a default. */
 export interface MembershipTuning {
@@ -32,6 +32,8 @@ export class ClusterMembership {
   private host: MembershipHost | null = null;
   private transport: Transport | null = null;
   private readonly joinAbort = new AbortController();
+  /** Autopilot's stabilization settings, once the service exists (see usePromotionPolicy). */
+  private promotionPolicy: PromotionPolicy | null = null;
 
   constructor(
     private readonly options: {
@@ -79,7 +81,13 @@ export class ClusterMembership {
       host: options.host,
       logger,
       ...(tuning?.promotion === undefined ? {} : { limits: tuning.promotion }),
+      policy: () => this.promotionPolicy?.() ?? {},
     });
+  }
+
+  /** Let autopilot's replicated settings decide when learners are stable (set once the service runs). */
+  usePromotionPolicy(policy: PromotionPolicy): void {
+    this.promotionPolicy = policy;
   }
 
   /** Once per host tick. */

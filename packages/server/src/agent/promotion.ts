@@ -26,6 +26,14 @@ export const defaultPromotionLimits: PromotionLimits = {
   learnerActiveWindowTicks: 20,
 };
 
+/**
+ * The part of the limits autopilot sets at run time (ServerStabilizationTime and
+ * MaxTrailingLogs, replicated in group 0), read every tick so a change applies at once.
+ */
+export type PromotionPolicy = () => Partial<
+  Pick<PromotionLimits, 'learnerStableTicks' | 'learnerLagEntriesMax'>
+>;
+
 interface LearnerWatch {
   stableTicks: number;
   lastActiveTick: number;
@@ -47,6 +55,11 @@ export class LearnerPromoter {
       host: MembershipHost;
       logger: Logger;
       limits?: Partial<PromotionLimits>;
+      /**
+       * The stability limits each tick (autopilot's settings), over the defaults; limits set
+       * explicitly above (tests, operators' tuning) win over it.
+       */
+      policy?: PromotionPolicy;
     },
   ) {
     this.limits = { ...defaultPromotionLimits, ...options.limits };
@@ -66,6 +79,7 @@ export class LearnerPromoter {
 
   private tickGroup(groupId: GroupId): void {
     const status = this.options.host.group(groupId).raw.status();
+    const limits = { ...defaultPromotionLimits, ...this.options.policy?.(), ...this.options.limits };
     const learners = status.confState.learners;
     if (status.role !== 'leader' || status.progress === null || learners.length === 0) {
       this.watches.delete(groupId);
@@ -86,15 +100,22 @@ export class LearnerPromoter {
         watches.set(learner, watch);
       }
       if (progress.recentActive) watch.lastActiveTick = this.ticks;
-      const caughtUp = progress.match + this.limits.learnerLagEntriesMax >= status.lastIndex;
+      const caughtUp = progress.match + limits.learnerLagEntriesMax >= status.lastIndex;
       const active = this.ticks - watch.lastActiveTick <= this.limits.learnerActiveWindowTicks;
       watch.stableTicks = caughtUp && active ? watch.stableTicks + 1 : 0;
-      if (watch.stableTicks >= this.limits.learnerStableTicks) this.promote({ groupId, learner, watch });
+      if (watch.stableTicks >= limits.learnerStableTicks)
+        this.promote({ groupId, learner, watch, term: status.term, stableTicks: limits.learnerStableTicks });
     }
   }
 
-  private promote(options: { groupId: GroupId; learner: NodeId; watch: LearnerWatch }): void {
-    const { groupId, learner, watch } = options;
+  private promote(options: {
+    groupId: GroupId;
+    learner: NodeId;
+    watch: LearnerWatch;
+    term: number;
+    stableTicks: number;
+  }): void {
+    const { groupId, learner, watch, term } = options;
     const proposed = this.options.host.proposeConfChange({
       groupId,
       change: { type: ConfChangeType.AddVoter, nodeId: learner },
@@ -103,8 +124,8 @@ export class LearnerPromoter {
       // Counting again from zero: the learner stays one until the change is applied.
       watch.stableTicks = 0;
       this.options.logger.info(
-        { groupId, nodeId: learner, index: proposed.index },
-        `group ${groupId}: promoting learner ${learner} to voter (caught up for ${this.limits.learnerStableTicks} ticks)`,
+        { groupId, term, nodeId: learner, index: proposed.index },
+        `group ${groupId}: promoting learner ${learner} to voter (caught up for ${options.stableTicks} ticks)`,
       );
       return;
     }

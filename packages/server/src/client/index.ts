@@ -2,4 +2,5 @@ export { baseUrlOf, blockingWaitMaxMs, type ClientOptions, ConclaveClient, kvPat
 export { ConclaveClientError } from './errors.js';
 export { defaultHttpLimits, type HttpLimits } from './http.js';
 export type * from './operator.js';
+export { type RestoreAnswer, SnapshotClient, type SnapshotTransferLimits } from './snapshot.js';
 export type * from './types.js';

@@ -1,6 +1,8 @@
 import { assert } from '@conclave/raft';
 import { Packr } from 'msgpackr';
 import type { KvOp, KvVerb, SessionEntry, SessionSpec, TxnOutcome } from '../service/types.js';
+import { type AutopilotSettings, autopilotSettingsFromWire, autopilotSettingsToWire } from './autopilot.js';
+import { restoreFromWire, restoreToWire } from './restore-wire.js';
 
 /** A command of Conclave's replicated state machine, as proposed to one Raft group. */
 export type FsmCommand =
@@ -8,7 +10,23 @@ export type FsmCommand =
   | { readonly type: 'kv'; readonly op: KvOp }
   | { readonly type: 'txn'; readonly ops: readonly KvOp[] }
   | { readonly type: 'session-create'; readonly session: SessionSpec; readonly createIndex: number | null }
-  | { readonly type: 'session-destroy'; readonly id: string };
+  | { readonly type: 'session-destroy'; readonly id: string }
+  /** Autopilot's settings (group 0 only); with `cas`, only if they were last changed at that index (0: never set). */
+  | { readonly type: 'autopilot-config'; readonly settings: AutopilotSettings; readonly cas: number | null }
+  // A restore of the group from a user snapshot (fsm/restore.ts): staged, then swapped in whole.
+  | {
+      readonly type: 'restore-begin';
+      readonly restoreId: string;
+      readonly bytes: number;
+      readonly sha256: string;
+    }
+  | {
+      readonly type: 'restore-chunk';
+      readonly restoreId: string;
+      readonly seq: number;
+      readonly data: Uint8Array;
+    }
+  | { readonly type: 'restore-commit'; readonly restoreId: string };
 
 export type FsmResult =
   | {
@@ -23,7 +41,10 @@ export type FsmResult =
       readonly type: 'session-destroy';
       readonly existed: boolean;
       readonly released: readonly { key: string; lockDelayMs: number }[];
-    };
+    }
+  | { readonly type: 'autopilot-config'; readonly ok: boolean; readonly index: number }
+  /** `error` says why a restore step was refused; a refused step changed nothing. */
+  | { readonly type: 'restore'; readonly ok: boolean; readonly error: string | null };
 
 /**
  * The encoding's version, first in every command. A server that reads a version it does
@@ -77,6 +98,18 @@ export function encodeCommand(command: FsmCommand): Uint8Array {
     case 'session-destroy':
       assert(typeof command.id === 'string', 'session-destroy names a session');
       return packr.pack([commandVersion, 'session-destroy', command.id]);
+    case 'autopilot-config':
+      checkIndexOrNull(command.cas, 'cas');
+      return packr.pack([
+        commandVersion,
+        'autopilot-config',
+        autopilotSettingsToWire(command.settings),
+        command.cas,
+      ]);
+    case 'restore-begin':
+    case 'restore-chunk':
+    case 'restore-commit':
+      return packr.pack([commandVersion, ...restoreToWire(command)]);
   }
 }
 
@@ -116,6 +149,16 @@ export function decodeCommand(data: Uint8Array): FsmCommand {
     case 'session-destroy':
       assert(decoded.length === 3 && typeof decoded[2] === 'string', 'session-destroy: [version, type, id]');
       return { type: 'session-destroy', id: decoded[2] };
+    case 'autopilot-config': {
+      assert(decoded.length === 4, 'autopilot-config: [version, type, settings, cas]');
+      const cas: unknown = decoded[3];
+      checkIndexOrNull(cas, 'cas');
+      return { type: 'autopilot-config', settings: autopilotSettingsFromWire(decoded[2]), cas };
+    }
+    case 'restore-begin':
+    case 'restore-chunk':
+    case 'restore-commit':
+      return restoreFromWire(decoded.slice(1));
     default:
       assert(false, () => `unknown command type ${String(type)}`);
   }

@@ -2,10 +2,12 @@ import { assert, type Entry, EntryType } from '@conclave/raft';
 import type { StateMachine } from '../host/ports.js';
 import type { KvEntry, KvOp, TxnError, TxnOutcome } from '../service/types.js';
 import { StateStore, type WatchTarget, type WriteTxn } from '../state/index.js';
+import type { StoredAutopilot } from './autopilot.js';
 import { decodeCommand, type FsmCommand, type FsmResult } from './commands.js';
 import { runOp } from './kv-ops.js';
+import { RestoreStaging, restoredRows } from './restore.js';
 import { createSession, destroySession } from './sessions.js';
-import { decodeSnapshot, encodeSnapshot, encodeSnapshotSteps } from './snapshot-codec.js';
+import { decodeSnapshot, encodeSnapshot, encodeSnapshotSteps, type FsmState } from './snapshot-codec.js';
 import { kvsTable, sessionsTable } from './tables.js';
 import { type FsmQueries, type FsmView, queriesOver } from './view.js';
 
@@ -27,6 +29,10 @@ export const defaultFsmLimits: FsmLimits = { watchersMax: 65_536, watchTargetsMa
 export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
   private readonly store: StateStore;
   private applied = 0;
+  /** A user snapshot being restored through Raft: staged here until its commit. */
+  private readonly restoreStaging = new RestoreStaging();
+  /** Autopilot's settings (group 0): one small record, replaced whole, so outside the tables. */
+  private autopilotRecord: StoredAutopilot | null = null;
 
   constructor(limits: Partial<FsmLimits> = {}) {
     this.store = new StateStore({
@@ -57,6 +63,8 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
       sessionIndex: view.tableIndex(sessionsTable),
       kvs: view.all(kvsTable),
       sessions: view.all(sessionsTable),
+      autopilot: this.autopilotRecord,
+      restoreStaging: this.restoreStaging.capture(),
     });
   }
 
@@ -67,6 +75,8 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
   *snapshotSteps(): Generator<void, Uint8Array, void> {
     const view = this.store.snapshot();
     const appliedIndex = this.applied;
+    const autopilot = this.autopilotRecord;
+    const restoreStaging = this.restoreStaging.capture();
     yield;
     return yield* encodeSnapshotSteps({
       appliedIndex,
@@ -74,6 +84,8 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
       sessionIndex: view.tableIndex(sessionsTable),
       kvs: view.all(kvsTable),
       sessions: view.all(sessionsTable),
+      autopilot,
+      restoreStaging,
     });
   }
 
@@ -92,7 +104,9 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
       writer.setTableIndex(kvsTable, state.kvIndex);
       writer.setTableIndex(sessionsTable, state.sessionIndex);
       this.applied = state.appliedIndex;
+      this.autopilotRecord = state.autopilot;
     });
+    this.restoreStaging.load(state.restoreStaging);
   }
 
   /** Blocking queries (watches) waiting on this group now: a gauge read at scrape time. */
@@ -103,6 +117,11 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
   /** Sessions in this group's copy of the session table (O(1)). */
   sessionCount(): number {
     return this.store.snapshot().count(sessionsTable);
+  }
+
+  /** Autopilot's settings as this replica applied them; null until first set. */
+  autopilot(): StoredAutopilot | null {
+    return this.autopilotRecord;
   }
 
   /** Raft index of the last entry applied (any command). */
@@ -195,7 +214,44 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
         txn.commit();
         return { type: 'session-destroy', existed, released };
       }
+      case 'autopilot-config': {
+        // Not in a store transaction: nothing watches it, and it is replaced whole.
+        const current = this.autopilotRecord;
+        if (command.cas !== null && command.cas !== (current?.modifyIndex ?? 0)) {
+          return { type: 'autopilot-config', ok: false, index };
+        }
+        this.autopilotRecord = {
+          settings: command.settings,
+          createIndex: current?.createIndex ?? index,
+          modifyIndex: index,
+        };
+        return { type: 'autopilot-config', ok: true, index };
+      }
+      case 'restore-begin':
+      case 'restore-chunk':
+      case 'restore-commit': {
+        const outcome = this.restoreStaging.step(command);
+        if (!('commit' in outcome)) return outcome;
+        txn.abort();
+        this.replaceTables({ state: outcome.commit, index });
+        return { type: 'restore', ok: true, error: null };
+      }
     }
+  }
+
+  /**
+   * A user snapshot's commit (fsm/restore.ts): every KV entry and session replaced at
+   * `index`, which becomes both tables' index, and every watcher woken. Autopilot's
+   * settings are the running cluster's, not the archive's, and stay.
+   */
+  private replaceTables(options: { state: FsmState; index: number }): void {
+    const { kvs, sessions } = restoredRows(options);
+    this.store.restore((writer) => {
+      for (const entry of kvs) writer.insert(kvsTable, entry);
+      for (const session of sessions) writer.insert(sessionsTable, session);
+      writer.setTableIndex(kvsTable, options.index);
+      writer.setTableIndex(sessionsTable, options.index);
+    });
   }
 }
 

@@ -1,9 +1,14 @@
 import { assert } from '@conclave/raft';
 import { Packr } from 'msgpackr';
 import type { KvEntry, SessionEntry } from '../service/types.js';
+import { autopilotSettingsFromWire, autopilotSettingsToWire, type StoredAutopilot } from './autopilot.js';
 
-/** The snapshot encoding's version; restore refuses (asserts on) any other. */
-export const snapshotVersion = 2;
+/**
+ * The snapshot encoding's version; restore refuses (asserts on) any other. Version 3 adds
+ * autopilot's settings and a user restore in progress (its staged chunks) to the header;
+ * version 2 snapshots (without them) still restore.
+ */
+export const snapshotVersion = 3;
 
 /**
  * Rows per encoded chunk. A chunk of 256-byte values packs in about 4 ms, so encoding
@@ -21,7 +26,17 @@ export interface FsmState {
   readonly kvs: readonly KvEntry[];
   /** Sorted by id. */
   readonly sessions: readonly SessionEntry[];
+  /** Autopilot's settings: only group 0 ever holds them; null until first set. */
+  readonly autopilot: StoredAutopilot | null;
+  /**
+   * A user restore whose chunks are staged but not committed: part of the replicated state,
+   * so a server that installs this snapshot mid-restore commits it like every other.
+   */
+  readonly restoreStaging: RestoreStagingWire | null;
 }
+
+/** [restoreId, bytes, sha256, nextSeq, chunks]. */
+export type RestoreStagingWire = readonly [string, number, string, number, readonly Uint8Array[]];
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -52,6 +67,14 @@ export function* encodeSnapshotSteps(state: FsmState): Generator<void, Uint8Arra
       state.sessionIndex,
       state.kvs.length,
       state.sessions.length,
+      state.autopilot === null
+        ? null
+        : [
+            autopilotSettingsToWire(state.autopilot.settings),
+            state.autopilot.createIndex,
+            state.autopilot.modifyIndex,
+          ],
+      state.restoreStaging,
     ]),
   ];
   for (let i = 0; i < state.kvs.length; i += snapshotChunkRows) {
@@ -77,9 +100,13 @@ function sessionToWire(s: SessionEntry): SessionWire {
 export function decodeSnapshot(data: Uint8Array): FsmState {
   const values = packr.unpackMultiple(Buffer.from(data.buffer, data.byteOffset, data.byteLength)) ?? [];
   const [header, ...chunks] = values as unknown[];
-  assert(Array.isArray(header) && header.length === 6, 'an FSM snapshot starts with a 6-element header');
-  const [version, appliedIndex, kvIndex, sessionIndex, kvCount, sessionCount] = header as unknown[];
-  assert(version === snapshotVersion, () => `unknown FSM snapshot version ${String(version)}`);
+  assert(Array.isArray(header), 'an FSM snapshot starts with a header');
+  const [version, appliedIndex, kvIndex, sessionIndex, kvCount, sessionCount, autopilot, staging] =
+    header as unknown[];
+  assert(
+    (version === snapshotVersion && header.length === 8) || (version === 2 && header.length === 6),
+    () => `unknown FSM snapshot version ${String(version)} (header of ${header.length})`,
+  );
   const rows: unknown[] = [];
   for (const chunk of chunks) {
     assert(Array.isArray(chunk), 'snapshot chunks are arrays');
@@ -93,6 +120,34 @@ export function decodeSnapshot(data: Uint8Array): FsmState {
     sessionIndex: natural(sessionIndex),
     kvs: rows.slice(0, kvTotal).map(kvFromWire),
     sessions: rows.slice(kvTotal).map(sessionFromWire),
+    autopilot: autopilot === undefined || autopilot === null ? null : autopilotFromWire(autopilot),
+    restoreStaging: staging === undefined || staging === null ? null : stagingFromWire(staging),
+  };
+}
+
+function stagingFromWire(wire: unknown): RestoreStagingWire {
+  assert(Array.isArray(wire) && wire.length === 5, 'snapshot restore staging: 5 fields');
+  const [restoreId, bytes, sha256, nextSeq, chunks] = wire as unknown[];
+  assert(typeof restoreId === 'string' && typeof sha256 === 'string', 'staging id and sum are strings');
+  assert(Array.isArray(chunks) && chunks.every((c) => c instanceof Uint8Array), 'staging chunks are bytes');
+  return [
+    restoreId,
+    natural(bytes),
+    sha256,
+    natural(nextSeq),
+    chunks.map((c: Uint8Array) => new Uint8Array(c)),
+  ];
+}
+
+function autopilotFromWire(wire: unknown): StoredAutopilot {
+  assert(
+    Array.isArray(wire) && wire.length === 3,
+    'snapshot autopilot: [settings, createIndex, modifyIndex]',
+  );
+  return {
+    settings: autopilotSettingsFromWire(wire[0]),
+    createIndex: natural(wire[1]),
+    modifyIndex: natural(wire[2]),
   };
 }
 

@@ -119,7 +119,7 @@ describe('snapshot and restore', () => {
     const packr = new Packr({ useRecords: false, moreTypes: false });
     const fsm = new ConclaveFsm();
     expect(() => fsm.restore(packr.pack([99, 0, 0, 0, 0, 0]))).toThrow(RaftInvariantError);
-    const header = packr.pack([snapshotVersion, 5, 5, 0, 1, 0]);
+    const header = packr.pack([snapshotVersion, 5, 5, 0, 1, 0, null]);
     const orphan = Buffer.concat([header, packr.pack([['k', new Uint8Array(), 0, 5, 5, 1, 'ghost']])]);
     expect(() => fsm.restore(orphan)).toThrow(RaftInvariantError);
     expect(fsm.list('')).toEqual([]);

@@ -237,6 +237,8 @@ export class MultiRaftHost<Result> implements HostControl {
     }
     if (writes.length > 0) this.persist(writes);
     this.sendAll(readies.flatMap(({ group, ready }) => envelopes(group.groupId, ready.messagesAfterPersist)));
+    // Acknowledgements leave now, not at the transport's own flush in the next loop iteration.
+    this.options.transport.flush?.();
     for (const { group, ready } of readies) {
       group.applyReady(ready);
       group.raw.advance();

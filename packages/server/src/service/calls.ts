@@ -1,3 +1,4 @@
+import type { GroupCapture } from '../archive/format.js';
 import type { FsmCommand, FsmResult } from '../fsm/index.js';
 import type { GroupStatus } from './status.js';
 import type { ReadMeta, ReadRequest, SessionEntry } from './types.js';
@@ -8,7 +9,9 @@ export type GroupQuery =
   | { readonly kind: 'list'; readonly prefix: string }
   | { readonly kind: 'keys'; readonly prefix: string; readonly separator: string | null }
   | { readonly kind: 'session'; readonly id: string }
-  | { readonly kind: 'sessions'; readonly node: string | null };
+  | { readonly kind: 'sessions'; readonly node: string | null }
+  /** Autopilot's settings (group 0): a StoredAutopilot or null. */
+  | { readonly kind: 'autopilot-config' };
 
 /**
  * One request to one group, executed by the server that leads it (or, for a stale read, by
@@ -21,7 +24,9 @@ export type GroupCall =
   // Operator calls (service/status.ts): a status answers from whichever server runs it.
   | { readonly kind: 'status' }
   | { readonly kind: 'transfer-leader'; readonly to: string }
-  | { readonly kind: 'remove-peer'; readonly nodeId: string };
+  | { readonly kind: 'remove-peer'; readonly nodeId: string }
+  /** The group's state for a user snapshot (service/snapshot.ts), from the server that runs it. */
+  | { readonly kind: 'snapshot' };
 
 export type GroupReply =
   | { readonly kind: 'apply'; readonly index: number; readonly result: FsmResult }
@@ -31,7 +36,9 @@ export type GroupReply =
   /** `started` is false when `to` already leads the group. */
   | { readonly kind: 'transfer-leader'; readonly from: string; readonly started: boolean }
   /** `index` is where the removal applied; null when the server was not a member. */
-  | { readonly kind: 'remove-peer'; readonly index: number | null };
+  | { readonly kind: 'remove-peer'; readonly index: number | null }
+  /** The group's FSM snapshot at its applied index, with its term and configuration. */
+  | { readonly kind: 'snapshot'; readonly capture: GroupCapture };
 
 /** Executes calls for groups: locally, or by forwarding to the group's leader. */
 export interface GroupCaller {

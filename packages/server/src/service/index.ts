@@ -1,5 +1,7 @@
 import type { Entry } from '@conclave/raft';
 import type { FastifyInstance } from 'fastify';
+import { type Logger, pino } from 'pino';
+import { Autopilot, type AutopilotLimits } from '../autopilot/autopilot.js';
 import { ConclaveFsm, type FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
 import type { GroupId, StateMachine } from '../host/ports.js';
@@ -10,11 +12,13 @@ import { LocalGroups } from './local.js';
 import { OperatorService } from './operator.js';
 import { GroupRouter, type PeerDirectory, type RouterLimits } from './router.js';
 import { SessionKeeper, type SessionLimits } from './sessions.js';
+import { SnapshotService } from './snapshot.js';
 
 export { KvService } from './conclave-service.js';
 export { OperatorService } from './operator.js';
 export type { PeerDirectory } from './router.js';
 export { SessionKeeper } from './sessions.js';
+export { type RestoreOutcome, SnapshotService } from './snapshot.js';
 export type { ConclaveService } from './types.js';
 
 /** How often sessions' TTLs and orphaned copies are checked (ms). */
@@ -60,6 +64,10 @@ export interface ServiceRuntime {
   readonly sessions: SessionKeeper;
   /** Operator views and commands over every group (status, transfer-leader, remove-peer). */
   readonly operator: OperatorService;
+  /** User snapshots: save an archive of every group, restore one through Raft. */
+  readonly snapshots: SnapshotService;
+  /** Autopilot: replicated settings, health, dead server cleanup, the promotion policy. */
+  readonly autopilot: Autopilot;
   registerRoutes(app: FastifyInstance): void;
   /** End blocking queries, stop the session sweep, and close forwarding connections. */
   close(): Promise<void>;
@@ -73,7 +81,14 @@ export function startService(options: {
   tickMs: number;
   /** Wall clock for session TTLs and lock-delays (ms); tests pass their own. */
   now?: () => number;
-  limits?: { service?: ServiceLimits; router?: RouterLimits; sessions?: SessionLimits };
+  limits?: {
+    service?: ServiceLimits;
+    router?: RouterLimits;
+    sessions?: SessionLimits;
+    autopilot?: Partial<AutopilotLimits>;
+  };
+  /** For autopilot's action log; silent without one. */
+  logger?: Logger;
 }): ServiceRuntime {
   const { host, machines, peers, tickMs } = options;
   const fsm = (groupId: GroupId) => machines.fsm(groupId);
@@ -118,15 +133,29 @@ export function startService(options: {
     });
   }, sessionSweepIntervalMs);
   const operator = new OperatorService({ host, caller: router, local, client, peers });
+  const snapshots = new SnapshotService({ host, caller: router, fsm });
+  const autopilot = new Autopilot({
+    host,
+    fsm0: () => machines.fsm(0),
+    caller: router,
+    operator,
+    tickMs,
+    logger: options.logger ?? pino({ level: 'silent' }),
+    now: options.now ?? (() => Date.now()),
+    ...(options.limits?.autopilot === undefined ? {} : { limits: options.limits.autopilot }),
+  });
   return {
     service,
     local,
     sessions,
     operator,
+    autopilot,
+    snapshots,
     registerRoutes: (app) => registerInternalRoutes(app, { local, groupCount: host.groupCount }),
     async close() {
       stopping.abort();
       clearInterval(sweep);
+      autopilot.stop();
       await client.close();
     },
   };

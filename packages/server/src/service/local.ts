@@ -6,6 +6,7 @@ import type { GroupId } from '../host/ports.js';
 import type { GroupCall, GroupReply } from './calls.js';
 import { evaluate, evaluateBlocking } from './query.js';
 import type { SessionKeeper } from './sessions.js';
+import { captureGroup } from './snapshot.js';
 import { localGroupStatus, removeFromGroup, startLeaderTransfer } from './status.js';
 import type { ReadMeta, ReadRequest } from './types.js';
 
@@ -45,6 +46,13 @@ export class LocalGroups {
         return startLeaderTransfer({ host: this.options.host, groupId, to: call.to });
       case 'remove-peer':
         return removeFromGroup({ ...this.options, groupId, nodeId: call.nodeId, signal });
+      case 'snapshot':
+        // From the leader: its applied state is at least every committed write acknowledged.
+        this.requireLeader(groupId);
+        return {
+          kind: 'snapshot',
+          capture: await captureGroup({ ...this.options, fsm: this.options.fsm(groupId), groupId }),
+        };
     }
   }
 

@@ -43,6 +43,11 @@ export function evaluate(fsm: ConclaveFsm, query: GroupQuery): Evaluation {
         index: atLeastOne(fsm.sessionIndex()),
         watch: { sessions: true },
       };
+    case 'autopilot-config': {
+      // Nothing watches the settings: a blocking read of them just waits out its time.
+      const stored = fsm.autopilot();
+      return { value: stored, index: atLeastOne(stored?.modifyIndex ?? 0), watch: {} };
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 import { ConclaveError } from '../errors.js';
 import type { FsmCommand } from '../fsm/index.js';
+import { restoreChunkBytesMax, restoreGroupBytesMax, restoreIdBytesMax } from '../fsm/restore-wire.js';
 import type { GroupCall, GroupQuery } from './calls.js';
 import type { KvOp, KvVerb, ReadRequest, SessionSpec } from './types.js';
 
@@ -23,6 +24,8 @@ export function parseGroupCall(value: unknown): GroupCall {
       return { kind: 'transfer-leader', to: text(call.to, 'transfer-leader.to') };
     case 'remove-peer':
       return { kind: 'remove-peer', nodeId: text(call.nodeId, 'remove-peer.nodeId') };
+    case 'snapshot':
+      return { kind: 'snapshot' };
     default:
       throw bad(
         `call.kind must be apply, read, renew, status, transfer-leader or remove-peer, got ${JSON.stringify(call.kind)}`,
@@ -76,6 +79,25 @@ function parseCommand(value: unknown): FsmCommand {
     }
     case 'session-destroy':
       return { type: 'session-destroy', id: text(command.id, 'command.id') };
+    case 'autopilot-config': {
+      const s = record(command.settings, 'command.settings');
+      if (typeof s.cleanupDeadServers !== 'boolean')
+        throw bad('command.settings.cleanupDeadServers must be a boolean');
+      const settings = {
+        cleanupDeadServers: s.cleanupDeadServers,
+        lastContactThresholdMs: uint(s.lastContactThresholdMs, 'settings.lastContactThresholdMs'),
+        maxTrailingLogs: uint(s.maxTrailingLogs, 'settings.maxTrailingLogs'),
+        minQuorum: uint(s.minQuorum, 'settings.minQuorum'),
+        serverStabilizationTimeMs: uint(s.serverStabilizationTimeMs, 'settings.serverStabilizationTimeMs'),
+        deadServerThresholdMs: uint(s.deadServerThresholdMs, 'settings.deadServerThresholdMs'),
+      };
+      const cas = command.cas === null ? null : uint(command.cas, 'command.cas');
+      return { type: 'autopilot-config', settings, cas };
+    }
+    case 'restore-begin':
+    case 'restore-chunk':
+    case 'restore-commit':
+      return parseRestoreStep(command);
     default:
       throw bad(`command.type ${JSON.stringify(command.type)} is unknown`);
   }
@@ -127,6 +149,8 @@ function parseQuery(value: unknown): GroupQuery {
       return { kind: 'session', id: text(q.id, 'query.id') };
     case 'sessions':
       return { kind: 'sessions', node: q.node === null ? null : text(q.node, 'query.node') };
+    case 'autopilot-config':
+      return { kind: 'autopilot-config' };
     default:
       throw bad(`query.kind ${JSON.stringify(q.kind)} is unknown`);
   }
@@ -147,6 +171,31 @@ function parseReadRequest(value: unknown): ReadRequest {
         })();
   const maxStaleMs = r.maxStaleMs === null ? null : uint(r.maxStaleMs, 'read.maxStaleMs');
   return { consistency, maxStaleMs, block };
+}
+
+/** The limits the FSM asserts (fsm/restore-wire.ts), refused here first. */
+function parseRestoreStep(command: Record<string, unknown>): FsmCommand {
+  const restoreId = text(command.restoreId, 'command.restoreId');
+  if (restoreId.length > restoreIdBytesMax)
+    throw bad(`command.restoreId is over ${restoreIdBytesMax} characters`);
+  switch (command.type) {
+    case 'restore-begin': {
+      const size = uint(command.bytes, 'command.bytes');
+      if (size > restoreGroupBytesMax)
+        throw bad(`command.bytes is over restoreGroupBytesMax (${restoreGroupBytesMax})`);
+      const sha256 = text(command.sha256, 'command.sha256');
+      if (!/^[0-9a-f]{64}$/u.test(sha256)) throw bad('command.sha256 must be 64 hex digits');
+      return { type: 'restore-begin', restoreId, bytes: size, sha256 };
+    }
+    case 'restore-chunk': {
+      const data = bytes(command.data, 'command.data');
+      if (data.byteLength > restoreChunkBytesMax)
+        throw bad(`command.data is over ${restoreChunkBytesMax} bytes`);
+      return { type: 'restore-chunk', restoreId, seq: uint(command.seq, 'command.seq'), data };
+    }
+    default:
+      return { type: 'restore-commit', restoreId };
+  }
 }
 
 function record(value: unknown, name: string): Record<string, unknown> {

@@ -147,6 +147,42 @@ describe('checkLinearizable: unknown outcomes', () => {
     expect(check([casOp, done(2, get('x'), 5, { value: 'a' }, 6)]).result).toBe('ok');
   });
 
+  it('decides at once many unknown-outcome writes nobody observed, which used to exhaust the search', () => {
+    // Seed 826's shape: dozens of timed-out writes to one key, interleaved with reads that
+    // only ever see acknowledged values.
+    const history: KvOperation[] = [done(0, put('x', 'a0'), 0, {}, 1)];
+    for (let i = 1; i <= 80; i++) history.push(lost(i, put('x', `lost${i}`), i * 2));
+    for (let i = 1; i <= 20; i++) {
+      history.push(done(100 + i, put('x', `a${i}`), 200 + i * 4, {}, 201 + i * 4));
+      history.push(done(200 + i, get('x'), 202 + i * 4, { value: `a${i}` }, 203 + i * 4));
+    }
+    expect(checkLinearizable(kvModel, history, { stepsMax: 5_000 }).result).toBe('ok');
+  });
+
+  it('keeps an unknown-outcome write that a read or a compare-and-set observed', () => {
+    const read = [
+      done(1, put('x', 'a'), 0, {}, 1),
+      lost(2, put('x', 'b'), 5),
+      done(3, get('x'), 2, { value: 'b' }, 3),
+    ];
+    expect(check(read).result).toBe('illegal');
+    const named = [
+      done(1, put('x', 'a'), 0, {}, 1),
+      lost(2, put('x', 'b'), 5),
+      done(3, cas('x', 'b', 'c'), 2, { ok: true }, 3),
+    ];
+    expect(check(named).result).toBe('illegal');
+  });
+
+  it('keeps an unknown-outcome write that may explain a failed compare-and-set', () => {
+    // The cas failed, so x was not absent: only the lost put can have written it.
+    const history = [lost(1, put('x', 'a'), 0), done(2, cas('x', null, 'b'), 1, { ok: false }, 2)];
+    expect(check(history).result).toBe('ok');
+    expect(check([done(2, cas('x', null, 'b'), 1, { ok: false }, 2), lost(1, put('x', 'a'), 3)]).result).toBe(
+      'illegal',
+    );
+  });
+
   it('drops a read with unknown outcome without consulting the model', () => {
     const step = vi.fn(kvModel.step);
     const spied: Model<KvState, KvInput, KvOutput> = { ...kvModel, step };

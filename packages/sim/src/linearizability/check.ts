@@ -39,14 +39,19 @@ function validateOptions(options: CheckOptions): void {
   }
 }
 
-/** Unknown-outcome reads constrain nothing (they may be placed anywhere), so they are dropped. */
-function withoutUnknownReads<S, I, O>(
+/**
+ * Unknown-outcome reads constrain nothing (they may be placed anywhere), and neither do
+ * unknown-outcome writes nobody observed (they may be placed last): both are dropped.
+ */
+function withoutUnconstrained<S, I, O>(
   model: Model<S, I, O>,
   ops: readonly Operation<I, O>[],
 ): Operation<I, O>[] {
   const isReadOnly = model.isReadOnly;
-  if (isReadOnly === undefined) return [...ops];
-  return ops.filter((op) => op.output !== undefined || !isReadOnly.call(model, op.input));
+  const unobserved = model.unobserved?.(ops) ?? new Set<Operation<I, O>>();
+  return ops.filter(
+    (op) => op.output !== undefined || (!(isReadOnly?.call(model, op.input) ?? false) && !unobserved.has(op)),
+  );
 }
 
 /**
@@ -68,7 +73,7 @@ export function checkLinearizable<State, Input, Output>(
   });
   const partitions = model.partition?.(operations) ?? [[...operations]];
   for (const [index, partition] of partitions.entries()) {
-    const ops = withoutUnknownReads(model, partition);
+    const ops = withoutUnconstrained(model, partition);
     const outcome = searchPartition(model, ops, budget);
     if (outcome.kind === 'exhausted') {
       return { result: 'unknown', reason: `partition ${index} of ${partitions.length}: ${outcome.reason}` };

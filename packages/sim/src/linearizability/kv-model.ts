@@ -79,6 +79,30 @@ function partitionByKey(history: readonly KvOperation[]): KvOperation[][] {
   return [...byKey.values()];
 }
 
+/**
+ * Unknown-outcome writes nothing can have observed. A write's value names it (the
+ * simulator's workload writes distinct values): one no completed read returned and no
+ * compare-and-set expected was never seen. A failed compare-and-set observes only that the
+ * value was something else, which any write current at the time may explain, so a write
+ * called before such a failure returned is kept; one called after every failure is not.
+ */
+function unobservedWrites(history: readonly KvOperation[]): ReadonlySet<KvOperation> {
+  const observed = new Set<string>();
+  let lastFailureReturn = Number.NEGATIVE_INFINITY;
+  for (const op of history) {
+    if (op.input.kind === 'cas' && op.input.expected !== null) observed.add(op.input.expected);
+    if (op.output === undefined) continue;
+    if ('value' in op.output && op.output.value !== null) observed.add(op.output.value);
+    if ('ok' in op.output && !op.output.ok) lastFailureReturn = Math.max(lastFailureReturn, op.return);
+  }
+  const unobserved = new Set<KvOperation>();
+  for (const op of history) {
+    if (op.output !== undefined || op.input.kind === 'get') continue;
+    if (!observed.has(op.input.value) && op.call > lastFailureReturn) unobserved.add(op);
+  }
+  return unobserved;
+}
+
 function hashState(state: KvState): string {
   return JSON.stringify([...state.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
@@ -108,5 +132,6 @@ export const kvModel: Model<KvState, KvInput, KvOutput> = {
   hash: hashState,
   partition: partitionByKey,
   isReadOnly: (input) => input.kind === 'get',
+  unobserved: unobservedWrites,
   describe: (input, output) => `${describeInput(input)} -> ${describeOutput(output)}`,
 };

@@ -35,6 +35,13 @@ export interface Model<State, Input, Output> {
    * nothing, so the checker drops it instead of searching over where it might go.
    */
   isReadOnly?(input: Input): boolean;
+  /**
+   * Unknown-outcome operations nothing else in the history can have observed (for a
+   * key-value store: writes whose value no read returned and no compare-and-set named).
+   * One may always be linearized last, since it never returned, where it constrains
+   * nothing: the checker drops them instead of searching over where they might go.
+   */
+  unobserved?(history: readonly Operation<Input, Output>[]): ReadonlySet<Operation<Input, Output>>;
   /** One line for error reports; `output` is `undefined` for an unknown outcome. */
   describe(input: Input, output: Output | undefined): string;
 }

@@ -7,6 +7,7 @@ import { registerKvTransfer } from './kv-transfer.js';
 import { registerKvWatch } from './kv-watch.js';
 import { registerKvWrite } from './kv-write.js';
 import { registerLock } from './lock.js';
+import { registerSnapshotCommands } from './snapshot.js';
 
 export { type CliIo, type ExitCode, exitCodes, processIo } from './io.js';
 
@@ -60,6 +61,10 @@ export function registerClientCommands(
   registerKvWatch(kv, ctx);
   registerClusterCommands(top, ctx);
   registerLock(top('lock'), ctx);
+  registerSnapshotCommands(
+    top('snapshot').description('save, restore and inspect snapshots of every group'),
+    ctx,
+  );
 }
 
 /**

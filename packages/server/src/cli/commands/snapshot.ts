@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { type Archive, readArchive } from '../../archive/index.js';
+import { SnapshotClient } from '../../client/index.js';
+import {
+  type CliContext,
+  printJson,
+  runWithClient,
+  type ServerFlags,
+  serverOptions,
+  usageError,
+} from './common.js';
+import { type ExitCode, exitCodes } from './io.js';
+import { inspectArchive } from './snapshot-inspect.js';
+import { progressBar } from './snapshot-progress.js';
+
+/** Largest archive the CLI verifies or inspects (it reads the file whole to check its sums). */
+export const snapshotFileBytesMax = 1024 * 1024 * 1024;
+
+interface SaveFlags extends ServerFlags {
+  readonly stale?: boolean;
+}
+
+/** `snapshot save | restore | inspect`. */
+export function registerSnapshotCommands(snapshot: Command, ctx: CliContext): void {
+  const save = snapshot
+    .command('save')
+    .description('save an archive of every group to <file> (written to a temp file, renamed once verified)')
+    .argument('<file>', 'where to write the archive')
+    .option('--stale', "the server's own state, without asking leaders (works without a quorum)");
+  serverOptions(save, { json: true }).action((file: string, flags: SaveFlags) =>
+    runWithClient(ctx, flags, (client) => saveSnapshot(ctx, { baseUrl: client.baseUrl, file, flags })),
+  );
+
+  const restore = snapshot
+    .command('restore')
+    .description('replace every group of the running cluster with the archive in <file>, through Raft')
+    .argument('<file>', 'an archive written by `conclave snapshot save`');
+  serverOptions(restore, { json: true }).action((file: string, flags: ServerFlags) =>
+    runWithClient(ctx, flags, (client) => restoreSnapshot(ctx, { baseUrl: client.baseUrl, file, flags })),
+  );
+
+  snapshot
+    .command('inspect')
+    .description('verify an archive and show each group: index, term, size, keys')
+    .argument('<file>', 'an archive written by `conclave snapshot save`')
+    .option('--kvdetails', 'also count keys and bytes by prefix (up to the first "/")')
+    .option('--json', 'print JSON for machines instead of text for people')
+    .action((file: string, flags: { kvdetails?: boolean; json?: boolean }) =>
+      runLocal(ctx, async () => {
+        const archive = await readArchiveFile(ctx, file);
+        const report = inspectArchive(archive, { kvdetails: flags.kvdetails === true });
+        if (flags.json === true) printJson(ctx.io, report.json);
+        else ctx.io.stdout.write(report.text);
+        return exitCodes.ok;
+      }),
+    );
+}
+
+async function saveSnapshot(
+  ctx: CliContext,
+  options: { baseUrl: string; file: string; flags: SaveFlags },
+): Promise<ExitCode> {
+  const full = resolve(ctx.io.cwd, options.file);
+  // Same directory, so the rename is atomic; a crash leaves a temp file, never a partial archive.
+  const temp = join(dirname(full), `.${basename(full)}.${randomBytes(6).toString('hex')}.tmp`);
+  const client = new SnapshotClient(options.baseUrl);
+  const progress = progressBar(ctx.io, { what: 'saving', total: null });
+  try {
+    const saved = await client.save({
+      sink: createWriteStream(temp, { flags: 'wx' }),
+      stale: options.flags.stale === true,
+      onBytes: (n) => progress.update(n),
+    });
+    progress.finish(saved.bytes);
+    const archive = await readArchiveFile(ctx, temp);
+    await syncFile(temp);
+    await rename(temp, full);
+    const keys = archive.meta.groups.reduce((sum, g) => sum + g.keys, 0);
+    if (options.flags.json === true) {
+      printJson(ctx.io, { file: full, bytes: saved.bytes, index: saved.index, groups: archive.meta.groups });
+    } else {
+      const indexes = archive.meta.groups.map((g) => `${g.groupId}@${g.index}`).join(' ');
+      ctx.io.stdout.write(
+        `Saved and verified snapshot to ${options.file}: ${archive.meta.groups.length} groups (${indexes}), ${keys} keys, ${saved.bytes} bytes\n`,
+      );
+    }
+    return exitCodes.ok;
+  } finally {
+    await rm(temp, { force: true });
+    await client.close();
+  }
+}
+
+async function restoreSnapshot(
+  ctx: CliContext,
+  options: { baseUrl: string; file: string; flags: ServerFlags },
+): Promise<ExitCode> {
+  const full = resolve(ctx.io.cwd, options.file);
+  const bytes = await fileSize(full, options.file);
+  const client = new SnapshotClient(options.baseUrl);
+  const progress = progressBar(ctx.io, { what: 'restoring', total: bytes });
+  try {
+    const source = createReadStream(full);
+    let sent = 0;
+    source.on('data', (chunk) => {
+      sent += chunk.length;
+      progress.update(sent);
+    });
+    const answer = await client.restore({ source, bytes });
+    progress.finish(sent);
+    if (options.flags.json === true) printJson(ctx.io, answer);
+    else {
+      for (const g of answer.groups) {
+        ctx.io.stdout.write(`group ${g.groupId}: restored ${g.keys} keys at index ${g.index}\n`);
+      }
+      ctx.io.stdout.write(`Restored snapshot ${answer.createdAt} of ${answer.clusterId}\n`);
+    }
+    return exitCodes.ok;
+  } finally {
+    await client.close();
+  }
+}
+
+async function readArchiveFile(ctx: CliContext, path: string): Promise<Archive> {
+  const full = resolve(ctx.io.cwd, path);
+  await fileSize(full, path);
+  return readArchive(await readFile(full), { archiveBytesMax: snapshotFileBytesMax });
+}
+
+async function fileSize(full: string, shown: string): Promise<number> {
+  let size: number;
+  try {
+    size = (await stat(full)).size;
+  } catch (error) {
+    throw usageError(`cannot read ${shown}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (size > snapshotFileBytesMax) throw usageError(`${shown} is larger than ${snapshotFileBytesMax} bytes`);
+  return size;
+}
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A command that talks to no server: expected failures become a message and an exit code. */
+async function runLocal(ctx: CliContext, body: () => Promise<ExitCode>): Promise<void> {
+  // runWithClient's error reporting, without connecting: the client is made but never used.
+  await runWithClient(ctx, {}, () => body());
+}
