@@ -148,7 +148,12 @@ export class RaftLog {
 
   commitTo(index: number): void {
     if (index <= this.committed) return;
-    assert(index <= this.lastIndex(), () => `commit ${index} is past the last index ${this.lastIndex()}`);
+    assert(
+      index <= this.lastIndex(),
+      () =>
+        `commit ${index} is past the last index ${this.lastIndex()}: this node lost log entries a leader ` +
+        'counted on (a wiped or restored data dir?); remove it from the cluster and add it back empty',
+    );
     this.committed = index;
   }
 

@@ -19,7 +19,7 @@ import {
 } from '../storage/index.js';
 import { Transport } from '../transport/index.js';
 import type { AddressBookView } from './address-book.js';
-import type { Address, AgentConfig } from './config.js';
+import { type Address, type AgentConfig, groupSnapshotLimits } from './config.js';
 import { type HttpServer, startHttp } from './http.js';
 import { claimDataDir } from './identity.js';
 import { formsNewCluster } from './join.js';
@@ -114,6 +114,7 @@ export async function startAgent(options: {
     seed: fnv1a32(new TextEncoder().encode(config.nodeId)),
     onConfChange: membership.onConfChange,
     observer: hostEvents({ metrics, logger }),
+    limits: groupSnapshotLimits(config),
     ...(options.balanceIntervalTicks === undefined
       ? {}
       : { balanceIntervalTicks: options.balanceIntervalTicks }),

@@ -31,6 +31,15 @@ export interface AgentConfig {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   /** Real time per Raft tick; the election timeout is 10 ticks. */
   readonly tickMs: number;
+  /** Snapshot a group once this many entries were applied since its last snapshot. */
+  readonly snapshotThresholdEntries: number;
+  /** Also snapshot a group this long after its last snapshot if anything was applied (0: off). */
+  readonly snapshotIntervalMs: number;
+  /**
+   * Entries kept behind a snapshot. Must exceed what a group commits while a snapshot is
+   * sent to a follower (see docs/snapshots.md, "Log truncation policy").
+   */
+  readonly snapshotTrailingEntries: number;
 }
 
 /** The settings as they arrive from one source, before validation. */
@@ -43,6 +52,11 @@ export const agentLimits = {
   tickMsMin: 5,
   tickMsMax: 1000,
   configFileBytesMax: 1024 * 1024,
+  // Below a few dozen entries a snapshot (the whole state) per handful of writes is waste.
+  snapshotThresholdEntriesMin: 16,
+  snapshotThresholdEntriesMax: 100_000_000,
+  snapshotIntervalMsMax: 24 * 60 * 60 * 1000,
+  snapshotTrailingEntriesMax: 100_000_000,
 } as const;
 
 export const agentDefaults = {
@@ -52,6 +66,10 @@ export const agentDefaults = {
   clusterId: 'conclave',
   logLevel: 'info',
   tickMs: 50,
+  // Consul's defaults (raft_snapshot_threshold, raft_snapshot_interval, raft_trailing_logs).
+  snapshotThresholdEntries: 16_384,
+  snapshotIntervalMs: 120_000,
+  snapshotTrailingEntries: 10_240,
 } as const;
 
 const envNames: Record<keyof AgentConfig, string> = {
@@ -66,6 +84,9 @@ const envNames: Record<keyof AgentConfig, string> = {
   clusterId: 'CONCLAVE_CLUSTER_ID',
   logLevel: 'CONCLAVE_LOG_LEVEL',
   tickMs: 'CONCLAVE_TICK_MS',
+  snapshotThresholdEntries: 'CONCLAVE_SNAPSHOT_THRESHOLD',
+  snapshotIntervalMs: 'CONCLAVE_SNAPSHOT_INTERVAL',
+  snapshotTrailingEntries: 'CONCLAVE_TRAILING_LOGS',
 };
 
 /** Settings from the environment, by their CONCLAVE_* names. */
@@ -164,7 +185,59 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
       min: agentLimits.tickMsMin,
       max: agentLimits.tickMsMax,
     }),
+    snapshotThresholdEntries: parseInteger(
+      'snapshotThresholdEntries',
+      merged.snapshotThresholdEntries ?? agentDefaults.snapshotThresholdEntries,
+      { min: agentLimits.snapshotThresholdEntriesMin, max: agentLimits.snapshotThresholdEntriesMax },
+    ),
+    snapshotIntervalMs: parseDurationMs(
+      'snapshotIntervalMs',
+      merged.snapshotIntervalMs ?? agentDefaults.snapshotIntervalMs,
+      { max: agentLimits.snapshotIntervalMsMax },
+    ),
+    snapshotTrailingEntries: parseInteger(
+      'snapshotTrailingEntries',
+      merged.snapshotTrailingEntries ?? agentDefaults.snapshotTrailingEntries,
+      { min: 0, max: agentLimits.snapshotTrailingEntriesMax },
+    ),
   };
+}
+
+/** The truncation policy in the host's terms: the interval becomes whole ticks (at least one). */
+export function groupSnapshotLimits(config: AgentConfig): {
+  snapshotThresholdEntries: number;
+  snapshotTrailingEntries: number;
+  snapshotIntervalTicks: number;
+} {
+  const { snapshotThresholdEntries, snapshotTrailingEntries, snapshotIntervalMs, tickMs } = config;
+  const snapshotIntervalTicks =
+    snapshotIntervalMs === 0 ? 0 : Math.max(1, Math.ceil(snapshotIntervalMs / tickMs));
+  return { snapshotThresholdEntries, snapshotTrailingEntries, snapshotIntervalTicks };
+}
+
+const durationUnitsMs: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * A duration as a number of milliseconds, or a string: "120s", "2m", "1h30m", "500ms"
+ * (Go's and Consul's form); bare digits are milliseconds.
+ */
+export function parseDurationMs(setting: string, value: unknown, range: { max: number }): number {
+  let ms: number | null = null;
+  if (typeof value === 'number') ms = value;
+  else if (typeof value === 'string' && /^\d+$/.test(value)) ms = Number(value);
+  else if (typeof value === 'string' && /^(\d+(ms|h|m|s))+$/.test(value)) {
+    ms = 0;
+    for (const [, amount, unit] of value.matchAll(/(\d+)(ms|h|m|s)/g)) {
+      ms += Number(amount) * (durationUnitsMs[unit ?? ''] ?? Number.NaN);
+    }
+  }
+  if (ms === null || !Number.isInteger(ms) || ms < 0 || ms > range.max) {
+    throw invalid(
+      setting,
+      `${setting} must be a duration such as 120s, 2m or 1h (0 turns it off), at most ${range.max} ms, got ${String(value)}`,
+    );
+  }
+  return ms;
 }
 
 export function parseAddress(setting: string, value: unknown): Address {

@@ -20,6 +20,9 @@ function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
     clusterId: flags.clusterId,
     logLevel: flags.logLevel,
     tickMs: flags.tickMs,
+    snapshotThresholdEntries: flags.snapshotThreshold,
+    snapshotIntervalMs: flags.snapshotInterval,
+    snapshotTrailingEntries: flags.trailingLogs,
   };
 }
 
@@ -77,6 +80,18 @@ program
   .option(
     '--tick-ms <ms>',
     'real time per Raft tick (default 50: heartbeats every 50 ms, elections after 0.5-1 s)',
+  )
+  .option(
+    '--snapshot-threshold <entries>',
+    'snapshot a group once this many entries were applied since its last snapshot (default 16384)',
+  )
+  .option(
+    '--snapshot-interval <duration>',
+    'also snapshot a group this long after its last one if anything was applied, e.g. 120s, 2m; 0 turns it off (default 120s)',
+  )
+  .option(
+    '--trailing-logs <entries>',
+    'entries kept in the log behind a snapshot; must exceed what a group commits while a follower receives a snapshot (default 10240)',
   )
   .addOption(new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
   .option('--dev', 'one server that elects itself; a temporary data dir unless --data-dir is given')

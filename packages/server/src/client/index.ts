@@ -1,3 +1,5 @@
+export type * from './autopilot.js';
+export { AutopilotClient } from './autopilot.js';
 export { baseUrlOf, blockingWaitMaxMs, type ClientOptions, ConclaveClient, kvPath } from './client.js';
 export { ConclaveClientError } from './errors.js';
 export { defaultHttpLimits, type HttpLimits } from './http.js';

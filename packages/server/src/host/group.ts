@@ -24,8 +24,18 @@ export interface GroupLimits {
   readonly requestTimeoutTicks: number;
   /** Take a snapshot once this many entries were applied since the last one. */
   readonly snapshotThresholdEntries: number;
-  /** Entries kept in the log behind a snapshot, so a briefly lagging follower needs no snapshot. */
+  /**
+   * Entries kept in the log behind a snapshot, so a briefly lagging follower needs no snapshot.
+   * Also what lets a follower that just installed a snapshot continue from the log: it must
+   * exceed what the group commits while a snapshot is sent, or the follower, behind the
+   * compacted log again, gets another snapshot, forever (etcd #4055, Consul #9609).
+   */
   readonly snapshotTrailingEntries: number;
+  /**
+   * Also take a snapshot once this many host ticks passed since the last one, if anything
+   * was applied since (0: never by time), so a slowly written group still compacts its log.
+   */
+  readonly snapshotIntervalTicks: number;
 }
 
 export const defaultGroupLimits: GroupLimits = {
@@ -34,6 +44,7 @@ export const defaultGroupLimits: GroupLimits = {
   requestTimeoutTicks: 500,
   snapshotThresholdEntries: 8192,
   snapshotTrailingEntries: 1024,
+  snapshotIntervalTicks: 0,
 };
 
 interface PendingProposal<Result> {
@@ -75,6 +86,8 @@ export class RaftGroup<Result> {
   private appliedIndex: number;
   /** Wall-clock time of the last snapshot taken or installed here (ms); null if none since start. */
   private snapshotTimeMs: number | null = null;
+  /** Host tick of the last snapshot taken or installed here (the start counts as one). */
+  private snapshotTick = 0;
   private readonly storage: LogStorage;
 
   constructor(
@@ -164,7 +177,7 @@ export class RaftGroup<Result> {
   }
 
   /** Apply what a persisted Ready hands out, then answer the callers it settles. */
-  applyReady(ready: NodeReady): void {
+  applyReady(ready: NodeReady, options: { nowTick: number }): void {
     if (ready.softState !== null) this.noteLeader(ready.softState.leaderId);
     const startedMs = performance.now();
     if (ready.snapshot !== null) {
@@ -181,6 +194,7 @@ export class RaftGroup<Result> {
       this.appliedIndex = ready.snapshot.metadata.index;
       this.snapshotIndex = ready.snapshot.metadata.index;
       this.snapshotTimeMs = Date.now();
+      this.snapshotTick = options.nowTick;
     }
     for (const entry of ready.committedEntries) {
       const applied =
@@ -211,13 +225,24 @@ export class RaftGroup<Result> {
   }
 
   /**
-   * Start a snapshot when enough has been applied since the last one. A state machine that
-   * encodes in steps is snapshotted over several turns (continueSnapshot), at the index
-   * applied now; one that cannot is snapshotted at once.
+   * Start a snapshot when enough has been applied since the last one, or when the interval
+   * passed and anything was applied. A state machine that encodes in steps is snapshotted
+   * over several turns (continueSnapshot), at the index applied now; one that cannot is
+   * snapshotted at once.
    */
-  maybeSnapshot(): void {
+  maybeSnapshot(options: { nowTick: number }): void {
     if (this.snapshotJob !== null) return;
-    if (this.appliedIndex - this.snapshotIndex < this.options.limits.snapshotThresholdEntries) return;
+    const { snapshotThresholdEntries, snapshotIntervalTicks } = this.options.limits;
+    const appliedSince = this.appliedIndex - this.snapshotIndex;
+    const due =
+      appliedSince >= snapshotThresholdEntries ||
+      (snapshotIntervalTicks > 0 &&
+        appliedSince > 0 &&
+        options.nowTick - this.snapshotTick >= snapshotIntervalTicks);
+    if (!due) return;
+    // The interval counts from when a snapshot starts, so a slow encoding does not start
+    // another one the moment it is saved.
+    this.snapshotTick = options.nowTick;
     const steps = this.options.stateMachine.snapshotSteps?.();
     if (steps === undefined) {
       const startedMs = performance.now();

@@ -122,6 +122,8 @@ export class MultiRaftHost<Result> implements HostControl {
     for (const group of this.groups) {
       group.raw.tick();
       group.expire(this.ticks);
+      // An idle group gets no turn: its interval snapshot starts here.
+      group.maybeSnapshot({ nowTick: this.ticks });
     }
     if (this.balanceIntervalTicks > 0 && this.ticks % this.balanceIntervalTicks === 0) this.balanceLeaders();
     this.scheduleTurn();
@@ -240,9 +242,9 @@ export class MultiRaftHost<Result> implements HostControl {
     // Acknowledgements leave now, not at the transport's own flush in the next loop iteration.
     this.options.transport.flush?.();
     for (const { group, ready } of readies) {
-      group.applyReady(ready);
+      group.applyReady(ready, { nowTick: this.ticks });
       group.raw.advance();
-      group.maybeSnapshot();
+      group.maybeSnapshot({ nowTick: this.ticks });
     }
     return true;
   }

@@ -1,5 +1,5 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { isValidNodeId, type NodeId } from '@conclave/raft';
+import { isValidNodeId, type NodeId, RaftInvariantError } from '@conclave/raft';
 import type { Logger } from 'pino';
 import { clusterIdLengthMax, encodeControlFrame } from './codec.js';
 import { identifyPeer } from './identify.js';
@@ -375,13 +375,30 @@ export class Transport {
   }
 
   private deliver(from: NodeId, envelopes: readonly Envelope[]): void {
-    try {
-      this.options.onMessages(from, envelopes);
-    } catch (error) {
-      this.logger.error(
-        { peer: from, err: errorMessage(error) },
-        `onMessages threw on ${envelopes.length} messages from node ${from}: ${errorMessage(error)}`,
-      );
-    }
+    deliverMessages({ onMessages: this.options.onMessages, logger: this.logger, from, envelopes });
+  }
+}
+
+/**
+ * Hands messages to the host. A host error is logged and the connection kept, except a
+ * broken protocol invariant (e.g. a leader's commit past this server's log, after its data
+ * dir was lost): it leaves the core in a state nobody may trust, so it propagates and stops
+ * the process rather than being logged and ignored.
+ */
+export function deliverMessages(options: {
+  onMessages: (from: NodeId, envelopes: readonly Envelope[]) => void;
+  logger: Pick<Logger, 'error'>;
+  from: NodeId;
+  envelopes: readonly Envelope[];
+}): void {
+  const { from, envelopes } = options;
+  try {
+    options.onMessages(from, envelopes);
+  } catch (error) {
+    if (error instanceof RaftInvariantError) throw error;
+    options.logger.error(
+      { peer: from, err: errorMessage(error) },
+      `onMessages threw on ${envelopes.length} messages from node ${from}: ${errorMessage(error)}`,
+    );
   }
 }

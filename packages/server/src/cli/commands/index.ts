@@ -7,6 +7,7 @@ import { registerKvTransfer } from './kv-transfer.js';
 import { registerKvWatch } from './kv-watch.js';
 import { registerKvWrite } from './kv-write.js';
 import { registerLock } from './lock.js';
+import { registerOperatorAutopilot } from './operator-autopilot.js';
 import { registerSnapshotCommands } from './snapshot.js';
 
 export { type CliIo, type ExitCode, exitCodes, processIo } from './io.js';
@@ -60,9 +61,13 @@ export function registerClientCommands(
   registerKvTransfer(kv, ctx);
   registerKvWatch(kv, ctx);
   registerClusterCommands(top, ctx);
+  // `operator` is created by the cluster commands; autopilot hangs off it.
+  const operator = program.commands.find((c) => c.name() === 'operator');
+  if (operator === undefined) throw new Error('registerClusterCommands made no operator command');
+  registerOperatorAutopilot(operator, ctx);
   registerLock(top('lock'), ctx);
   registerSnapshotCommands(
-    top('snapshot').description('save, restore and inspect snapshots of every group'),
+    top('snapshot').description('save, restore and inspect snapshots of every group; keep rolling ones'),
     ctx,
   );
 }

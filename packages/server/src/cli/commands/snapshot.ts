@@ -14,17 +14,18 @@ import {
   usageError,
 } from './common.js';
 import { type ExitCode, exitCodes } from './io.js';
+import { registerSnapshotAgent } from './snapshot-agent.js';
 import { inspectArchive } from './snapshot-inspect.js';
+import { snapshotFileBytesMax } from './snapshot-limits.js';
 import { progressBar } from './snapshot-progress.js';
 
-/** Largest archive the CLI verifies or inspects (it reads the file whole to check its sums). */
-export const snapshotFileBytesMax = 1024 * 1024 * 1024;
+export { snapshotFileBytesMax };
 
 interface SaveFlags extends ServerFlags {
   readonly stale?: boolean;
 }
 
-/** `snapshot save | restore | inspect`. */
+/** `snapshot save | restore | inspect | agent`. */
 export function registerSnapshotCommands(snapshot: Command, ctx: CliContext): void {
   const save = snapshot
     .command('save')
@@ -58,6 +59,8 @@ export function registerSnapshotCommands(snapshot: Command, ctx: CliContext): vo
         return exitCodes.ok;
       }),
     );
+
+  registerSnapshotAgent(snapshot, ctx);
 }
 
 async function saveSnapshot(
