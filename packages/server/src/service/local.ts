@@ -1,5 +1,4 @@
 import { RaftError, RaftErrorCode } from '@conclave/raft';
-import { ConclaveError } from '../errors.js';
 import { type ConclaveFsm, encodeCommand, type FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
 import type { GroupId } from '../host/ports.js';
@@ -132,8 +131,4 @@ export class LocalGroups {
       leaderId: status.leaderId,
     });
   }
-}
-
-export function sessionRequired(message: string): ConclaveError {
-  return new ConclaveError({ code: 'INVALID_SESSION', message });
 }
