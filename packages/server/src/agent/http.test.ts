@@ -1,21 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
-import { type SingleServer, startSingleServer } from './testing/single-server.js';
+import { singleServerPerTest } from './testing/single-server.js';
 
 const groupCount = 4;
 
-let cleanup: (() => Promise<void>) | null = null;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = null;
-});
-
-async function setup(): Promise<SingleServer> {
-  const server = await startSingleServer({ groupCount });
-  cleanup = () => server.stop();
-  return server;
-}
+const setup = singleServerPerTest({ groupCount });
 
 const lastIndexes = (host: MultiRaftHost<FsmResult>) =>
   [...Array(groupCount).keys()].map((g) => host.group(g).raw.status().lastIndex);

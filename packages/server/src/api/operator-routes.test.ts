@@ -1,19 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { type SingleServer, startSingleServer } from '../agent/testing/single-server.js';
+import { describe, expect, it } from 'vitest';
+import { singleServerPerTest } from '../agent/testing/single-server.js';
 
 const groupCount = 3;
 
-let cleanup: (() => Promise<void>) | null = null;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = null;
-});
-
-async function setup(): Promise<SingleServer> {
-  const server = await startSingleServer({ groupCount });
-  cleanup = () => server.stop();
-  return server;
-}
+const setup = singleServerPerTest({ groupCount });
 
 describe('operator HTTP routes on one server', () => {
   it('GET /v1/operator/cluster lists every group with its leader and term, and the servers', async () => {

@@ -62,7 +62,8 @@ export const writeVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>([
   'delete-tree',
   'delete-cas',
 ]);
-const allVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>([
+/** Every KV verb a transaction may hold. */
+export const allVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>([
   ...writeVerbs,
   'get',
   'get-tree',

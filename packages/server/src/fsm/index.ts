@@ -1,4 +1,12 @@
-export { commandVersion, decodeCommand, encodeCommand, type FsmCommand, type FsmResult } from './commands.js';
+export {
+  allVerbs,
+  commandVersion,
+  decodeCommand,
+  encodeCommand,
+  type FsmCommand,
+  type FsmResult,
+  writeVerbs,
+} from './commands.js';
 export { ConclaveFsm, defaultFsmLimits, type FsmLimits } from './fsm.js';
 export { snapshotVersion } from './snapshot-codec.js';
 export { kvsTable, sessionsTable } from './tables.js';

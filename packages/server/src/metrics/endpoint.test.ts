@@ -1,20 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { type SingleServer, startSingleServer } from '../agent/testing/single-server.js';
+import { describe, expect, it } from 'vitest';
+import { singleServerPerTest } from '../agent/testing/single-server.js';
 import type { MetricsSummary } from './json-summary.js';
 
 const groupCount = 4;
 
-let cleanup: (() => Promise<void>) | null = null;
-afterEach(async () => {
-  await cleanup?.();
-  cleanup = null;
-});
-
-async function setup(): Promise<SingleServer> {
-  const server = await startSingleServer({ groupCount });
-  cleanup = () => server.stop();
-  return server;
-}
+const setup = singleServerPerTest({ groupCount });
 
 /** The value of one series in the text exposition format, or null when absent. */
 function seriesValue(text: string, series: string): number | null {

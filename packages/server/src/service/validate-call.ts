@@ -1,5 +1,5 @@
 import { ConclaveError } from '../errors.js';
-import type { FsmCommand } from '../fsm/index.js';
+import { allVerbs, type FsmCommand, writeVerbs } from '../fsm/index.js';
 import { restoreChunkBytesMax, restoreGroupBytesMax, restoreIdBytesMax } from '../fsm/restore-wire.js';
 import type { GroupCall, GroupQuery } from './calls.js';
 import type { KvOp, KvVerb, ReadRequest, SessionSpec } from './types.js';
@@ -33,29 +33,9 @@ export function parseGroupCall(value: unknown): GroupCall {
   }
 }
 
-const verbs: ReadonlySet<KvVerb> = new Set<KvVerb>([
-  'set',
-  'cas',
-  'lock',
-  'unlock',
-  'get',
-  'get-tree',
-  'check-index',
-  'check-session',
-  'check-not-exists',
-  'delete',
-  'delete-tree',
-  'delete-cas',
-]);
-const singleVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>([
-  'set',
-  'cas',
-  'lock',
-  'unlock',
-  'delete',
-  'delete-tree',
-  'delete-cas',
-]);
+// The state machine's own verb sets: a call it would assert on is refused here first.
+const verbs = allVerbs;
+const singleVerbs = writeVerbs;
 const txnOpsMax = 128;
 
 function parseCommand(value: unknown): FsmCommand {

@@ -5,6 +5,7 @@
  */
 import { createHistogram } from 'node:perf_hooks';
 import { pino } from 'pino';
+import { afterEach } from 'vitest';
 import type { FsmResult } from '../../fsm/index.js';
 import { MultiRaftHost } from '../../host/host.js';
 import { LoopbackNetwork, MemoryDurableLog } from '../../host/testing/in-memory.js';
@@ -64,3 +65,16 @@ export async function startSingleServer(options: { groupCount?: number } = {}) {
 }
 
 export type SingleServer = Awaited<ReturnType<typeof startSingleServer>>;
+
+/** A fresh single server per test: call the returned function in a test; it is stopped after it. */
+export function singleServerPerTest(options: { groupCount?: number } = {}): () => Promise<SingleServer> {
+  let running: SingleServer | null = null;
+  afterEach(async () => {
+    await running?.stop();
+    running = null;
+  });
+  return async () => {
+    running = await startSingleServer(options);
+    return running;
+  };
+}
