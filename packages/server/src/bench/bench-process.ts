@@ -3,6 +3,8 @@
  * tail, for the error message when it fails, and a stop that always ends it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 
 /** Output kept per process: the tail is what explains a failure. */
 const outputCharsMax = 64 * 1024;
@@ -103,4 +105,27 @@ export class BenchProcess {
 export function assertAllRunning(processes: readonly BenchProcess[]): void {
   const dead = processes.find((p) => !p.running);
   if (dead !== undefined) throw new Error(`${dead.name} ${dead.describeExit()}:\n${dead.output}`);
+}
+
+/**
+ * Processes and the temp dir they write to, released together: killed, then the dir
+ * removed (at once, synchronously, when the bench process itself is exiting).
+ */
+export function processesInTempDir(options: {
+  name: string;
+  processes: readonly BenchProcess[];
+  root: string;
+}) {
+  const { name, processes, root } = options;
+  return {
+    name,
+    release: async () => {
+      await Promise.all(processes.map((p) => p.kill()));
+      await rm(root, { recursive: true, force: true });
+    },
+    releaseNow: () => {
+      for (const p of processes) p.killNow();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }

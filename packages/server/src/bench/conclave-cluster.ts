@@ -4,12 +4,11 @@
  * batch) and their data dirs under one temp dir. Ready once every group has a leader all
  * servers agree on and the leaders are spread evenly, so no leadership moves mid-run.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { assertAllRunning, BenchProcess } from './bench-process.js';
+import { assertAllRunning, BenchProcess, processesInTempDir } from './bench-process.js';
 import type { Cleanup, Resource } from './cleanup.js';
 import { freePorts } from './free-ports.js';
 import { pollUntil } from './poll.js';
@@ -67,17 +66,7 @@ export async function startConclaveCluster(options: {
   const httpPort = (i: number) => ports[ids.length + i] ?? 0;
   const root = mkdtempSync(join(tmpdir(), 'conclave-http-bench-'));
   const processes: BenchProcess[] = [];
-  const resource: Resource = {
-    name: 'conclave cluster',
-    release: async () => {
-      await Promise.all(processes.map((p) => p.kill()));
-      await rm(root, { recursive: true, force: true });
-    },
-    releaseNow: () => {
-      for (const p of processes) p.killNow();
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
+  const resource: Resource = processesInTempDir({ name: 'conclave cluster', processes, root });
   options.cleanup.add(resource);
   for (const [i, nodeId] of ids.entries()) {
     const peers = ids.flatMap((id, j) => (j === i ? [] : [`${id}@${loopback}:${raftPort(j)}`]));

@@ -3,11 +3,10 @@
  * and peer ports, data dirs under one temp dir, etcd's defaults otherwise (fsync on every
  * commit, no auto-compaction). Ready once every member answers /health.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertAllRunning, BenchProcess } from './bench-process.js';
+import { assertAllRunning, BenchProcess, processesInTempDir } from './bench-process.js';
 import type { Cleanup, Resource } from './cleanup.js';
 import { freePorts } from './free-ports.js';
 import { pollUntil } from './poll.js';
@@ -64,17 +63,7 @@ export async function startEtcdCluster(options: {
   }));
   const root = mkdtempSync(join(tmpdir(), 'conclave-bench-etcd-'));
   const processes: BenchProcess[] = [];
-  const resource: Resource = {
-    name: 'etcd cluster',
-    release: async () => {
-      await Promise.all(processes.map((p) => p.kill()));
-      await rm(root, { recursive: true, force: true });
-    },
-    releaseNow: () => {
-      for (const p of processes) p.killNow();
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
+  const resource: Resource = processesInTempDir({ name: 'etcd cluster', processes, root });
   options.cleanup.add(resource);
   const clusterToken = `conclave-bench-${process.pid}-${Date.now()}`;
   // etcd 3.4 runs on arm64 only when told to; harmless elsewhere.
