@@ -59,6 +59,14 @@ export const errorCatalogue = {
     advice:
       'nothing was replaced in the group named; retry the restore (another restore may have started meanwhile)',
   },
+  SNAPSHOT_CURSOR_GONE: {
+    status: 410,
+    advice: 'the snapshot was idle too long (or its server restarted): save again',
+  },
+  RESTORE_IN_PROGRESS: {
+    status: 409,
+    advice: 'another restore is running on this server: wait for it to finish, then retry',
+  },
   // From membership.
   JOIN_FAILED: {
     status: 503,

@@ -90,8 +90,13 @@ export async function startAgent(options: {
   const log: DurableLog = {
     storage: (groupId) => storage.group(groupId),
     persist: (writes, persistOptions) => storage.persist(writes, persistOptions),
+    // In the background: a large snapshot's checksum, write and fsync must not hold the loop.
     saveSnapshot: (o: { groupId: GroupId; snapshot: Snapshot; compactIndex: number }) =>
-      storage.saveSnapshot({ groupId: o.groupId, snapshot: o.snapshot, compactThroughIndex: o.compactIndex }),
+      storage.saveSnapshotInBackground({
+        groupId: o.groupId,
+        snapshot: o.snapshot,
+        compactThroughIndex: o.compactIndex,
+      }),
   };
   let host: MultiRaftHost<FsmResult> | null = null;
   const metrics = new Metrics();

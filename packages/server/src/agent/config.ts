@@ -40,6 +40,17 @@ export interface AgentConfig {
    * sent to a follower (see docs/snapshots.md, "Log truncation policy").
    */
   readonly snapshotTrailingEntries: number;
+  /**
+   * Also snapshot a group once the entries applied since its last snapshot take this many
+   * bytes: bounds the log held in memory when values are large.
+   */
+  readonly snapshotThresholdBytes: number;
+  /**
+   * At most this many bytes of entries kept behind a snapshot (with at most
+   * snapshotTrailingEntries of them). Must exceed what a group writes, in bytes, while a
+   * snapshot is sent to a follower.
+   */
+  readonly snapshotTrailingBytesMax: number;
 }
 
 /** The settings as they arrive from one source, before validation. */
@@ -57,6 +68,11 @@ export const agentLimits = {
   snapshotThresholdEntriesMax: 100_000_000,
   snapshotIntervalMsMax: 24 * 60 * 60 * 1000,
   snapshotTrailingEntriesMax: 100_000_000,
+  // As for entries: a snapshot (the whole state) per few KiB written would be waste.
+  snapshotThresholdBytesMin: 64 * 1024,
+  // Far above any memory a server should hold in its log; a typo (a missing unit) is caught.
+  snapshotThresholdBytesMax: 64 * 1024 ** 3,
+  snapshotTrailingBytesMax: 64 * 1024 ** 3,
 } as const;
 
 export const agentDefaults = {
@@ -70,6 +86,10 @@ export const agentDefaults = {
   snapshotThresholdEntries: 16_384,
   snapshotIntervalMs: 120_000,
   snapshotTrailingEntries: 10_240,
+  // With 512 KiB values the count bounds alone would allow 8 GiB (threshold) and 5 GiB
+  // (trailing) of log per group in memory; 64 MiB each bounds a group to about 128 MiB.
+  snapshotThresholdBytes: 64 * 1024 * 1024,
+  snapshotTrailingBytesMax: 64 * 1024 * 1024,
 } as const;
 
 const envNames: Record<keyof AgentConfig, string> = {
@@ -87,6 +107,8 @@ const envNames: Record<keyof AgentConfig, string> = {
   snapshotThresholdEntries: 'CONCLAVE_SNAPSHOT_THRESHOLD',
   snapshotIntervalMs: 'CONCLAVE_SNAPSHOT_INTERVAL',
   snapshotTrailingEntries: 'CONCLAVE_TRAILING_LOGS',
+  snapshotThresholdBytes: 'CONCLAVE_SNAPSHOT_THRESHOLD_BYTES',
+  snapshotTrailingBytesMax: 'CONCLAVE_TRAILING_LOGS_BYTES',
 };
 
 /** Settings from the environment, by their CONCLAVE_* names. */
@@ -200,19 +222,66 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
       merged.snapshotTrailingEntries ?? agentDefaults.snapshotTrailingEntries,
       { min: 0, max: agentLimits.snapshotTrailingEntriesMax },
     ),
+    snapshotThresholdBytes: parseByteSize(
+      'snapshotThresholdBytes',
+      merged.snapshotThresholdBytes ?? agentDefaults.snapshotThresholdBytes,
+      { min: agentLimits.snapshotThresholdBytesMin, max: agentLimits.snapshotThresholdBytesMax },
+    ),
+    snapshotTrailingBytesMax: parseByteSize(
+      'snapshotTrailingBytesMax',
+      merged.snapshotTrailingBytesMax ?? agentDefaults.snapshotTrailingBytesMax,
+      { min: 0, max: agentLimits.snapshotTrailingBytesMax },
+    ),
   };
 }
 
 /** The truncation policy in the host's terms: the interval becomes whole ticks (at least one). */
 export function groupSnapshotLimits(config: AgentConfig): {
   snapshotThresholdEntries: number;
+  snapshotThresholdBytes: number;
   snapshotTrailingEntries: number;
+  snapshotTrailingBytesMax: number;
   snapshotIntervalTicks: number;
 } {
-  const { snapshotThresholdEntries, snapshotTrailingEntries, snapshotIntervalMs, tickMs } = config;
+  const { snapshotIntervalMs, tickMs } = config;
   const snapshotIntervalTicks =
     snapshotIntervalMs === 0 ? 0 : Math.max(1, Math.ceil(snapshotIntervalMs / tickMs));
-  return { snapshotThresholdEntries, snapshotTrailingEntries, snapshotIntervalTicks };
+  return {
+    snapshotThresholdEntries: config.snapshotThresholdEntries,
+    snapshotThresholdBytes: config.snapshotThresholdBytes,
+    snapshotTrailingEntries: config.snapshotTrailingEntries,
+    snapshotTrailingBytesMax: config.snapshotTrailingBytesMax,
+    snapshotIntervalTicks,
+  };
+}
+
+const byteUnits: Readonly<Record<string, number>> = {
+  '': 1,
+  B: 1,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+  KB: 1000,
+  MB: 1000 ** 2,
+  GB: 1000 ** 3,
+};
+
+/** A size in bytes: a number, bare digits, or digits with a unit (512KiB, 64MiB, 1GiB, 100MB). */
+export function parseByteSize(setting: string, value: unknown, range: { min: number; max: number }): number {
+  let bytes: number | null = null;
+  if (typeof value === 'number') bytes = value;
+  else if (typeof value === 'string') {
+    const match = /^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$/.exec(value.trim());
+    const unit = byteUnits[match?.[2] ?? ''];
+    if (match !== null && unit !== undefined) bytes = Number(match[1]) * unit;
+  }
+  if (bytes === null || !Number.isSafeInteger(bytes) || bytes < range.min || bytes > range.max) {
+    throw invalid(
+      setting,
+      `${setting} must be a size in bytes such as 67108864, 64MiB or 1GiB, in [${range.min}, ${range.max}], got ${String(value)}`,
+    );
+  }
+  return bytes;
 }
 
 const durationUnitsMs: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

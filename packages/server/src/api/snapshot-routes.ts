@@ -1,10 +1,10 @@
 import { once } from 'node:events';
-import type { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import { finished, Readable, Transform } from 'node:stream';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ConclaveError } from '../errors.js';
 import type { SnapshotService } from '../service/snapshot.js';
 import { hasParam, queryOf } from './query.js';
-import { bodyTooLargeCode, sendError } from './send-error.js';
+import { sendError } from './send-error.js';
 
 export const snapshotUrl = '/v1/snapshot';
 export const snapshotContentType = 'application/x-gzip';
@@ -12,7 +12,8 @@ export const snapshotContentType = 'application/x-gzip';
 /**
  * `GET /v1/snapshot` streams an archive of every group (`?stale`: this server's own state,
  * which works without leaders); `PUT /v1/snapshot` restores one into the running cluster.
- * In their own fastify context: the body is read raw up to `archiveBytesMax`.
+ * Both stream: the PUT body goes to the restore as it arrives (never buffered), counted
+ * against `archiveBytesMax`. In their own fastify context, so no other parser reads the body.
  */
 export function registerSnapshotRoutes(
   app: FastifyInstance,
@@ -21,20 +22,15 @@ export function registerSnapshotRoutes(
   const { snapshots, clusterId } = options;
   app.register(async (api) => {
     api.removeAllContentTypeParsers();
-    api.addContentTypeParser(
-      '*',
-      { parseAs: 'buffer', bodyLimit: snapshots.archiveBytesMax },
-      (_r, body, done) => done(null, body),
-    );
-    api.setErrorHandler((error, _request, reply) =>
-      sendError(reply, tooLarge(error, snapshots.archiveBytesMax)),
-    );
+    // Hands the request stream on unread, whatever its content type.
+    api.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+    api.setErrorHandler((error, _request, reply) => sendError(reply, error));
 
     api.get(snapshotUrl, async (request, reply) => {
       const stale = hasParam(queryOf(request), 'stale');
       const index = snapshots.appliedIndexSum();
       const stream = snapshots.save({ clusterId, stale });
-      // Wait for the first bytes (group 0 captured) so that a failure to start, such as no
+      // Wait for the first bytes (group 0 opened) so that a failure to start, such as no
       // leader, is answered with its own status rather than a cut-off 200.
       await firstBytes(stream);
       return reply
@@ -44,15 +40,19 @@ export function registerSnapshotRoutes(
         .send(stream);
     });
 
-    api.put(snapshotUrl, async (request) => {
-      if (!(request.body instanceof Buffer) || request.body.length === 0) {
-        throw new ConclaveError({
-          code: 'SNAPSHOT_ARCHIVE_INVALID',
-          message: 'the body must be a snapshot archive',
-        });
+    api.put(snapshotUrl, async (request, reply) => {
+      const source = request.body;
+      if (!(source instanceof Readable)) throw notAnArchive();
+      try {
+        const outcome = await snapshots.restore(counted({ source, bytesMax: snapshots.archiveBytesMax }));
+        return {
+          clusterId: outcome.meta.clusterId,
+          createdAt: outcome.meta.createdAt,
+          groups: outcome.groups,
+        };
+      } finally {
+        if (!source.readableEnded) discardRest({ source, reply });
       }
-      const outcome = await snapshots.restore(request.body);
-      return { clusterId: outcome.meta.clusterId, createdAt: outcome.meta.createdAt, groups: outcome.groups };
     });
   });
 }
@@ -63,12 +63,54 @@ async function firstBytes(stream: Readable): Promise<void> {
   await once(stream, 'readable');
 }
 
-function tooLarge(error: unknown, archiveBytesMax: number): unknown {
-  const over =
-    typeof error === 'object' && error !== null && 'code' in error && error.code === bodyTooLargeCode;
-  if (!over) return error;
+function notAnArchive(): ConclaveError {
   return new ConclaveError({
     code: 'SNAPSHOT_ARCHIVE_INVALID',
-    message: `the archive is larger than archiveBytesMax (${archiveBytesMax} bytes)`,
+    message: 'the body must be a snapshot archive',
   });
+}
+
+/**
+ * A restore that failed before the end of its body: the rest is read and dropped, so the
+ * client, still sending, gets the answer rather than a reset connection, and the
+ * connection closes after it. The server's requestTimeout bounds how long that may take.
+ */
+function discardRest(options: { source: Readable; reply: FastifyReply }): void {
+  const { source, reply } = options;
+  source.unpipe();
+  source.resume();
+  reply.header('Connection', 'close');
+}
+
+/**
+ * The request body, refused past `bytesMax` (compressed) and when empty. Piped, not
+ * pipelined: a failed restore must not destroy the request, or the socket goes with it and
+ * the client never sees the error; Node discards the unread rest once the reply is sent.
+ */
+function counted(options: { source: Readable; bytesMax: number }): Readable {
+  const { source, bytesMax } = options;
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      if (bytes > bytesMax) {
+        callback(
+          new ConclaveError({
+            code: 'SNAPSHOT_ARCHIVE_INVALID',
+            message: `the archive is larger than archiveBytesMax (${bytesMax} bytes)`,
+          }),
+        );
+        return;
+      }
+      callback(null, chunk);
+    },
+    flush(callback) {
+      callback(bytes === 0 ? notAnArchive() : null);
+    },
+  });
+  // A client that goes away mid-upload fails the restore (which aborts what it staged).
+  finished(source, (error) => {
+    if (error !== undefined && error !== null) counter.destroy(error);
+  });
+  return source.pipe(counter);
 }

@@ -1,11 +1,13 @@
+export type { ArchivePart, PartRows } from './contents.js';
 export {
   type ArchiveGroupMeta,
   type ArchiveMeta,
   archiveFormatVersion,
-  type GroupCapture,
-  groupFileName,
+  type GroupSource,
+  metaBytesMax,
+  partFileName,
   sha256Hex,
+  sumsBytesMax,
 } from './format.js';
-export { type Archive, type ArchiveGroup, readArchive } from './read.js';
-export { checkGroupState, type GroupState, snapshotKeyCount } from './state.js';
-export { archiveStream, archiveTarChunks } from './write.js';
+export { type ReadArchiveOptions, readArchiveStream } from './read.js';
+export { archiveStream } from './write.js';

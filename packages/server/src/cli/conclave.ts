@@ -23,6 +23,8 @@ function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
     snapshotThresholdEntries: flags.snapshotThreshold,
     snapshotIntervalMs: flags.snapshotInterval,
     snapshotTrailingEntries: flags.trailingLogs,
+    snapshotThresholdBytes: flags.snapshotThresholdBytes,
+    snapshotTrailingBytesMax: flags.trailingLogsBytes,
   };
 }
 
@@ -92,6 +94,14 @@ program
   .option(
     '--trailing-logs <entries>',
     'entries kept in the log behind a snapshot; must exceed what a group commits while a follower receives a snapshot (default 10240)',
+  )
+  .option(
+    '--snapshot-threshold-bytes <size>',
+    'also snapshot a group once the entries applied since its last snapshot take this many bytes, e.g. 64MiB (default 64MiB)',
+  )
+  .option(
+    '--trailing-logs-bytes <size>',
+    'at most this many bytes of entries kept behind a snapshot, with --trailing-logs; must exceed what a group writes while a follower receives a snapshot (default 64MiB)',
   )
   .addOption(new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
   .option('--dev', 'one server that elects itself; a temporary data dir unless --data-dir is given')

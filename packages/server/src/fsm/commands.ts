@@ -14,19 +14,26 @@ export type FsmCommand =
   /** Autopilot's settings (group 0 only); with `cas`, only if they were last changed at that index (0: never set). */
   | { readonly type: 'autopilot-config'; readonly settings: AutopilotSettings; readonly cas: number | null }
   // A restore of the group from a user snapshot (fsm/restore.ts): staged, then swapped in whole.
-  | {
-      readonly type: 'restore-begin';
-      readonly restoreId: string;
-      readonly bytes: number;
-      readonly sha256: string;
-    }
+  /** Drops any staged restore and starts this one. */
+  | { readonly type: 'restore-begin'; readonly restoreId: string }
+  /** One snapshot part (seq 0: the header), decoded into staged rows at apply. */
   | {
       readonly type: 'restore-chunk';
       readonly restoreId: string;
       readonly seq: number;
       readonly data: Uint8Array;
     }
-  | { readonly type: 'restore-commit'; readonly restoreId: string };
+  /** Swaps the staged rows in if `parts` parts of `bytes` bytes with this chained digest arrived (fsm/parts-digest.ts). */
+  | {
+      readonly type: 'restore-commit';
+      readonly restoreId: string;
+      readonly parts: number;
+      readonly bytes: number;
+      /** 64 hex digits. */
+      readonly digest: string;
+    }
+  /** Drops the staging if it is this restore's. */
+  | { readonly type: 'restore-abort'; readonly restoreId: string };
 
 export type FsmResult =
   | {
@@ -110,6 +117,7 @@ export function encodeCommand(command: FsmCommand): Uint8Array {
     case 'restore-begin':
     case 'restore-chunk':
     case 'restore-commit':
+    case 'restore-abort':
       return packr.pack([commandVersion, ...restoreToWire(command)]);
   }
 }
@@ -159,6 +167,7 @@ export function decodeCommand(data: Uint8Array): FsmCommand {
     case 'restore-begin':
     case 'restore-chunk':
     case 'restore-commit':
+    case 'restore-abort':
       return restoreFromWire(decoded.slice(1));
     default:
       assert(false, () => `unknown command type ${String(type)}`);

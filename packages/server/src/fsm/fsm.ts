@@ -7,7 +7,14 @@ import { decodeCommand, type FsmCommand, type FsmResult } from './commands.js';
 import { runOp } from './kv-ops.js';
 import { RestoreStaging, restoredRows } from './restore.js';
 import { createSession, destroySession } from './sessions.js';
-import { decodeSnapshot, encodeSnapshot, encodeSnapshotSteps, type FsmState } from './snapshot-codec.js';
+import {
+  decodeSnapshot,
+  encodeSnapshot,
+  encodeSnapshotParts,
+  encodeSnapshotSteps,
+  type FsmState,
+} from './snapshot-codec.js';
+import type { PartsSummary } from './snapshot-parts.js';
 import { kvsTable, sessionsTable } from './tables.js';
 import { type FsmQueries, type FsmView, queriesOver } from './view.js';
 
@@ -16,6 +23,16 @@ export interface FsmLimits {
   readonly watchersMax: number;
   /** Most keys + prefixes (+1 for sessions) one watch may name. */
   readonly watchTargetsMax: number;
+}
+
+/** A user snapshot of one group, encoded one part per `next()` (ConclaveFsm.openSnapshotParts). */
+export interface SnapshotParts {
+  /** The Raft index the state is at. */
+  readonly appliedIndex: number;
+  readonly keys: number;
+  readonly sessions: number;
+  /** The next part: first the header, then each row chunk; null after the last. */
+  next(): Uint8Array | null;
 }
 
 export const defaultFsmLimits: FsmLimits = { watchersMax: 65_536, watchTargetsMax: 128 };
@@ -56,16 +73,7 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
   }
 
   snapshot(): Uint8Array {
-    const view = this.store.snapshot();
-    return encodeSnapshot({
-      appliedIndex: this.applied,
-      kvIndex: view.tableIndex(kvsTable),
-      sessionIndex: view.tableIndex(sessionsTable),
-      kvs: view.all(kvsTable),
-      sessions: view.all(sessionsTable),
-      autopilot: this.autopilotRecord,
-      restoreStaging: this.restoreStaging.capture(),
-    });
+    return encodeSnapshot(this.capture());
   }
 
   /**
@@ -73,20 +81,43 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
    * (an O(1) copy-on-write view), so applies may go on between steps.
    */
   *snapshotSteps(): Generator<void, Uint8Array, void> {
-    const view = this.store.snapshot();
-    const appliedIndex = this.applied;
-    const autopilot = this.autopilotRecord;
-    const restoreStaging = this.restoreStaging.capture();
+    const state = this.capture();
     yield;
-    return yield* encodeSnapshotSteps({
-      appliedIndex,
+    return yield* encodeSnapshotSteps(state);
+  }
+
+  /**
+   * This group's state as a user snapshot, one part (one msgpack value, at most
+   * snapshotPartBytesMax) per `next()`: the view and its applied index are taken now, in
+   * this turn, and the parts concatenate to an FSM snapshot without any restore in progress.
+   * One part is encoded at a time, so memory stays bounded whatever the state's size.
+   */
+  openSnapshotParts(): SnapshotParts {
+    const state: FsmState = { ...this.capture(), restoreStaging: null };
+    const parts = encodeSnapshotParts(state);
+    return {
+      appliedIndex: state.appliedIndex,
+      keys: state.kvs.length,
+      sessions: state.sessions.length,
+      next: () => {
+        const part = parts.next();
+        return part.done === true ? null : part.value;
+      },
+    };
+  }
+
+  /** Everything a snapshot holds, as of now: O(rows) references, no copies of rows. */
+  private capture(): FsmState {
+    const view = this.store.snapshot();
+    return {
+      appliedIndex: this.applied,
       kvIndex: view.tableIndex(kvsTable),
       sessionIndex: view.tableIndex(sessionsTable),
       kvs: view.all(kvsTable),
       sessions: view.all(sessionsTable),
-      autopilot,
-      restoreStaging,
-    });
+      autopilot: this.autopilotRecord,
+      restoreStaging: this.restoreStaging.capture(),
+    };
   }
 
   restore(data: Uint8Array): void {
@@ -229,11 +260,12 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
       }
       case 'restore-begin':
       case 'restore-chunk':
-      case 'restore-commit': {
+      case 'restore-commit':
+      case 'restore-abort': {
         const outcome = this.restoreStaging.step(command);
         if (!('commit' in outcome)) return outcome;
         txn.abort();
-        this.replaceTables({ state: outcome.commit, index });
+        this.replaceTables({ rows: outcome.commit, index });
         return { type: 'restore', ok: true, error: null };
       }
     }
@@ -244,8 +276,8 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
    * `index`, which becomes both tables' index, and every watcher woken. Autopilot's
    * settings are the running cluster's, not the archive's, and stay.
    */
-  private replaceTables(options: { state: FsmState; index: number }): void {
-    const { kvs, sessions } = restoredRows(options);
+  private replaceTables(options: { rows: PartsSummary; index: number }): void {
+    const { kvs, sessions } = restoredRows({ ...options.rows, index: options.index });
     this.store.restore((writer) => {
       for (const entry of kvs) writer.insert(kvsTable, entry);
       for (const session of sessions) writer.insert(sessionsTable, session);

@@ -7,7 +7,20 @@ export {
   type FsmResult,
   writeVerbs,
 } from './commands.js';
-export { ConclaveFsm, defaultFsmLimits, type FsmLimits } from './fsm.js';
-export { snapshotVersion } from './snapshot-codec.js';
+export { ConclaveFsm, defaultFsmLimits, type FsmLimits, type SnapshotParts } from './fsm.js';
+export { PartsDigest, type PartsDigestState } from './parts-digest.js';
+export {
+  snapshotChunkBytesTarget,
+  snapshotChunkRows,
+  snapshotPartBytesMax,
+  snapshotVersion,
+} from './snapshot-codec.js';
+export {
+  type PartsHeader,
+  type PartsSummary,
+  SnapshotPartError,
+  SnapshotPartsReader,
+  snapshotReferencedSessionsMax,
+} from './snapshot-parts.js';
 export { kvsTable, sessionsTable } from './tables.js';
 export type { FsmQueries, FsmView } from './view.js';

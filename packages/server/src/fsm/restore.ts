@@ -1,103 +1,136 @@
-import { createHash, type Hash } from 'node:crypto';
+import { assert } from '@conclave/raft';
 import type { KvEntry, SessionEntry } from '../service/types.js';
-import type { FsmCommand, FsmResult } from './commands.js';
-import { decodeSnapshot, type FsmState, type RestoreStagingWire } from './snapshot-codec.js';
+import type { FsmResult } from './commands.js';
+import { PartsDigest } from './parts-digest.js';
+import type { RestoreCommand } from './restore-wire.js';
+import { restoreGroupBytesMax } from './restore-wire.js';
+import type { StagedRestore } from './snapshot-codec.js';
+import { type PartsSummary, SnapshotPartError, SnapshotPartsReader } from './snapshot-parts.js';
 
-type Step = Extract<FsmCommand, { type: 'restore-begin' | 'restore-chunk' | 'restore-commit' }>;
 type RestoreResult = Extract<FsmResult, { type: 'restore' }>;
 
 interface Staging {
   readonly restoreId: string;
-  readonly bytes: number;
-  readonly sha256: string;
-  readonly chunks: Uint8Array[];
-  readonly hash: Hash;
-  received: number;
-  nextSeq: number;
+  /** Validates and decodes each part as it is applied, keeping the rows, not the bytes. */
+  readonly reader: SnapshotPartsReader;
+  /** Chained over the parts; its state is 32 bytes, so a Raft snapshot carries it (fsm/parts-digest.ts). */
+  readonly digest: PartsDigest;
 }
 
 /**
- * A restore in progress in one group: begin names the state's size and SHA-256, chunks
- * arrive in order, commit checks the whole and hands back the decoded state for the FSM to
- * swap in. At most one is staged at a time (a new begin drops the old one), and any step
- * out of order drops the staging, so its commit fails and nothing changes. Deterministic:
- * every server stages the same entries the same way.
+ * A restore in progress in one group: begin starts it, each chunk (one snapshot part) is
+ * decoded at once into staged rows, commit checks the whole and hands back the rows for the
+ * FSM to swap in. At most one is staged at a time (a new begin drops the old one). A step
+ * that is wrong in any way (another restore's id, a seq out of order, a malformed part, a
+ * failed commit check) is refused and drops the staging, so nothing changes. These
+ * commands may come from a client of the internal endpoint, so they are refused, never
+ * asserted on, and every server reaches the same outcome from the same entries.
  */
 export class RestoreStaging {
   private staging: Staging | null = null;
 
-  /** What a snapshot carries of a restore in progress (the chunks are immutable, shared). */
-  capture(): RestoreStagingWire | null {
+  /** What a snapshot carries of a restore in progress (rows are immutable, shared). */
+  capture(): StagedRestore | null {
     const s = this.staging;
-    return s === null ? null : [s.restoreId, s.bytes, s.sha256, s.nextSeq, [...s.chunks]];
+    if (s === null) return null;
+    return {
+      restoreId: s.restoreId,
+      parts: s.reader.parts,
+      digest: s.digest.state(),
+      progress: s.reader.progress(),
+    };
   }
 
-  /** Take over a snapshot's staging (the running hash is recomputed from the chunks). */
-  load(wire: RestoreStagingWire | null): void {
-    if (wire === null) {
+  /** Takes over a snapshot's staging; asserts that its rows are consistent (a bad snapshot must not load). */
+  load(staged: StagedRestore | null): void {
+    if (staged === null) {
       this.staging = null;
       return;
     }
-    const [restoreId, bytes, sha256, nextSeq, chunks] = wire;
-    const hash = createHash('sha256');
-    let received = 0;
-    for (const chunk of chunks) {
-      hash.update(chunk);
-      received += chunk.byteLength;
+    let reader: SnapshotPartsReader;
+    try {
+      reader =
+        staged.progress === null
+          ? new SnapshotPartsReader({ keepRows: true })
+          : SnapshotPartsReader.resume({ progress: staged.progress, parts: staged.parts });
+    } catch (error) {
+      if (error instanceof SnapshotPartError) assert(false, `FSM snapshot staging: ${error.message}`);
+      throw error;
     }
-    this.staging = { restoreId, bytes, sha256, chunks: [...chunks], hash, received, nextSeq };
+    assert(reader.parts === staged.parts, 'FSM snapshot staging: its part count matches its rows');
+    this.staging = { restoreId: staged.restoreId, reader, digest: PartsDigest.resume(staged.digest) };
   }
 
-  /** Runs begin and chunk steps; for a commit, returns the verified state or the refusal. */
-  step(command: Step): RestoreResult | { readonly commit: FsmState } {
+  /** Runs begin, chunk and abort steps; for a commit, returns the verified rows or the refusal. */
+  step(command: RestoreCommand): RestoreResult | { readonly commit: PartsSummary } {
     switch (command.type) {
       case 'restore-begin':
         this.staging = {
           restoreId: command.restoreId,
-          bytes: command.bytes,
-          sha256: command.sha256,
-          chunks: [],
-          hash: createHash('sha256'),
-          received: 0,
-          nextSeq: 0,
+          reader: new SnapshotPartsReader({ keepRows: true }),
+          digest: PartsDigest.start(),
         };
         return ok();
       case 'restore-chunk':
         return this.chunk(command);
       case 'restore-commit':
-        return this.commit(command.restoreId);
+        return this.commit(command);
+      case 'restore-abort':
+        if (this.staging?.restoreId === command.restoreId) this.staging = null;
+        return ok();
     }
   }
 
-  private chunk(command: Extract<Step, { type: 'restore-chunk' }>): RestoreResult {
+  private chunk(command: Extract<RestoreCommand, { type: 'restore-chunk' }>): RestoreResult {
+    const { restoreId, seq, data } = command;
     const staging = this.staging;
-    if (staging === null || staging.restoreId !== command.restoreId) {
-      return refused(`restore ${command.restoreId} is not the one staged`);
+    if (staging === null || staging.restoreId !== restoreId)
+      return this.refuse(`restore ${restoreId} is not staged`);
+    if (seq !== staging.reader.parts) {
+      return this.refuse(
+        `restore ${restoreId}: chunk ${seq} is out of order (expected ${staging.reader.parts})`,
+      );
     }
-    if (command.seq !== staging.nextSeq || staging.received + command.data.byteLength > staging.bytes) {
-      this.staging = null;
-      return refused(`restore ${command.restoreId}: chunk ${command.seq} is out of order or past the size`);
+    if (staging.digest.bytes + data.byteLength > restoreGroupBytesMax) {
+      return this.refuse(`restore ${restoreId}: over restoreGroupBytesMax (${restoreGroupBytesMax} bytes)`);
     }
-    staging.chunks.push(command.data);
-    staging.hash.update(command.data);
-    staging.received += command.data.byteLength;
-    staging.nextSeq += 1;
+    try {
+      staging.reader.push(data);
+    } catch (error) {
+      if (error instanceof SnapshotPartError) return this.refuse(`restore ${restoreId}: ${error.message}`);
+      throw error;
+    }
+    staging.digest.update(data);
     return ok();
   }
 
-  private commit(restoreId: string): RestoreResult | { readonly commit: FsmState } {
+  private commit(
+    command: Extract<RestoreCommand, { type: 'restore-commit' }>,
+  ): RestoreResult | { readonly commit: PartsSummary } {
+    const { restoreId } = command;
     const staging = this.staging;
     if (staging === null || staging.restoreId !== restoreId)
-      return refused(`restore ${restoreId} is not staged`);
+      return this.refuse(`restore ${restoreId} is not staged`);
     this.staging = null;
-    if (staging.received !== staging.bytes) {
-      return refused(`restore ${restoreId}: ${staging.received} of ${staging.bytes} bytes arrived`);
+    const { reader, digest } = staging;
+    if (reader.parts !== command.parts || digest.bytes !== command.bytes) {
+      return refused(
+        `restore ${restoreId}: ${reader.parts} parts of ${digest.bytes} bytes arrived, ` +
+          `not ${command.parts} of ${command.bytes}`,
+      );
     }
-    if (staging.hash.digest('hex') !== staging.sha256)
-      return refused(`restore ${restoreId}: SHA-256 mismatch`);
-    // The sum matches what the proposing server verified and decoded (service/snapshot.ts),
-    // so this decode cannot fail unless that server was wrong, which is a bug: let it assert.
-    return { commit: decodeSnapshot(Buffer.concat(staging.chunks)) };
+    if (digest.hex() !== command.digest) return refused(`restore ${restoreId}: digest mismatch`);
+    try {
+      return { commit: reader.finish() };
+    } catch (error) {
+      if (error instanceof SnapshotPartError) return refused(`restore ${restoreId}: ${error.message}`);
+      throw error;
+    }
+  }
+
+  private refuse(error: string): RestoreResult {
+    this.staging = null;
+    return refused(error);
   }
 }
 
@@ -107,11 +140,12 @@ export class RestoreStaging {
  * indexes, so a row's create and modify indexes are clamped to it (restoring into the
  * cluster the snapshot came from, whose log is further on, keeps them all).
  */
-export function restoredRows(options: { state: FsmState; index: number }): {
-  kvs: KvEntry[];
-  sessions: SessionEntry[];
-} {
-  const { state, index } = options;
+export function restoredRows(options: {
+  kvs: readonly KvEntry[];
+  sessions: readonly SessionEntry[];
+  index: number;
+}): { kvs: KvEntry[]; sessions: SessionEntry[] } {
+  const { index } = options;
   const clamp = <R extends { createIndex: number; modifyIndex: number }>(row: R): R =>
     row.modifyIndex <= index && row.createIndex <= index
       ? row
@@ -120,7 +154,7 @@ export function restoredRows(options: { state: FsmState; index: number }): {
           createIndex: Math.min(row.createIndex, index),
           modifyIndex: Math.min(row.modifyIndex, index),
         };
-  return { kvs: state.kvs.map(clamp), sessions: state.sessions.map(clamp) };
+  return { kvs: options.kvs.map(clamp), sessions: options.sessions.map(clamp) };
 }
 
 const ok = (): RestoreResult => ({ type: 'restore', ok: true, error: null });

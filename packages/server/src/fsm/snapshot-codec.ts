@@ -1,21 +1,32 @@
 import { assert } from '@conclave/raft';
-import { Packr } from 'msgpackr';
 import type { KvEntry, SessionEntry } from '../service/types.js';
-import { autopilotSettingsFromWire, autopilotSettingsToWire, type StoredAutopilot } from './autopilot.js';
+import { autopilotSettingsToWire, type StoredAutopilot } from './autopilot.js';
+import { type PartsDigestState, partsDigestBytes } from './parts-digest.js';
+import { snapshotChunkBytesTarget, snapshotChunkRows, snapshotPartBytesMax } from './snapshot-limits.js';
+import type { PartsHeader, PartsProgress } from './snapshot-parts.js';
+import {
+  autopilotFromWire,
+  kvFromWire,
+  kvRowBytes,
+  kvToWire,
+  natural,
+  packRowChunks,
+  packr,
+  SnapshotPartError,
+  sessionFromWire,
+  sessionRowBytes,
+  sessionToWire,
+} from './snapshot-rows.js';
+import { stagingFromV3 } from './snapshot-v3.js';
+
+export { snapshotChunkBytesTarget, snapshotChunkRows, snapshotPartBytesMax } from './snapshot-limits.js';
 
 /**
- * The snapshot encoding's version; restore refuses (asserts on) any other. Version 3 adds
- * autopilot's settings and a user restore in progress (its staged chunks) to the header;
- * version 2 snapshots (without them) still restore.
+ * The snapshot encoding's version; restore asserts on any other. Version 4 carries a user
+ * restore in progress as its decoded rows (version 3 carried its raw chunks); versions 2
+ * (no autopilot, no staging) and 3 still load.
  */
-export const snapshotVersion = 3;
-
-/**
- * Rows per encoded chunk. A chunk of 256-byte values packs in about 4 ms, so encoding
- * a large state one chunk per step never holds the event loop long (a whole 56 MB state
- * packed at once held it for ~300 ms, past an election timeout).
- */
-export const snapshotChunkRows = 4096;
+export const snapshotVersion = 4;
 
 /** Everything an FSM holds: both tables, their last-change indexes and the applied index. */
 export interface FsmState {
@@ -29,19 +40,22 @@ export interface FsmState {
   /** Autopilot's settings: only group 0 ever holds them; null until first set. */
   readonly autopilot: StoredAutopilot | null;
   /**
-   * A user restore whose chunks are staged but not committed: part of the replicated state,
-   * so a server that installs this snapshot mid-restore commits it like every other.
+   * A user restore staged but not committed: part of the replicated state, so a server that
+   * installs this snapshot mid-restore reaches the same commit as every other.
    */
-  readonly restoreStaging: RestoreStagingWire | null;
+  readonly restoreStaging: StagedRestore | null;
 }
 
-/** [restoreId, bytes, sha256, nextSeq, chunks]. */
-export type RestoreStagingWire = readonly [string, number, string, number, readonly Uint8Array[]];
-
-const packr = new Packr({ useRecords: false, moreTypes: false });
-
-type KvWire = [string, Uint8Array, number, number, number, number, string | null];
-type SessionWire = [string, string, string, number, string, number, number, number];
+/** A user restore in progress, as a Raft snapshot carries it. */
+export interface StagedRestore {
+  readonly restoreId: string;
+  /** Parts taken so far: the next chunk's seq. */
+  readonly parts: number;
+  /** The chained digest of the parts so far (its `bytes` is their total). */
+  readonly digest: PartsDigestState;
+  /** The decoded header and rows so far; null before the header arrived. */
+  readonly progress: PartsProgress | null;
+}
 
 /** Encodes a whole state at once (tests, small states). */
 export function encodeSnapshot(state: FsmState): Uint8Array {
@@ -52,14 +66,26 @@ export function encodeSnapshot(state: FsmState): Uint8Array {
   }
 }
 
-/**
- * Encodes a state one chunk per step: a sequence of msgpack values, first the header
- * [version, appliedIndex, kvIndex, sessionIndex, kvCount, sessionCount], then the kv rows
- * and the session rows as fixed tuples, in chunks of `snapshotChunkRows`, in key order: the
- * same state always encodes to the same bytes.
- */
+/** Encodes a state one part (header or row chunk) per step; the bytes are those of every part in order. */
 export function* encodeSnapshotSteps(state: FsmState): Generator<void, Uint8Array, void> {
-  const parts: Uint8Array[] = [
+  const parts: Uint8Array[] = [];
+  for (const part of encodeSnapshotParts(state)) {
+    parts.push(part);
+    yield;
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * The snapshot as a sequence of msgpack values, one per `next()`: the header [version,
+ * appliedIndex, kvIndex, sessionIndex, kvCount, sessionCount, autopilot, staging], the kv
+ * rows and the session rows as fixed tuples, then a staged restore's kv and session rows,
+ * each kind in chunks of its own (`packRowChunks`), in key order: the same state always
+ * encodes to the same bytes. Every part is at most `snapshotPartBytesMax`.
+ */
+export function* encodeSnapshotParts(state: FsmState): Generator<Uint8Array, void, void> {
+  const staging = state.restoreStaging;
+  yield checkedPart(
     packr.pack([
       snapshotVersion,
       state.appliedIndex,
@@ -67,132 +93,174 @@ export function* encodeSnapshotSteps(state: FsmState): Generator<void, Uint8Arra
       state.sessionIndex,
       state.kvs.length,
       state.sessions.length,
-      state.autopilot === null
-        ? null
-        : [
-            autopilotSettingsToWire(state.autopilot.settings),
-            state.autopilot.createIndex,
-            state.autopilot.modifyIndex,
-          ],
-      state.restoreStaging,
+      autopilotToWire(state.autopilot),
+      staging === null ? null : stagingToWire(staging),
     ]),
-  ];
-  for (let i = 0; i < state.kvs.length; i += snapshotChunkRows) {
-    parts.push(packr.pack(state.kvs.slice(i, i + snapshotChunkRows).map(kvToWire)));
-    yield;
+  );
+  const progress = staging?.progress ?? null;
+  const tables: [Iterable<KvEntry>, Iterable<SessionEntry>][] = [[state.kvs, state.sessions]];
+  if (progress !== null) tables.push([flatten(progress.kvs), flatten(progress.sessions)]);
+  for (const [kvs, sessions] of tables) {
+    const common = { rowsMax: snapshotChunkRows, bytesTarget: snapshotChunkBytesTarget };
+    for (const part of packRowChunks({ ...common, rows: kvs, toWire: kvToWire, rowBytes: kvRowBytes })) {
+      yield checkedPart(part);
+    }
+    const sessionChunks = packRowChunks({
+      ...common,
+      rows: sessions,
+      toWire: sessionToWire,
+      rowBytes: sessionRowBytes,
+    });
+    for (const part of sessionChunks) yield checkedPart(part);
   }
-  for (let i = 0; i < state.sessions.length; i += snapshotChunkRows) {
-    parts.push(packr.pack(state.sessions.slice(i, i + snapshotChunkRows).map(sessionToWire)));
-    yield;
-  }
-  return Buffer.concat(parts);
 }
 
-function kvToWire(e: KvEntry): KvWire {
-  return [e.key, e.value, e.flags, e.createIndex, e.modifyIndex, e.lockIndex, e.session];
+/** The rows of staged chunks in order, without copying them into one array. */
+function* flatten<R>(chunks: readonly (readonly R[])[]): Generator<R, void, void> {
+  for (const chunk of chunks) yield* chunk;
 }
 
-function sessionToWire(s: SessionEntry): SessionWire {
-  return [s.id, s.name, s.node, s.ttlSeconds, s.behavior, s.lockDelayMs, s.createIndex, s.modifyIndex];
+function checkedPart(part: Uint8Array): Uint8Array {
+  assert(
+    part.byteLength <= snapshotPartBytesMax,
+    () => `an FSM snapshot part of ${part.byteLength} bytes is over ${snapshotPartBytesMax}`,
+  );
+  return part;
 }
 
-/** Decodes a snapshot, asserting its version and every field: a bad snapshot must not load. */
+function autopilotToWire(autopilot: StoredAutopilot | null): unknown {
+  return autopilot === null
+    ? null
+    : [autopilotSettingsToWire(autopilot.settings), autopilot.createIndex, autopilot.modifyIndex];
+}
+
+/** [restoreId, parts, [digest (32 bytes), bytes], null | [header, stagedKvs, stagedSessions]]. */
+function stagingToWire(staging: StagedRestore): unknown[] {
+  const { progress, digest } = staging;
+  const rows =
+    progress === null
+      ? null
+      : [
+          partsHeaderToWire(progress.header),
+          progress.kvs.reduce((n, chunk) => n + chunk.length, 0),
+          progress.sessions.reduce((n, chunk) => n + chunk.length, 0),
+        ];
+  return [staging.restoreId, staging.parts, [digest.digest, digest.bytes], rows];
+}
+
+function partsHeaderToWire(h: PartsHeader): unknown[] {
+  return [h.appliedIndex, h.kvIndex, h.sessionIndex, h.keys, h.sessionCount, autopilotToWire(h.autopilot)];
+}
+
+/** Decodes a snapshot of version 2, 3 or 4, asserting every field: a bad snapshot must not load. */
 export function decodeSnapshot(data: Uint8Array): FsmState {
+  try {
+    return decodeOrRefuse(data);
+  } catch (error) {
+    if (error instanceof SnapshotPartError) assert(false, `FSM snapshot: ${error.message}`);
+    throw error;
+  }
+}
+
+function decodeOrRefuse(data: Uint8Array): FsmState {
   const values = packr.unpackMultiple(Buffer.from(data.buffer, data.byteOffset, data.byteLength)) ?? [];
   const [header, ...chunks] = values as unknown[];
   assert(Array.isArray(header), 'an FSM snapshot starts with a header');
   const [version, appliedIndex, kvIndex, sessionIndex, kvCount, sessionCount, autopilot, staging] =
     header as unknown[];
   assert(
-    (version === snapshotVersion && header.length === 8) || (version === 2 && header.length === 6),
+    ((version === 4 || version === 3) && header.length === 8) || (version === 2 && header.length === 6),
     () => `unknown FSM snapshot version ${String(version)} (header of ${header.length})`,
   );
-  const rows: unknown[] = [];
-  for (const chunk of chunks) {
-    assert(Array.isArray(chunk), 'snapshot chunks are arrays');
-    for (const row of chunk) rows.push(row);
+  const rows = new RowCursor(chunks);
+  const kvs = rows.take(natural(kvCount, 'kvCount'), kvFromWire);
+  const sessions = rows.take(natural(sessionCount, 'sessionCount'), sessionFromWire);
+  let restoreStaging: StagedRestore | null = null;
+  if (staging !== undefined && staging !== null) {
+    restoreStaging = version === 3 ? stagingFromV3(staging) : stagingFromWire(staging, rows);
   }
-  const kvTotal = natural(kvCount);
-  assert(rows.length === kvTotal + natural(sessionCount), 'snapshot row counts match its header');
+  assert(rows.done(), 'snapshot row counts match its header');
   return {
-    appliedIndex: natural(appliedIndex),
-    kvIndex: natural(kvIndex),
-    sessionIndex: natural(sessionIndex),
-    kvs: rows.slice(0, kvTotal).map(kvFromWire),
-    sessions: rows.slice(kvTotal).map(sessionFromWire),
+    appliedIndex: natural(appliedIndex, 'appliedIndex'),
+    kvIndex: natural(kvIndex, 'kvIndex'),
+    sessionIndex: natural(sessionIndex, 'sessionIndex'),
+    kvs,
+    sessions,
     autopilot: autopilot === undefined || autopilot === null ? null : autopilotFromWire(autopilot),
-    restoreStaging: staging === undefined || staging === null ? null : stagingFromWire(staging),
+    restoreStaging,
   };
 }
 
-function stagingFromWire(wire: unknown): RestoreStagingWire {
-  assert(Array.isArray(wire) && wire.length === 5, 'snapshot restore staging: 5 fields');
-  const [restoreId, bytes, sha256, nextSeq, chunks] = wire as unknown[];
-  assert(typeof restoreId === 'string' && typeof sha256 === 'string', 'staging id and sum are strings');
-  assert(Array.isArray(chunks) && chunks.every((c) => c instanceof Uint8Array), 'staging chunks are bytes');
-  return [
-    restoreId,
-    natural(bytes),
-    sha256,
-    natural(nextSeq),
-    chunks.map((c: Uint8Array) => new Uint8Array(c)),
-  ];
-}
-
-function autopilotFromWire(wire: unknown): StoredAutopilot {
+function stagingFromWire(wire: unknown, rows: RowCursor): StagedRestore {
+  assert(Array.isArray(wire) && wire.length === 4, 'snapshot restore staging: 4 fields');
+  const [restoreId, parts, digestWire, stagedRows] = wire as unknown[];
+  assert(typeof restoreId === 'string', 'staging restoreId is a string');
+  assert(Array.isArray(digestWire) && digestWire.length === 2, 'staging digest: [digest, bytes]');
+  const [chained, bytes] = digestWire as unknown[];
   assert(
-    Array.isArray(wire) && wire.length === 3,
-    'snapshot autopilot: [settings, createIndex, modifyIndex]',
+    chained instanceof Uint8Array && chained.byteLength === partsDigestBytes,
+    'staging digest: 32 bytes',
   );
+  // A copy: the decoder's value may be a view of the whole snapshot's buffer.
+  const digest = { digest: new Uint8Array(chained), bytes: natural(bytes, 'staging bytes') };
+  const taken = natural(parts, 'staging parts');
+  if (stagedRows === null) {
+    assert(taken === 0 && digest.bytes === 0, 'a staging without a header has taken no part');
+    return { restoreId, parts: taken, digest, progress: null };
+  }
+  assert(taken >= 1 && Array.isArray(stagedRows) && stagedRows.length === 3, 'staging rows: 3 fields');
+  const [header, stagedKvs, stagedSessions] = stagedRows as unknown[];
+  const progress: PartsProgress = {
+    header: partsHeaderFromWire(header),
+    kvs: [rows.take(natural(stagedKvs, 'staged kvs'), kvFromWire)],
+    sessions: [rows.take(natural(stagedSessions, 'staged sessions'), sessionFromWire)],
+  };
+  return { restoreId, parts: taken, digest, progress };
+}
+
+function partsHeaderFromWire(wire: unknown): PartsHeader {
+  assert(Array.isArray(wire) && wire.length === 6, 'staging header: 6 fields');
+  const [appliedIndex, kvIndex, sessionIndex, keys, sessionCount, autopilot] = wire as unknown[];
   return {
-    settings: autopilotSettingsFromWire(wire[0]),
-    createIndex: natural(wire[1]),
-    modifyIndex: natural(wire[2]),
+    appliedIndex: natural(appliedIndex, 'staged appliedIndex'),
+    kvIndex: natural(kvIndex, 'staged kvIndex'),
+    sessionIndex: natural(sessionIndex, 'staged sessionIndex'),
+    keys: natural(keys, 'staged keys'),
+    sessionCount: natural(sessionCount, 'staged sessionCount'),
+    autopilot: autopilot === null ? null : autopilotFromWire(autopilot),
   };
 }
 
-function kvFromWire(wire: unknown): KvEntry {
-  assert(Array.isArray(wire) && wire.length === 7, 'a snapshot kv row has 7 fields');
-  const [key, value, flags, createIndex, modifyIndex, lockIndex, session] = wire as unknown[];
-  assert(typeof key === 'string', 'kv key is a string');
-  assert(value instanceof Uint8Array, 'kv value is bytes');
-  assert(session === null || typeof session === 'string', 'kv session is a string or null');
-  return {
-    key,
-    value: new Uint8Array(value),
-    flags: natural(flags),
-    createIndex: natural(createIndex),
-    modifyIndex: natural(modifyIndex),
-    lockIndex: natural(lockIndex),
-    session,
-  };
-}
+/** Reads rows across the row chunks in order, whatever their boundaries. */
+class RowCursor {
+  private chunk = 0;
+  private row = 0;
 
-function sessionFromWire(wire: unknown): SessionEntry {
-  assert(Array.isArray(wire) && wire.length === 8, 'a snapshot session row has 8 fields');
-  const [id, name, node, ttlSeconds, behavior, lockDelayMs, createIndex, modifyIndex] = wire as unknown[];
-  assert(typeof id === 'string' && typeof name === 'string' && typeof node === 'string', 'session strings');
-  assert(
-    behavior === 'release' || behavior === 'delete',
-    () => `unknown session behavior ${String(behavior)}`,
-  );
-  return {
-    id,
-    name,
-    node,
-    ttlSeconds: natural(ttlSeconds),
-    behavior,
-    lockDelayMs: natural(lockDelayMs),
-    createIndex: natural(createIndex),
-    modifyIndex: natural(modifyIndex),
-  };
-}
+  constructor(private readonly chunks: readonly unknown[]) {}
 
-/** A non-negative safe integer (indexes, flags, durations). */
-function natural(value: unknown): number {
-  assert(
-    typeof value === 'number' && Number.isSafeInteger(value) && value >= 0,
-    () => `not a count: ${String(value)}`,
-  );
-  return value;
+  take<R>(count: number, fromWire: (wire: unknown) => R): R[] {
+    const rows: R[] = [];
+    while (rows.length < count) {
+      const chunk = this.chunks[this.chunk];
+      assert(Array.isArray(chunk), 'snapshot row counts match its header (chunks are arrays)');
+      if (this.row >= chunk.length) {
+        this.chunk += 1;
+        this.row = 0;
+        continue;
+      }
+      rows.push(fromWire(chunk[this.row]));
+      this.row += 1;
+    }
+    return rows;
+  }
+
+  /** True when every row of every chunk was taken. */
+  done(): boolean {
+    for (let i = this.chunk; i < this.chunks.length; i++) {
+      const chunk = this.chunks[i];
+      assert(Array.isArray(chunk), 'snapshot chunks are arrays');
+      if (chunk.length > (i === this.chunk ? this.row : 0)) return false;
+    }
+    return true;
+  }
 }

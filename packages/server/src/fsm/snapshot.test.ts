@@ -119,10 +119,24 @@ describe('snapshot and restore', () => {
     const packr = new Packr({ useRecords: false, moreTypes: false });
     const fsm = new ConclaveFsm();
     expect(() => fsm.restore(packr.pack([99, 0, 0, 0, 0, 0]))).toThrow(RaftInvariantError);
-    const header = packr.pack([snapshotVersion, 5, 5, 0, 1, 0, null]);
+    const header = packr.pack([snapshotVersion, 5, 5, 0, 1, 0, null, null]);
     const orphan = Buffer.concat([header, packr.pack([['k', new Uint8Array(), 0, 5, 5, 1, 'ghost']])]);
     expect(() => fsm.restore(orphan)).toThrow(RaftInvariantError);
     expect(fsm.list('')).toEqual([]);
+  });
+
+  it('loads a version 2 snapshot (no autopilot, no staging), as older data dirs hold', () => {
+    const packr = new Packr({ useRecords: false, moreTypes: false });
+    const v2 = Buffer.concat([
+      packr.pack([2, 7, 6, 3, 1, 1]),
+      packr.pack([['k', bytes('v'), 0, 6, 6, 1, 's']]),
+      packr.pack([['s', '', 'n', 0, 'release', 0, 3, 3]]),
+    ]);
+    const fsm = new ConclaveFsm();
+    fsm.restore(v2);
+    expect([fsm.appliedIndex(), fsm.kvIndex(), fsm.sessionIndex()]).toEqual([7, 6, 3]);
+    expect(fsm.getKey('k')?.session).toBe('s');
+    expect(fsm.autopilot()).toBeNull();
   });
 });
 

@@ -1,8 +1,10 @@
 import {
+  assert,
   type ConfChange,
   createPrng,
   decodeConfChange,
   EntryType,
+  entrySizeBytes,
   type LogStorage,
   type NodeReady,
   type RaftConfigInput,
@@ -12,6 +14,7 @@ import {
   type ReadMode,
 } from '@conclave/raft';
 import { ConclaveError } from '../errors.js';
+import { AppliedBytes } from './applied-bytes.js';
 import { type GroupObserver, noopGroupObserver } from './observer.js';
 import type { DurableLog, GroupId, StateMachine } from './ports.js';
 
@@ -25,12 +28,24 @@ export interface GroupLimits {
   /** Take a snapshot once this many entries were applied since the last one. */
   readonly snapshotThresholdEntries: number;
   /**
+   * Also take a snapshot once the entries applied since the last one take this many bytes
+   * (entrySizeBytes: data plus a fixed overhead), so the log held in memory stays bounded by
+   * size, not only by count, whatever the size of the values written.
+   */
+  readonly snapshotThresholdBytes: number;
+  /**
    * Entries kept in the log behind a snapshot, so a briefly lagging follower needs no snapshot.
    * Also what lets a follower that just installed a snapshot continue from the log: it must
    * exceed what the group commits while a snapshot is sent, or the follower, behind the
    * compacted log again, gets another snapshot, forever (etcd #4055, Consul #9609).
    */
   readonly snapshotTrailingEntries: number;
+  /**
+   * At most this many bytes of entries are kept behind a snapshot (the newest that fit), on
+   * top of the count bound: whichever keeps fewer entries wins. The same catch-up constraint
+   * applies, in bytes: it must exceed what the group writes while a snapshot is sent.
+   */
+  readonly snapshotTrailingBytesMax: number;
   /**
    * Also take a snapshot once this many host ticks passed since the last one, if anything
    * was applied since (0: never by time), so a slowly written group still compacts its log.
@@ -43,7 +58,9 @@ export const defaultGroupLimits: GroupLimits = {
   readsPendingMax: 16_384,
   requestTimeoutTicks: 500,
   snapshotThresholdEntries: 8192,
+  snapshotThresholdBytes: 64 * 1024 * 1024,
   snapshotTrailingEntries: 1024,
+  snapshotTrailingBytesMax: 64 * 1024 * 1024,
   snapshotIntervalTicks: 0,
 };
 
@@ -80,6 +97,8 @@ export class RaftGroup<Result> {
     /** Encoding time so far, summed over the turns its steps ran in (not the wait between). */
     encodeMs: number;
   } | null = null;
+  /** A snapshot handed to the log is being stored in the background. */
+  private snapshotWriting = false;
   private readonly observer: GroupObserver;
   /** The leader (and its term) last reported, so each change is reported exactly once. */
   private knownLeader: { readonly id: string; readonly term: number } | null = null;
@@ -89,6 +108,8 @@ export class RaftGroup<Result> {
   /** Host tick of the last snapshot taken or installed here (the start counts as one). */
   private snapshotTick = 0;
   private readonly storage: LogStorage;
+  /** Sizes of the applied entries still in the log, for the byte threshold and trailing bound. */
+  private readonly appliedBytes: AppliedBytes;
 
   constructor(
     private readonly options: {
@@ -110,6 +131,7 @@ export class RaftGroup<Result> {
     const snapshot = storage.snapshot();
     this.snapshotIndex = snapshot.metadata.index;
     this.appliedIndex = snapshot.metadata.index;
+    this.appliedBytes = trackLoggedBytes({ storage, throughIndex: snapshot.metadata.index });
     if (snapshot.data.byteLength > 0) options.stateMachine.restore(snapshot.data);
     this.raw = new RawNode({
       config: {
@@ -192,6 +214,8 @@ export class RaftGroup<Result> {
       // A snapshot being encoded describes older state than the one just installed.
       this.snapshotJob = null;
       this.appliedIndex = ready.snapshot.metadata.index;
+      // The log restarts empty after an installed snapshot.
+      this.appliedBytes.reset(ready.snapshot.metadata.index);
       this.snapshotIndex = ready.snapshot.metadata.index;
       this.snapshotTimeMs = Date.now();
       this.snapshotTick = options.nowTick;
@@ -202,6 +226,7 @@ export class RaftGroup<Result> {
           ? { result: this.options.stateMachine.apply(entry) }
           : null;
       this.appliedIndex = entry.index;
+      this.appliedBytes.add({ index: entry.index, bytes: entrySizeBytes(entry) });
       if (entry.type === EntryType.ConfChange) {
         const change = decodeConfChange(entry.data);
         this.options.onConfChange?.({ groupId: this.groupId, index: entry.index, change });
@@ -225,17 +250,23 @@ export class RaftGroup<Result> {
   }
 
   /**
-   * Start a snapshot when enough has been applied since the last one, or when the interval
-   * passed and anything was applied. A state machine that encodes in steps is snapshotted
-   * over several turns (continueSnapshot), at the index applied now; one that cannot is
-   * snapshotted at once.
+   * Start a snapshot when enough has been applied since the last one (entries or bytes), or
+   * when the interval passed and anything was applied. A state machine that encodes in steps
+   * is snapshotted over several turns (continueSnapshot), at the index applied now; one that
+   * cannot is snapshotted at once. None starts while the previous one is encoded or stored.
    */
   maybeSnapshot(options: { nowTick: number }): void {
-    if (this.snapshotJob !== null) return;
-    const { snapshotThresholdEntries, snapshotIntervalTicks } = this.options.limits;
+    if (this.snapshotJob !== null || this.snapshotWriting) return;
+    const { snapshotThresholdEntries, snapshotThresholdBytes, snapshotIntervalTicks } = this.options.limits;
     const appliedSince = this.appliedIndex - this.snapshotIndex;
+    // O(1): a difference of two running totals, never a walk over the log.
+    const bytesSince = this.appliedBytes.bytesBetween({
+      after: this.snapshotIndex,
+      through: this.appliedIndex,
+    });
     const due =
       appliedSince >= snapshotThresholdEntries ||
+      (appliedSince > 0 && bytesSince >= snapshotThresholdBytes) ||
       (snapshotIntervalTicks > 0 &&
         appliedSince > 0 &&
         options.nowTick - this.snapshotTick >= snapshotIntervalTicks);
@@ -249,6 +280,11 @@ export class RaftGroup<Result> {
       const data = this.options.stateMachine.snapshot();
       this.saveSnapshot({ index: this.appliedIndex, data, encodeMs: performance.now() - startedMs });
     } else this.snapshotJob = { index: this.appliedIndex, steps, encodeMs: 0 };
+  }
+
+  /** Whether a snapshot file is being written in the background (at most one per group). */
+  get snapshotWriteInFlight(): boolean {
+    return this.snapshotWriting;
   }
 
   /** Whether a snapshot is being encoded. */
@@ -272,22 +308,60 @@ export class RaftGroup<Result> {
     job.encodeMs += performance.now() - startedMs;
   }
 
+  /**
+   * Hand the snapshot to the log. A log that stores it in the background resolves later:
+   * until then the group's snapshot index (and so its policy) stays at the previous snapshot,
+   * the log is not compacted, and no other snapshot starts.
+   */
   private saveSnapshot(options: { index: number; data: Uint8Array; encodeMs: number }): void {
     const startedMs = performance.now();
     const snapshot = this.raw.createSnapshot({ index: options.index, data: options.data });
-    this.options.log.saveSnapshot({
-      groupId: this.groupId,
-      snapshot,
-      compactIndex: Math.max(0, options.index - this.options.limits.snapshotTrailingEntries),
-    });
-    this.snapshotIndex = options.index;
-    this.snapshotTimeMs = Date.now();
-    this.observer.snapshotTaken({
-      index: options.index,
-      term: snapshot.metadata.term,
-      bytes: options.data.byteLength,
-      seconds: (options.encodeMs + performance.now() - startedMs) / 1000,
-    });
+    const compactIndex = this.compactionPoint(options.index);
+    const saved = () => {
+      this.appliedBytes.dropThrough(compactIndex);
+      this.snapshotIndex = options.index;
+      this.snapshotTimeMs = Date.now();
+      this.observer.snapshotTaken({
+        index: options.index,
+        term: snapshot.metadata.term,
+        bytes: options.data.byteLength,
+        seconds: (options.encodeMs + performance.now() - startedMs) / 1000,
+      });
+    };
+    const saving = this.options.log.saveSnapshot({ groupId: this.groupId, snapshot, compactIndex });
+    if (saving === undefined) {
+      saved();
+      return;
+    }
+    this.snapshotWriting = true;
+    saving.then(
+      (stored) => {
+        this.snapshotWriting = false;
+        // Not stored (storage closed), or overtaken by a snapshot installed meanwhile: the
+        // group's state has moved past this one.
+        if (stored && this.snapshotIndex < options.index) saved();
+      },
+      (error: unknown) => {
+        this.snapshotWriting = false;
+        // Fail-stop, as when the synchronous write throws out of the host's turn: the disk can
+        // no longer be trusted, so the process stops rather than run on (never retried).
+        queueMicrotask(() => {
+          throw error;
+        });
+      },
+    );
+  }
+
+  /**
+   * Where to compact behind a snapshot at `index`: keep at most snapshotTrailingEntries
+   * entries and at most snapshotTrailingBytesMax bytes of them (the newest), never past the
+   * snapshot itself.
+   */
+  private compactionPoint(index: number): number {
+    const { snapshotTrailingEntries, snapshotTrailingBytesMax } = this.options.limits;
+    const byCount = index - snapshotTrailingEntries;
+    const byBytes = this.appliedBytes.keepWithin({ through: index, bytesMax: snapshotTrailingBytesMax });
+    return Math.min(index, Math.max(0, byCount, byBytes));
   }
 
   /** Fail every caller still waiting: the host is stopping. */
@@ -363,6 +437,33 @@ export class RaftGroup<Result> {
       }
     }
   }
+}
+
+/** Entries read per call while measuring the log at start: bounds the temporary array. */
+const measureEntriesPerReadMax = 4096;
+
+/**
+ * The sizes of the entries a (re)started group's log already holds, from its compaction point
+ * through its snapshot (the entries above it are applied again, and added as they are).
+ * Runs once per start; afterwards the sizes are tracked as entries apply.
+ */
+function trackLoggedBytes(options: { storage: LogStorage; throughIndex: number }): AppliedBytes {
+  const { storage, throughIndex } = options;
+  const baseIndex = storage.firstIndex() - 1;
+  assert(
+    baseIndex <= throughIndex,
+    () => `log compacted through ${baseIndex}, past its snapshot ${throughIndex}`,
+  );
+  const tracked = new AppliedBytes({ baseIndex });
+  const last = Math.min(throughIndex, storage.lastIndex());
+  for (let lo = baseIndex + 1; lo <= last; ) {
+    const hi = Math.min(last + 1, lo + measureEntriesPerReadMax);
+    for (const entry of storage.entries({ lo, hi, bytesMax: Number.POSITIVE_INFINITY })) {
+      tracked.add({ index: entry.index, bytes: entrySizeBytes(entry) });
+    }
+    lo = hi;
+  }
+  return tracked;
 }
 
 function overloaded(message: string): ConclaveError {

@@ -30,8 +30,17 @@ export interface DurableLog {
    * index changes are written so); a later synced persist covers them.
    */
   persist(writes: readonly GroupWrite[], options?: { sync: boolean }): void;
-  /** Store a snapshot the state machine took, then drop log entries up to `compactIndex`. */
-  saveSnapshot(options: { groupId: GroupId; snapshot: Snapshot; compactIndex: number }): void;
+  /**
+   * Store a snapshot the state machine took, then drop log entries up to `compactIndex`.
+   * Either at once (void), or in the background: the promise resolves true once stored and
+   * compacted, false if abandoned (storage closed, or a newer snapshot installed meanwhile).
+   */
+  saveSnapshot(options: {
+    groupId: GroupId;
+    snapshot: Snapshot;
+    compactIndex: number;
+    // biome-ignore lint/suspicious/noConfusingVoidType: synchronous logs (in-memory, tests) declare void
+  }): void | Promise<boolean>;
 }
 
 /** The host's view of the network: batches of envelopes per peer server. */

@@ -1,5 +1,6 @@
-import type { Entry } from '@conclave/raft';
+import { type Entry, EntryType, entrySizeBytes, type LogStorage } from '@conclave/raft';
 import { describe, expect, it } from 'vitest';
+import type { GroupLimits } from './group.js';
 import { MultiRaftHost } from './host.js';
 import type { StateMachine } from './ports.js';
 import { LoopbackNetwork, MemoryDurableLog } from './testing/in-memory.js';
@@ -21,12 +22,10 @@ class CountingMachine implements StateMachine<number> {
   }
 }
 
-function singleServer(limits: {
-  snapshotThresholdEntries: number;
-  snapshotTrailingEntries: number;
-  snapshotIntervalTicks: number;
-}) {
-  const log = new MemoryDurableLog({ groupCount: 1, voters: ['s1'] });
+function singleServer(
+  limits: Partial<GroupLimits>,
+  log = new MemoryDurableLog({ groupCount: 1, voters: ['s1'] }),
+) {
   const host = new MultiRaftHost<number>({
     nodeId: 's1',
     groupCount: 1,
@@ -45,8 +44,25 @@ function singleServer(limits: {
     Promise.all(
       Array.from({ length: count }, (_, i) => host.propose({ groupId: 0, data: new Uint8Array([i + 1]) })),
     );
-  return { host, storage, write };
+  /** One proposal at a time, each of `valueBytes`, so each apply is its own turn. */
+  const writeEach = async (options: { count: number; valueBytes: number }) => {
+    for (let i = 0; i < options.count; i++) {
+      await host.propose({ groupId: 0, data: new Uint8Array(options.valueBytes).fill(i + 1) });
+    }
+  };
+  return { host, log, storage, write, writeEach };
 }
+
+/** Bytes of the log's entries in [lo, hi], as the byte bounds count them. */
+function loggedBytes(storage: LogStorage, range: { lo: number; hi: number }): number {
+  return storage
+    .entries({ lo: range.lo, hi: range.hi + 1, bytesMax: Number.POSITIVE_INFINITY })
+    .reduce((sum, entry) => sum + entrySizeBytes(entry), 0);
+}
+
+const kib = 1024;
+/** One 1 KiB entry as the byte bounds count it. */
+const entryBytes = entrySizeBytes({ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(kib) });
 
 describe('log truncation policy', () => {
   it('snapshots by interval (in host ticks) only once something was applied, and keeps the trailing entries', async () => {
@@ -94,5 +110,93 @@ describe('log truncation policy', () => {
     expect(index).toBeGreaterThanOrEqual(16);
     expect(storage.firstIndex()).toBe(index + 1);
     host.stop();
+  });
+
+  it('snapshots once the bytes applied since the last snapshot reach the byte threshold, far below the count threshold', async () => {
+    const { host, storage, writeEach } = singleServer({
+      snapshotThresholdEntries: 1_000_000,
+      snapshotThresholdBytes: 10 * entryBytes,
+      snapshotTrailingEntries: 1_000_000,
+      snapshotIntervalTicks: 0,
+    });
+    // The leader's empty entry (24 B) and 9 entries of 1 KiB: just under 10 KiB + overheads.
+    await writeEach({ count: 9, valueBytes: kib });
+    expect(storage.snapshot().metadata.index).toBe(0);
+    await writeEach({ count: 1, valueBytes: kib });
+    const first = host.group(0).applied;
+    expect(storage.snapshot().metadata.index).toBe(first);
+    // The count restarts from the snapshot: 9 more KiB do not reach it, the 10th does.
+    await writeEach({ count: 9, valueBytes: kib });
+    expect(storage.snapshot().metadata.index).toBe(first);
+    await writeEach({ count: 1, valueBytes: kib });
+    expect(storage.snapshot().metadata.index).toBe(host.group(0).applied);
+    host.stop();
+  });
+
+  it('keeps at most the trailing bytes behind a snapshot, the newest entries, when they hold fewer entries than the trailing count', async () => {
+    const { host, storage, writeEach } = singleServer({
+      snapshotThresholdEntries: 20,
+      snapshotTrailingEntries: 1000,
+      // Room for 3 entries of 1 KiB, not 4.
+      snapshotTrailingBytesMax: 4 * entryBytes - 1,
+      snapshotIntervalTicks: 0,
+    });
+    await writeEach({ count: 19, valueBytes: kib });
+    const index = storage.snapshot().metadata.index;
+    expect(index).toBe(20);
+    expect(storage.firstIndex()).toBe(index - 3 + 1);
+    expect(loggedBytes(storage, { lo: storage.firstIndex(), hi: index })).toBe(3 * entryBytes);
+    host.stop();
+  });
+
+  it('keeps the trailing count when it is the smaller bound, and never compacts past the snapshot', async () => {
+    const counted = singleServer({
+      snapshotThresholdEntries: 20,
+      snapshotTrailingEntries: 2,
+      snapshotTrailingBytesMax: 1_000_000,
+      snapshotIntervalTicks: 0,
+    });
+    await counted.writeEach({ count: 19, valueBytes: kib });
+    expect(counted.storage.firstIndex()).toBe(20 - 2 + 1);
+    counted.host.stop();
+
+    const none = singleServer({
+      snapshotThresholdEntries: 20,
+      snapshotTrailingEntries: 1000,
+      snapshotTrailingBytesMax: 0,
+      snapshotIntervalTicks: 0,
+    });
+    await none.writeEach({ count: 19, valueBytes: kib });
+    expect(none.storage.snapshot().metadata.index).toBe(20);
+    expect(none.storage.firstIndex()).toBe(21);
+    none.host.stop();
+  });
+
+  it('after a restart, measures the entries the log still holds, so the byte bounds stay exact', async () => {
+    const limits = {
+      snapshotThresholdEntries: 20,
+      snapshotTrailingEntries: 1000,
+      // 25 entries of 1 KiB, minus one byte.
+      snapshotTrailingBytesMax: 25 * entryBytes - 1,
+      snapshotIntervalTicks: 0,
+    };
+    const before = singleServer(limits);
+    await before.writeEach({ count: 19, valueBytes: kib });
+    // Snapshot at 20; all 20 entries fit in the trailing bytes (the first is an empty one).
+    expect(before.storage.snapshot().metadata.index).toBe(20);
+    expect(before.storage.firstIndex()).toBe(1);
+    before.host.stop();
+
+    // A new host on the same log; its leader's empty entry is 21.
+    const after = singleServer(limits, before.log);
+    await after.writeEach({ count: 19, valueBytes: kib });
+    expect(after.storage.snapshot().metadata.index).toBe(40);
+    // Behind 40: 22..40 (19 KiB entries) and 21 (empty) fit, and so do 5 of the entries from
+    // before the restart (16..20), whose sizes were measured at start; a 6th would not fit.
+    expect(after.storage.firstIndex()).toBe(16);
+    const kept = loggedBytes(after.storage, { lo: 16, hi: 40 });
+    expect(kept).toBeLessThanOrEqual(limits.snapshotTrailingBytesMax);
+    expect(kept + entryBytes).toBeGreaterThan(limits.snapshotTrailingBytesMax);
+    after.host.stop();
   });
 });

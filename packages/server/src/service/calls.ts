@@ -1,4 +1,3 @@
-import type { GroupCapture } from '../archive/format.js';
 import type { FsmCommand, FsmResult } from '../fsm/index.js';
 import type { GroupStatus } from './status.js';
 import type { ReadMeta, ReadRequest, SessionEntry } from './types.js';
@@ -25,8 +24,14 @@ export type GroupCall =
   | { readonly kind: 'status' }
   | { readonly kind: 'transfer-leader'; readonly to: string }
   | { readonly kind: 'remove-peer'; readonly nodeId: string }
-  /** The group's state for a user snapshot (service/snapshot.ts), from the server that runs it. */
-  | { readonly kind: 'snapshot' };
+  /**
+   * User snapshots (service/snapshot.ts): open a cursor over the group's state on the server
+   * that runs the call (its leader; with `stale`, any server), then read its parts and close
+   * it there: cursor calls go to the cursor's server (GroupRouter.callServer), not the leader.
+   */
+  | { readonly kind: 'snapshot-open'; readonly stale: boolean }
+  | { readonly kind: 'snapshot-read'; readonly cursorId: string; readonly bytesMax: number }
+  | { readonly kind: 'snapshot-close'; readonly cursorId: string };
 
 export type GroupReply =
   | { readonly kind: 'apply'; readonly index: number; readonly result: FsmResult }
@@ -37,8 +42,21 @@ export type GroupReply =
   | { readonly kind: 'transfer-leader'; readonly from: string; readonly started: boolean }
   /** `index` is where the removal applied; null when the server was not a member. */
   | { readonly kind: 'remove-peer'; readonly index: number | null }
-  /** The group's FSM snapshot at its applied index, with its term and configuration. */
-  | { readonly kind: 'snapshot'; readonly capture: GroupCapture };
+  /** A cursor over the group's state at `index`, with the term and configuration of that moment. */
+  | {
+      readonly kind: 'snapshot-open';
+      readonly cursorId: string;
+      /** The server holding the cursor: every read and the close go there. */
+      readonly nodeId: string;
+      readonly index: number;
+      readonly term: number;
+      readonly voters: readonly string[];
+      readonly learners: readonly string[];
+      readonly keys: number;
+    }
+  /** The next parts in order, at most the read's bytesMax (but one at least); done after the last. */
+  | { readonly kind: 'snapshot-read'; readonly parts: readonly Uint8Array[]; readonly done: boolean }
+  | { readonly kind: 'snapshot-close' };
 
 /** Executes calls for groups: locally, or by forwarding to the group's leader. */
 export interface GroupCaller {
@@ -53,4 +71,13 @@ export function expectApply(reply: GroupReply): Extract<GroupReply, { kind: 'app
 export function expectRead(reply: GroupReply): Extract<GroupReply, { kind: 'read' }> {
   if (reply.kind !== 'read') throw new Error(`expected a read reply, got ${reply.kind}`);
   return reply;
+}
+
+/** The reply of the kind the call asked for; anything else is a bug on the answering side. */
+export function expectReply<K extends GroupReply['kind']>(
+  reply: GroupReply,
+  kind: K,
+): Extract<GroupReply, { kind: K }> {
+  if (reply.kind !== kind) throw new Error(`expected a ${kind} reply, got ${reply.kind}`);
+  return reply as Extract<GroupReply, { kind: K }>;
 }

@@ -13,6 +13,7 @@ import { OperatorService } from './operator.js';
 import { GroupRouter, type PeerDirectory, type RouterLimits } from './router.js';
 import { SessionKeeper, type SessionLimits } from './sessions.js';
 import { SnapshotService } from './snapshot.js';
+import { SnapshotCursors } from './snapshot-cursors.js';
 
 export { KvService } from './conclave-service.js';
 export { OperatorService } from './operator.js';
@@ -61,6 +62,8 @@ export class GroupMachines {
 export interface ServiceRuntime {
   readonly service: KvService;
   readonly local: LocalGroups;
+  /** Group calls to the group's leader (call) or to one named server (callServer). */
+  readonly router: GroupRouter;
   readonly sessions: SessionKeeper;
   /** Operator views and commands over every group (status, transfer-leader, remove-peer). */
   readonly operator: OperatorService;
@@ -106,7 +109,15 @@ export function startService(options: {
   });
   machines.observe((o) => sessions.observe(o));
   const stopping = new AbortController();
-  const local = new LocalGroups({ host, fsm, sessions: () => sessions, tickMs, stopping: stopping.signal });
+  const cursors = new SnapshotCursors({ now: options.now ?? (() => Date.now()) });
+  const local = new LocalGroups({
+    host,
+    fsm,
+    sessions: () => sessions,
+    tickMs,
+    stopping: stopping.signal,
+    cursors,
+  });
   const client = new ForwardClient();
   router = new GroupRouter({
     host,
@@ -147,6 +158,7 @@ export function startService(options: {
   return {
     service,
     local,
+    router,
     sessions,
     operator,
     autopilot,
@@ -155,6 +167,7 @@ export function startService(options: {
     async close() {
       stopping.abort();
       clearInterval(sweep);
+      cursors.closeAll();
       autopilot.stop();
       await client.close();
     },

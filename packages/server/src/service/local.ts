@@ -5,7 +5,7 @@ import type { GroupId } from '../host/ports.js';
 import type { GroupCall, GroupReply } from './calls.js';
 import { evaluate, evaluateBlocking } from './query.js';
 import type { SessionKeeper } from './sessions.js';
-import { captureGroup } from './snapshot.js';
+import type { SnapshotCursors } from './snapshot-cursors.js';
 import { localGroupStatus, removeFromGroup, startLeaderTransfer } from './status.js';
 import type { ReadMeta, ReadRequest } from './types.js';
 
@@ -22,8 +22,14 @@ export class LocalGroups {
       tickMs: number;
       /** Aborted when the server stops: every blocking query returns at once. */
       stopping: AbortSignal;
+      /** Open snapshot cursors of this server (snapshot-open, -read, -close). */
+      cursors: SnapshotCursors;
     },
   ) {}
+
+  get snapshotCursors(): SnapshotCursors {
+    return this.options.cursors;
+  }
 
   async call(options: {
     groupId: GroupId;
@@ -45,14 +51,43 @@ export class LocalGroups {
         return startLeaderTransfer({ host: this.options.host, groupId, to: call.to });
       case 'remove-peer':
         return removeFromGroup({ ...this.options, groupId, nodeId: call.nodeId, signal });
-      case 'snapshot':
-        // From the leader: its applied state is at least every committed write acknowledged.
-        this.requireLeader(groupId);
-        return {
-          kind: 'snapshot',
-          capture: await captureGroup({ ...this.options, fsm: this.options.fsm(groupId), groupId }),
-        };
+      case 'snapshot-open':
+        return this.openSnapshot({ groupId, stale: call.stale });
+      case 'snapshot-read': {
+        const { cursorId, bytesMax } = call;
+        const read = await this.options.cursors.read({ groupId, cursorId, bytesMax });
+        return { kind: 'snapshot-read', parts: read.parts, done: read.done };
+      }
+      case 'snapshot-close':
+        this.options.cursors.close(call.cursorId);
+        return { kind: 'snapshot-close' };
     }
+  }
+
+  /**
+   * A cursor over the group's state now. Not stale: from the leader, whose applied state
+   * holds at least every committed write acknowledged. The view, applied index, term and
+   * configuration are taken in one synchronous turn, so they describe the same moment.
+   */
+  private openSnapshot(options: { groupId: GroupId; stale: boolean }): GroupReply {
+    const { groupId } = options;
+    if (!options.stale) this.requireLeader(groupId);
+    const status = this.options.host.group(groupId).raw.status();
+    const fsm = this.options.fsm(groupId);
+    const { cursorId, source } = this.options.cursors.open({
+      groupId,
+      openSource: () => fsm.openSnapshotParts(),
+    });
+    return {
+      kind: 'snapshot-open',
+      cursorId,
+      nodeId: this.options.host.nodeId,
+      index: source.appliedIndex,
+      term: status.term,
+      voters: [...status.confState.voters],
+      learners: [...status.confState.learners],
+      keys: source.keys,
+    };
   }
 
   /** Ticks since this server heard from the group's leader, in ms; 0 on the leader. */

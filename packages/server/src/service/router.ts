@@ -1,4 +1,4 @@
-import { RaftError, RaftErrorCode } from '@conclave/raft';
+import { assert, RaftError, RaftErrorCode } from '@conclave/raft';
 import { ConclaveError } from '../errors.js';
 import type { FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
@@ -46,6 +46,12 @@ export class GroupRouter implements GroupCaller {
   }): Promise<GroupReply> {
     const { groupId, call, signal } = options;
     const limits = this.options.limits ?? defaultRouterLimits;
+    assert(
+      call.kind !== 'snapshot-read' && call.kind !== 'snapshot-close',
+      'a snapshot cursor call goes to the server holding the cursor (callServer), not to the leader',
+    );
+    // A stale snapshot is this server's own state: no leader needed.
+    if (call.kind === 'snapshot-open' && call.stale) return this.options.local.call(options);
     if (call.kind === 'read' && call.read.consistency === 'stale') {
       const maxStaleMs = call.read.maxStaleMs;
       // Consul: a stale read past max_stale is retried as a leader read, not refused.
@@ -82,6 +88,29 @@ export class GroupRouter implements GroupCaller {
       code: 'NO_LEADER',
       message: `group ${groupId}: the leader moved ${limits.attemptsMax} times while forwarding (${lastError?.message ?? ''})`,
     });
+  }
+
+  /**
+   * Sends a call to one named server, whoever leads the group: a snapshot cursor lives on the
+   * server that opened it, which may have lost the leadership since. Not retried: a cursor
+   * read moves the cursor on, so a read whose reply was lost cannot be sent again.
+   */
+  async callServer(options: {
+    nodeId: string;
+    groupId: GroupId;
+    call: GroupCall;
+    signal?: AbortSignal | undefined;
+  }): Promise<GroupReply> {
+    const { nodeId, groupId, call, signal } = options;
+    if (nodeId === this.options.host.nodeId) return this.options.local.call({ groupId, call, signal });
+    const to = this.options.peers.httpAddress(nodeId);
+    if (to === null) {
+      throw new ConclaveError({
+        code: 'FORWARD_FAILED',
+        message: `the HTTP address of ${nodeId}, which holds the snapshot cursor of group ${groupId}, is not known`,
+      });
+    }
+    return this.options.client.call({ to, groupId, call, signal });
   }
 
   /** The group's leader, waiting up to the deadline for one to be elected. */

@@ -1,23 +1,23 @@
+import { PassThrough, Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type Archive,
-  archiveStream,
-  checkGroupState,
-  type GroupState,
-  readArchive,
-} from '../archive/index.js';
+import { type ArchiveMeta, type ArchivePart, archiveStream, readArchiveStream } from '../archive/index.js';
 import { ConclaveError } from '../errors.js';
 import type { ConclaveFsm } from '../fsm/index.js';
+import { decodeSnapshot } from '../fsm/snapshot-codec.js';
 import { groupOfKey } from '../host/partition.js';
+import { expectReply, type GroupCall } from './calls.js';
+import { SnapshotService } from './snapshot.js';
+import { defaultCursorLimits } from './snapshot-cursors.js';
 import { eventually, startTestCluster, type TestCluster } from './testing/cluster.js';
+import type { KvEntry, SessionEntry } from './types.js';
 
 const groupCount = 3;
 const archiveBytesMax = 256 * 1024 * 1024;
 const bytes = (text: string) => new TextEncoder().encode(text);
-const put = (key: string, value: string, acquire: string | null = null) => ({
+const put = (key: string, value: string | Uint8Array, acquire: string | null = null) => ({
   key,
-  value: bytes(value),
+  value: typeof value === 'string' ? bytes(value) : value,
   flags: 7,
   cas: null,
   acquire,
@@ -43,22 +43,89 @@ afterAll(async () => {
   await Promise.all([source.close(), target.close()]);
 });
 
+/** An archive read back whole (test data is small): its meta and each group's parts in order. */
+interface ReadBack {
+  readonly meta: ArchiveMeta;
+  readonly parts: readonly ArchivePart[][];
+}
+
+async function readBack(gz: Uint8Array, count = groupCount): Promise<ReadBack> {
+  const parts: ArchivePart[][] = [];
+  const meta = await readArchiveStream(Readable.from([gz]), {
+    archiveBytesMax,
+    groupCount: count,
+    onPart: (part) => {
+      parts[part.groupId] ??= [];
+      parts[part.groupId]?.push(part);
+    },
+  });
+  return { meta, parts };
+}
+
+/** The archive rewritten from its parts: `edit` may drop groups or change a group's parts. */
+function rewritten(
+  back: ReadBack,
+  edit: { groups?: number; parts?: (groupId: number, parts: Uint8Array[]) => Uint8Array[] } = {},
+): Promise<Buffer> {
+  const groups = back.meta.groups.slice(0, edit.groups ?? back.meta.groups.length);
+  async function* sources() {
+    for (const group of groups) {
+      const data = (back.parts[group.groupId] ?? []).map((part) => part.data);
+      const parts = edit.parts?.(group.groupId, data) ?? data;
+      yield { ...group, parts: Readable.from(parts) };
+    }
+  }
+  return buffer(archiveStream({ clusterId: back.meta.clusterId, createdAtMs: 0, groups: sources() }));
+}
+
 /** Everything a group holds that a restore must carry over, in key order. */
-function contents(fsm: ConclaveFsm | GroupState) {
-  const kvs = 'list' in fsm ? fsm.list('') : fsm.kvs;
-  const sessions = 'listSessions' in fsm ? fsm.listSessions({ node: null }) : fsm.sessions;
+function contents(state: { kvs: readonly KvEntry[]; sessions: readonly SessionEntry[] }) {
   return {
-    kvs: kvs.map((e) => [e.key, Buffer.from(e.value).toString('hex'), e.flags, e.lockIndex, e.session]),
-    sessions: sessions.map((s) => [s.id, s.name, s.node, s.ttlSeconds, s.behavior, s.lockDelayMs]),
+    kvs: state.kvs.map((e) => [e.key, Buffer.from(e.value).toString('hex'), e.flags, e.lockIndex, e.session]),
+    sessions: state.sessions.map((s) => [s.id, s.name, s.node, s.ttlSeconds, s.behavior, s.lockDelayMs]),
   };
 }
 
-function states(archive: Archive): GroupState[] {
-  return archive.groups.map((group) => checkGroupState(group));
+const fsmContents = (fsm: ConclaveFsm) =>
+  contents({ kvs: fsm.list(''), sessions: fsm.listSessions({ node: null }) });
+
+const archivedContents = (back: ReadBack, groupId: number) => {
+  const rows = back.parts[groupId] ?? [];
+  return contents({ kvs: rows.flatMap((p) => p.rows.kvs), sessions: rows.flatMap((p) => p.rows.sessions) });
+};
+
+/**
+ * Every server's contents, table index and restore staging (whether any) of every group,
+ * once all servers applied alike.
+ */
+async function settledState(cluster: TestCluster) {
+  const applied = (g: number) => cluster.servers.map((s) => s.machines.fsm(g).appliedIndex());
+  await eventually(() => [0, 1, 2].every((g) => new Set(applied(g)).size === 1), { timeoutMs: 10_000 });
+  return cluster.servers.map((s) =>
+    [0, 1, 2].map((g) => {
+      const fsm = s.machines.fsm(g);
+      return { ...fsmContents(fsm), kvIndex: fsm.kvIndex(), staged: stagedIn(fsm) };
+    }),
+  );
+}
+
+const stagedIn = (fsm: ConclaveFsm) => decodeSnapshot(fsm.snapshot()).restoreStaging !== null;
+
+const openCursors = (cluster: TestCluster) =>
+  cluster.servers.map((s) => s.runtime.local.snapshotCursors.openCount);
+
+async function refusal(promise: Promise<unknown>): Promise<ConclaveError> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ConclaveError);
+  return error as ConclaveError;
 }
 
 describe('user snapshots on a 3-server cluster', () => {
-  let archive: Archive;
+  let saved: Buffer;
+  let back: ReadBack;
   const acked: { key: string; groupId: number; index: number }[] = [];
 
   it('saves every group from its leader while writes go on, each group consistent at its index', async () => {
@@ -82,68 +149,109 @@ describe('user snapshots on a 3-server cluster', () => {
         acked.push({ key, groupId: groupOfKey({ key, groupCount }), index });
       }
     })();
-    // Let some load land first, then save through a server that leads nothing in particular.
+    // Let some load land first, then save through a server that does not lead group 1.
     await eventually(() => acked.length >= 20, { timeoutMs: 10_000 });
     const follower = source.followerOf(1);
-    const gz = await buffer(follower.runtime.snapshots.save({ clusterId: 'src', stale: false }));
+    saved = await buffer(follower.runtime.snapshots.save({ clusterId: 'src', stale: false }));
     writing = false;
     await load;
 
-    archive = readArchive(gz, { archiveBytesMax, groupCount });
-    expect(archive.meta.clusterId).toBe('src');
-    const decoded = states(archive);
-    for (const [groupId, group] of archive.groups.entries()) {
-      expect(group.meta.voters).toEqual(['s1', 's2', 's3']);
-      const keys = new Set(decoded[groupId]?.kvs.map((e) => e.key));
+    back = await readBack(saved);
+    expect(back.meta.clusterId).toBe('src');
+    for (const group of back.meta.groups) {
+      expect(group.voters).toEqual(['s1', 's2', 's3']);
+      const keys = new Set(back.parts[group.groupId]?.flatMap((p) => p.rows.kvs.map((e) => e.key)));
+      expect(keys.size).toBe(group.keys);
       // Every write acknowledged at or before the group's index is in it; none after.
-      for (const write of acked.filter((w) => w.groupId === groupId)) {
-        expect(keys.has(write.key)).toBe(write.index <= group.meta.index);
+      for (const write of acked.filter((w) => w.groupId === group.groupId)) {
+        expect(keys.has(write.key)).toBe(write.index <= group.index);
       }
       for (let i = 0; i < 120; i++) {
         const key = `base/${i}`;
-        if (groupOfKey({ key, groupCount }) === groupId) expect(keys.has(key)).toBe(true);
+        if (groupOfKey({ key, groupCount }) === group.groupId) expect(keys.has(key)).toBe(true);
       }
     }
     expect(acked.length).toBeGreaterThan(20);
+    // Every cursor closed itself once read to the end: nothing pins a view of the state.
+    expect(openCursors(source)).toEqual([0, 0, 0]);
   }, 30_000);
+
+  it('reads a cursor on the server that opened it, even after that server lost the leadership', async () => {
+    const follower = source.followerOf(1);
+    const leader = source.leaderOf(1);
+    if (leader === undefined) throw new Error('no leader');
+    const opened = expectReply(
+      await follower.runtime.router.call({ groupId: 1, call: { kind: 'snapshot-open', stale: false } }),
+      'snapshot-open',
+    );
+    expect(opened.nodeId).toBe(leader.id);
+    expect(leader.runtime.local.snapshotCursors.openCount).toBe(1);
+
+    const next = source.servers.find((s) => s.id !== leader.id && s.id !== follower.id) ?? follower;
+    await follower.runtime.operator.transferLeader({ to: next.id, groupId: 1 });
+    await eventually(() => source.leaderOf(1)?.id === next.id, { timeoutMs: 5_000 });
+
+    // Forwarded by id to the former leader, which still holds the cursor.
+    const read: GroupCall = { kind: 'snapshot-read', cursorId: opened.cursorId, bytesMax: 64 * 1024 };
+    let parts = 0;
+    for (let done = false; !done; ) {
+      const reply = expectReply(
+        await follower.runtime.router.callServer({ nodeId: opened.nodeId, groupId: 1, call: read }),
+        'snapshot-read',
+      );
+      done = reply.done;
+      parts += reply.parts.length;
+    }
+    expect(parts).toBeGreaterThan(1);
+    expect(leader.runtime.local.snapshotCursors.openCount).toBe(0);
+
+    // A cursor that is not there comes back as its own typed error, across HTTP too.
+    const gone = await refusal(
+      follower.runtime.router.callServer({ nodeId: leader.id, groupId: 1, call: read }),
+    );
+    expect(gone.code).toBe('SNAPSHOT_CURSOR_GONE');
+    expect(gone.status).toBe(410);
+  }, 15_000);
 
   it('saves with ?stale from one server alone, at its own applied indexes', async () => {
     const server = source.servers[2];
     if (server === undefined) throw new Error('no server');
-    const gz = await buffer(server.runtime.snapshots.save({ clusterId: 'src', stale: true }));
-    const stale = readArchive(gz, { archiveBytesMax, groupCount });
-    for (const group of stale.groups) {
-      expect(group.meta.index).toBeLessThanOrEqual(server.machines.fsm(group.meta.groupId).appliedIndex());
+    const stale = await readBack(
+      await buffer(server.runtime.snapshots.save({ clusterId: 'src', stale: true })),
+    );
+    for (const group of stale.meta.groups) {
+      expect(group.index).toBeLessThanOrEqual(server.machines.fsm(group.groupId).appliedIndex());
     }
+    expect(openCursors(source)).toEqual([0, 0, 0]);
   });
 
-  it('refuses a corrupt or mismatched archive and changes nothing', async () => {
+  it('refuses a corrupt or mismatched archive, early or late, and changes nothing', async () => {
     const server = target.followerOf(0);
     await server.runtime.service.kvPut(put('before/restore', 'kept'));
-    const first = source.servers[0];
-    if (first === undefined) throw new Error('no server');
-    const gz = await buffer(first.runtime.snapshots.save({ clusterId: 'src', stale: true }));
-    const applied = () => target.servers.map((s) => [0, 1, 2].map((g) => s.machines.fsm(g).appliedIndex()));
-    const before = applied();
-    const flipped = Buffer.from(gz);
-    flipped[Math.floor(gz.length / 2)] = (flipped[Math.floor(gz.length / 2)] ?? 0) ^ 0x10;
-    const twoGroups = await buffer(
-      archiveStream({
-        clusterId: 'other',
-        createdAtMs: 0,
-        groups: (async function* () {
-          for (const group of archive.groups.slice(0, 2)) {
-            yield { ...group.meta, data: group.data };
-          }
-        })(),
+    const before = await settledState(target);
+    expect(before.flat().every((group) => !group.staged)).toBe(true);
+    const flipped = (at: number) => {
+      const copy = Buffer.from(saved);
+      copy[at] = (copy[at] ?? 0) ^ 0x10;
+      return copy;
+    };
+    const cases: Record<string, Uint8Array> = {
+      empty: Buffer.alloc(0),
+      'a flipped byte mid-way': flipped(Math.floor(saved.length / 2)),
+      'cut short': saved.subarray(0, saved.length - 100),
+      // Only the gzip trailer's CRC is wrong: every part is staged before it is found.
+      'a bad CRC at the very end': flipped(saved.length - 6),
+      'two groups of three': await rewritten(back, { groups: 2 }),
+      // Sums consistent (the writer computed them), but the last group lacks its last part.
+      'the last group missing its last part': await rewritten(back, {
+        parts: (groupId, parts) => (groupId === groupCount - 1 ? parts.slice(0, -1) : parts),
       }),
-    );
-    for (const bad of [flipped, gz.subarray(0, gz.length - 100), twoGroups]) {
-      const refused = await server.runtime.snapshots.restore(bad).catch((error: unknown) => error);
-      expect(refused).toBeInstanceOf(ConclaveError);
-      expect((refused as ConclaveError).code).toBe('SNAPSHOT_ARCHIVE_INVALID');
+    };
+    for (const [name, bad] of Object.entries(cases)) {
+      const refused = await refusal(server.runtime.snapshots.restore(Readable.from([bad])));
+      expect(refused.code, name).toBe('SNAPSHOT_ARCHIVE_INVALID');
     }
-    expect(applied()).toEqual(before);
+    expect(await settledState(target)).toEqual(before);
     const kept = await server.runtime.service.kvGet({
       consistency: 'consistent',
       maxStaleMs: null,
@@ -151,20 +259,37 @@ describe('user snapshots on a 3-server cluster', () => {
       key: 'before/restore',
     });
     expect(kept.value?.key).toBe('before/restore');
-  });
+  }, 30_000);
+
+  it('refuses a second restore on the same server while one runs', async () => {
+    const server = target.followerOf(1);
+    const before = await settledState(target);
+    const upload = new PassThrough();
+    upload.write(saved.subarray(0, Math.floor(saved.length / 2)));
+    const first = server.runtime.snapshots.restore(upload);
+    // Group 0 is being staged on every server: the first restore is under way.
+    await eventually(() => target.servers.every((s) => stagedIn(s.machines.fsm(0))), { timeoutMs: 10_000 });
+    const second = await refusal(server.runtime.snapshots.restore(Readable.from([saved])));
+    expect(second.code).toBe('RESTORE_IN_PROGRESS');
+    expect(second.status).toBe(409);
+    // The first client goes away: its restore fails and what it staged is dropped.
+    upload.destroy(new Error('the client went away'));
+    await expect(first).rejects.toThrow('the client went away');
+    const after = await settledState(target);
+    expect(after.flat().every((group) => !group.staged)).toBe(true);
+    expect(after).toEqual(before);
+  }, 30_000);
 
   it('restores into a fresh cluster through Raft: every server of every group holds the archive', async () => {
-    const expected = states(archive).map(contents);
     const server = target.followerOf(2);
-    const outcome = await server.runtime.snapshots.restore(
-      await buffer(archiveStream({ clusterId: 'src', createdAtMs: 0, groups: captures(archive) })),
-    );
+    const outcome = await server.runtime.snapshots.restore(Readable.from([saved]));
     expect(outcome.groups.map((g) => g.groupId)).toEqual([0, 1, 2]);
+    expect(outcome.groups.map((g) => g.keys)).toEqual(back.meta.groups.map((g) => g.keys));
     for (const s of target.servers) {
       for (let g = 0; g < groupCount; g++) {
         const index = outcome.groups[g]?.index ?? 0;
         await eventually(() => s.machines.fsm(g).appliedIndex() >= index, { timeoutMs: 10_000 });
-        expect(contents(s.machines.fsm(g))).toEqual(expected[g]);
+        expect(fsmContents(s.machines.fsm(g))).toEqual(archivedContents(back, g));
         // The restore is a write at its commit: a blocking query sees the table move.
         expect(s.machines.fsm(g).kvIndex()).toBe(index);
       }
@@ -177,6 +302,62 @@ describe('user snapshots on a 3-server cluster', () => {
   }, 30_000);
 });
 
-async function* captures(archive: Archive) {
-  for (const group of archive.groups) yield { ...group.meta, data: group.data };
-}
+describe('snapshot cursors and memory on one server', () => {
+  let clock = 1_000_000;
+  let solo: TestCluster;
+
+  beforeAll(async () => {
+    solo = await startTestCluster({ size: 1, groupCount: 1, now: () => clock });
+    await eventually(() => solo.leaderOf(0), { timeoutMs: 10_000 });
+  }, 30_000);
+
+  afterAll(async () => {
+    await solo.close();
+  });
+
+  it('forgets a cursor idle past cursorIdleMs: its read is refused with SNAPSHOT_CURSOR_GONE', async () => {
+    const server = solo.servers[0];
+    if (server === undefined) throw new Error('no server');
+    const { router } = server.runtime;
+    const opened = expectReply(
+      await router.call({ groupId: 0, call: { kind: 'snapshot-open', stale: false } }),
+      'snapshot-open',
+    );
+    const read: GroupCall = { kind: 'snapshot-read', cursorId: opened.cursorId, bytesMax: 1 };
+    const readOnce = () => router.callServer({ nodeId: opened.nodeId, groupId: 0, call: read });
+    // A read within the limit keeps it open; the clock is the server's injected one.
+    clock += defaultCursorLimits.cursorIdleMs;
+    expect(expectReply(await readOnce(), 'snapshot-read').parts).toHaveLength(1);
+    clock += defaultCursorLimits.cursorIdleMs + 1;
+    expect((await refusal(readOnce())).code).toBe('SNAPSHOT_CURSOR_GONE');
+    expect(server.runtime.local.snapshotCursors.openCount).toBe(0);
+  });
+
+  it('holds at most one read of parts at a time while saving', async () => {
+    const server = solo.servers[0];
+    if (server === undefined) throw new Error('no server');
+    // Over readBytesMax in all, so the default save needs several reads.
+    const value = new Uint8Array(100 * 1024).fill(7);
+    const values = Math.ceil((defaultCursorLimits.readBytesMax * 1.25) / value.byteLength);
+    for (let i = 0; i < values; i++) await server.runtime.service.kvPut(put(`big/${i}`, value));
+
+    // One part per read: the peak is the largest part, never two.
+    const narrow = new SnapshotService({
+      host: server.host,
+      caller: server.runtime.router,
+      fsm: (g) => server.machines.fsm(g),
+      limits: { readBytes: 1 },
+    });
+    const narrowBack = await readBack(await buffer(narrow.save({ clusterId: 'solo', stale: false })), 1);
+    const sizes = (narrowBack.parts[0] ?? []).map((p) => p.data.byteLength);
+    expect(sizes.length).toBeGreaterThan(4);
+    expect(narrow.heldBytesPeak).toBe(Math.max(...sizes));
+
+    const wide = server.runtime.snapshots;
+    const wideBack = await readBack(await buffer(wide.save({ clusterId: 'solo', stale: false })), 1);
+    const total = wideBack.meta.groups[0]?.bytes ?? 0;
+    expect(total).toBeGreaterThan(defaultCursorLimits.readBytesMax);
+    expect(wide.heldBytesPeak).toBeLessThanOrEqual(defaultCursorLimits.readBytesMax);
+    expect(wide.heldBytesPeak).toBeGreaterThan(0);
+  }, 30_000);
+});

@@ -1,32 +1,31 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { setImmediate as nextTurn } from 'node:timers/promises';
-import {
-  type Archive,
-  type ArchiveMeta,
-  archiveStream,
-  checkGroupState,
-  type GroupCapture,
-  readArchive,
-  snapshotKeyCount,
-} from '../archive/index.js';
+import { assert } from '@conclave/raft';
+import { type ArchiveMeta, archiveStream, type GroupSource, readArchiveStream } from '../archive/index.js';
 import { ConclaveError } from '../errors.js';
-import type { ConclaveFsm, FsmCommand, FsmResult } from '../fsm/index.js';
-import { restoreChunkBytesMax } from '../fsm/restore-wire.js';
+import { type ConclaveFsm, type FsmCommand, type FsmResult, PartsDigest } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
 import type { GroupId } from '../host/ports.js';
-import { expectApply, type GroupCaller } from './calls.js';
+import { expectApply, expectReply, type GroupCall, type GroupCaller, type GroupReply } from './calls.js';
+import { defaultCursorLimits } from './snapshot-cursors.js';
 
 export interface SnapshotLimits {
-  /** Largest archive accepted for a restore, compressed and unpacked alike (bytes). */
+  /**
+   * Largest archive a restore accepts, compressed (counted by the route) and unpacked
+   * (counted by the reader) alike (bytes). Memory does not grow with it: a restore holds
+   * one part at a time.
+   */
   readonly archiveBytesMax: number;
-  /** State bytes per restore-chunk command: under the core's 1 MiB proposal limit. */
-  readonly restoreChunkBytes: number;
+  /** Part bytes a save asks for per cursor read: what this server holds per save (bytes). */
+  readonly readBytes: number;
+  /** How long aborting a failed restore's staging may take, per group, all in parallel (ms). */
+  readonly abortWaitMs: number;
 }
 
 export const defaultSnapshotLimits: SnapshotLimits = {
-  archiveBytesMax: 1024 * 1024 * 1024,
-  restoreChunkBytes: restoreChunkBytesMax,
+  archiveBytesMax: 64 * 1024 * 1024 * 1024,
+  readBytes: defaultCursorLimits.readBytesMax,
+  abortWaitMs: 10_000,
 };
 
 /** What a restore replaced: each group's index after its commit. */
@@ -34,65 +33,60 @@ export interface RestoreOutcome {
   readonly groups: readonly { groupId: number; index: number; keys: number }[];
 }
 
-/**
- * One group's state as this server holds it, for an archive: the FSM's copy-on-write view
- * is taken at once (with the term and configuration of the same moment), then encoded one
- * bounded step per event-loop turn, so applies, ticks and heartbeats go on meanwhile.
- */
-export async function captureGroup(options: {
-  host: MultiRaftHost<FsmResult>;
-  fsm: ConclaveFsm;
-  groupId: GroupId;
-}): Promise<GroupCapture> {
-  const { fsm, groupId } = options;
-  const status = options.host.group(groupId).raw.status();
-  const steps = fsm.snapshotSteps();
-  // The first step takes the view; the applied index is read in the same synchronous turn.
-  let step = steps.next();
-  const index = fsm.appliedIndex();
-  while (step.done !== true) {
-    await nextTurn();
-    step = steps.next();
-  }
-  const data = step.value;
-  return {
-    groupId,
-    index,
-    term: status.term,
-    voters: [...status.confState.voters],
-    learners: [...status.confState.learners],
-    keys: snapshotKeyCount(data),
-    data,
-  };
+/** The router: group calls go to the leader, cursor calls to the server holding the cursor. */
+export interface SnapshotCaller extends GroupCaller {
+  callServer(options: {
+    nodeId: string;
+    groupId: GroupId;
+    call: GroupCall;
+    signal?: AbortSignal | undefined;
+  }): Promise<GroupReply>;
+}
+
+/** A cursor this server opened on `nodeId` for a save. */
+interface OpenCursor {
+  readonly nodeId: string;
+  readonly groupId: GroupId;
+  readonly cursorId: string;
+  open: boolean;
 }
 
 /**
- * User snapshots of every group: `save` streams an archive of each group's state, taken
- * from its leader (or this server's own with `stale`); `restore` verifies an archive whole,
- * then replaces each group's state through Raft, so every server converges.
+ * User snapshots of every group. `save` streams an archive, pulling each group's parts from
+ * a cursor on its leader (or on this server with `stale`) only as fast as the archive is
+ * read. `restore` streams an archive into Raft part by part and commits the groups only
+ * once the whole archive is verified, so memory is bounded whatever the data's size.
  */
 export class SnapshotService {
   private readonly limits: SnapshotLimits;
+  private restoring = false;
+  /** Part bytes read from cursors and not yet taken by an archive: at most one read per save. */
+  private heldBytes = 0;
+  private heldBytesPeakValue = 0;
 
   constructor(
     private readonly options: {
       host: MultiRaftHost<FsmResult>;
-      caller: GroupCaller;
+      caller: SnapshotCaller;
       fsm: (groupId: GroupId) => ConclaveFsm;
       limits?: Partial<SnapshotLimits>;
     },
   ) {
     this.limits = { ...defaultSnapshotLimits, ...options.limits };
-    if (!(this.limits.restoreChunkBytes > 0 && this.limits.restoreChunkBytes <= restoreChunkBytesMax)) {
-      throw new ConclaveError({
-        code: 'CONFIG_INVALID',
-        message: `restoreChunkBytes must be in (0, ${restoreChunkBytesMax}]`,
-      });
+    for (const [name, value] of Object.entries(this.limits)) {
+      if (!Number.isSafeInteger(value) || value <= 0) {
+        throw new ConclaveError({ code: 'CONFIG_INVALID', message: `${name} must be a positive integer` });
+      }
     }
   }
 
   get archiveBytesMax(): number {
     return this.limits.archiveBytesMax;
+  }
+
+  /** The most part bytes saves held at once on this server since it started (bytes). */
+  get heldBytesPeak(): number {
+    return this.heldBytesPeakValue;
   }
 
   /**
@@ -107,73 +101,164 @@ export class SnapshotService {
     return sum;
   }
 
-  /** The gzipped archive, one group at a time; a failed capture errors the stream. */
+  /** The gzipped archive, one group at a time; a failed open or read errors the stream. */
   save(options: { clusterId: string; stale: boolean; nowMs?: number }): Readable {
     return archiveStream({
       clusterId: options.clusterId,
       createdAtMs: options.nowMs ?? Date.now(),
-      groups: this.captures(options.stale),
+      groups: this.sources(options.stale),
     });
   }
 
-  private async *captures(stale: boolean): AsyncGenerator<GroupCapture> {
-    const { host, caller } = this.options;
+  private async *sources(stale: boolean): AsyncGenerator<GroupSource> {
+    const { caller, host } = this.options;
     for (let groupId = 0; groupId < host.groupCount; groupId++) {
-      if (stale) {
-        yield await captureGroup({ host, fsm: this.options.fsm(groupId), groupId });
-        continue;
+      const call: GroupCall = { kind: 'snapshot-open', stale };
+      const opened = expectReply(await caller.call({ groupId, call }), 'snapshot-open');
+      const cursor: OpenCursor = { nodeId: opened.nodeId, groupId, cursorId: opened.cursorId, open: true };
+      try {
+        yield {
+          groupId,
+          index: opened.index,
+          term: opened.term,
+          voters: opened.voters,
+          learners: opened.learners,
+          keys: opened.keys,
+          parts: this.parts(cursor),
+        };
+      } finally {
+        // The archive took every part (the cursor closed itself) or gave up: then release
+        // the view now rather than when it goes idle.
+        if (cursor.open) this.closeCursor(cursor);
       }
-      const reply = await caller.call({ groupId, call: { kind: 'snapshot' } });
-      if (reply.kind !== 'snapshot') throw new Error(`expected a snapshot reply, got ${reply.kind}`);
-      yield reply.capture;
     }
   }
 
-  /** Verifies an archive (SNAPSHOT_ARCHIVE_INVALID) without changing anything. */
-  verify(gzipped: Uint8Array): Archive {
-    const archive = readArchive(gzipped, {
-      archiveBytesMax: this.limits.archiveBytesMax,
-      groupCount: this.options.host.groupCount,
-    });
-    // Decoded one group at a time and dropped: only the check is kept.
-    for (const group of archive.groups) checkGroupState(group);
-    return archive;
+  /** One read's parts at a time: the next read is sent once the archive took the last. */
+  private async *parts(cursor: OpenCursor): AsyncGenerator<Uint8Array> {
+    const { nodeId, groupId, cursorId } = cursor;
+    const call: GroupCall = { kind: 'snapshot-read', cursorId, bytesMax: this.limits.readBytes };
+    for (;;) {
+      const reply = expectReply(
+        await this.options.caller.callServer({ nodeId, groupId, call }),
+        'snapshot-read',
+      );
+      assert(reply.done || reply.parts.length > 0, 'a cursor read gives a part while any is left');
+      if (reply.done) cursor.open = false;
+      const parts = [...reply.parts];
+      let held = parts.reduce((sum, part) => sum + part.byteLength, 0);
+      this.hold(held);
+      try {
+        for (let part = parts.shift(); part !== undefined; part = parts.shift()) {
+          yield part;
+          // The archive asked for the next one: it is done with this one.
+          this.hold(-part.byteLength);
+          held -= part.byteLength;
+        }
+      } finally {
+        this.hold(-held);
+      }
+      if (reply.done) return;
+    }
+  }
+
+  private hold(bytes: number): void {
+    this.heldBytes += bytes;
+    this.heldBytesPeakValue = Math.max(this.heldBytesPeakValue, this.heldBytes);
+  }
+
+  /** Best effort and not awaited: a cursor left open is closed by its server when idle. */
+  private closeCursor(cursor: OpenCursor): void {
+    cursor.open = false;
+    const { nodeId, groupId, cursorId } = cursor;
+    this.options.caller
+      .callServer({ nodeId, groupId, call: { kind: 'snapshot-close', cursorId } })
+      .catch(() => undefined);
   }
 
   /**
-   * Replaces every group's state with the archive's. Everything is verified before the
-   * first command is proposed, so a corrupt or mismatched archive changes nothing. Each
-   * group is replaced atomically at its commit; groups are replaced one after another, so
-   * a failure part-way (RESTORE_FAILED, NO_LEADER, TIMEOUT) leaves earlier groups restored.
+   * Replaces every group's state with the archive's, streamed: each part is proposed as a
+   * restore-chunk as soon as it is read (every server stages it), and each group is
+   * committed only once the whole archive has been verified, so a corrupt or mismatched
+   * archive changes nothing: its staging is aborted. Groups are committed one after
+   * another, so a failure part-way through the commits (RESTORE_FAILED, NO_LEADER, TIMEOUT)
+   * leaves the earlier groups restored. One restore at a time per server.
    */
-  async restore(gzipped: Uint8Array): Promise<RestoreOutcome & { meta: ArchiveMeta }> {
-    const archive = this.verify(gzipped);
-    const groups: { groupId: number; index: number; keys: number }[] = [];
-    for (const group of archive.groups) {
-      const index = await this.restoreGroup({
-        groupId: group.meta.groupId,
-        data: group.data,
-        meta: group.meta,
+  async restore(gzipped: Readable): Promise<RestoreOutcome & { meta: ArchiveMeta }> {
+    if (this.restoring) {
+      throw new ConclaveError({
+        code: 'RESTORE_IN_PROGRESS',
+        message: 'a restore is already running on this server',
       });
-      groups.push({ groupId: group.meta.groupId, index, keys: group.meta.keys });
     }
-    return { meta: archive.meta, groups };
+    this.restoring = true;
+    try {
+      return await this.restoreStream(gzipped);
+    } finally {
+      this.restoring = false;
+    }
   }
 
-  private async restoreGroup(options: {
-    groupId: GroupId;
-    data: Buffer;
-    meta: { bytes: number; sha256: string };
-  }): Promise<number> {
-    const { groupId, data } = options;
-    const restoreId = randomUUID();
-    await this.step(groupId, { type: 'restore-begin', restoreId, ...options.meta });
-    const size = this.limits.restoreChunkBytes;
-    for (let seq = 0; seq * size < data.length; seq++) {
-      const chunk = data.subarray(seq * size, (seq + 1) * size);
-      await this.step(groupId, { type: 'restore-chunk', restoreId, seq, data: chunk });
+  private async restoreStream(gzipped: Readable): Promise<RestoreOutcome & { meta: ArchiveMeta }> {
+    /** The groups begun and not committed, with their restoreIds: aborted on failure. */
+    const staged = new Map<GroupId, string>();
+    /** The digest of the parts proposed to each group, which every server checks at its commit. */
+    const digests = new Map<GroupId, PartsDigest>();
+    try {
+      const meta = await readArchiveStream(gzipped, {
+        archiveBytesMax: this.limits.archiveBytesMax,
+        groupCount: this.options.host.groupCount,
+        onPart: async ({ groupId, seq, data }) => {
+          let restoreId = staged.get(groupId);
+          if (restoreId === undefined) {
+            restoreId = randomUUID();
+            staged.set(groupId, restoreId);
+            digests.set(groupId, PartsDigest.start());
+            await this.step(groupId, { type: 'restore-begin', restoreId });
+          }
+          const digest = digests.get(groupId);
+          assert(digest !== undefined, 'a group begun has its digest');
+          digest.update(data);
+          await this.step(groupId, { type: 'restore-chunk', restoreId, seq, data });
+        },
+      });
+      const groups: { groupId: number; index: number; keys: number }[] = [];
+      for (const group of meta.groups) {
+        const { groupId, parts, bytes } = group;
+        const restoreId = staged.get(groupId);
+        const digest = digests.get(groupId);
+        if (restoreId === undefined || digest === undefined) {
+          throw new ConclaveError({
+            code: 'SNAPSHOT_ARCHIVE_INVALID',
+            message: `the archive holds no part of group ${groupId}`,
+          });
+        }
+        const commit = { restoreId, parts, bytes, digest: digest.hex() };
+        const index = await this.step(groupId, { type: 'restore-commit', ...commit });
+        staged.delete(groupId);
+        groups.push({ groupId, index, keys: group.keys });
+      }
+      return { meta, groups };
+    } catch (error) {
+      await this.abortStaged(staged);
+      throw error;
     }
-    return this.step(groupId, { type: 'restore-commit', restoreId });
+  }
+
+  /**
+   * Drops every staged group on every server, best effort and bounded: an abort that fails
+   * leaves staging that the next restore-begin of that group replaces.
+   */
+  private async abortStaged(staged: ReadonlyMap<GroupId, string>): Promise<void> {
+    await Promise.allSettled(
+      [...staged].map(([groupId, restoreId]) =>
+        this.options.caller.call({
+          groupId,
+          call: { kind: 'apply', command: { type: 'restore-abort', restoreId } },
+          signal: AbortSignal.timeout(this.limits.abortWaitMs),
+        }),
+      ),
+    );
   }
 
   private async step(groupId: GroupId, command: FsmCommand): Promise<number> {

@@ -24,11 +24,20 @@ export function parseGroupCall(value: unknown): GroupCall {
       return { kind: 'transfer-leader', to: text(call.to, 'transfer-leader.to') };
     case 'remove-peer':
       return { kind: 'remove-peer', nodeId: text(call.nodeId, 'remove-peer.nodeId') };
-    case 'snapshot':
-      return { kind: 'snapshot' };
+    case 'snapshot-open':
+      if (typeof call.stale !== 'boolean') throw bad('snapshot-open.stale must be a boolean');
+      return { kind: 'snapshot-open', stale: call.stale };
+    case 'snapshot-read':
+      return {
+        kind: 'snapshot-read',
+        cursorId: text(call.cursorId, 'snapshot-read.cursorId'),
+        bytesMax: uint(call.bytesMax, 'snapshot-read.bytesMax'),
+      };
+    case 'snapshot-close':
+      return { kind: 'snapshot-close', cursorId: text(call.cursorId, 'snapshot-close.cursorId') };
     default:
       throw bad(
-        `call.kind must be apply, read, renew, status, transfer-leader or remove-peer, got ${JSON.stringify(call.kind)}`,
+        `call.kind must be apply, read, renew, status, transfer-leader, remove-peer or snapshot-open, -read or -close, got ${JSON.stringify(call.kind)}`,
       );
   }
 }
@@ -77,6 +86,7 @@ function parseCommand(value: unknown): FsmCommand {
     case 'restore-begin':
     case 'restore-chunk':
     case 'restore-commit':
+    case 'restore-abort':
       return parseRestoreStep(command);
     default:
       throw bad(`command.type ${JSON.stringify(command.type)} is unknown`);
@@ -153,28 +163,35 @@ function parseReadRequest(value: unknown): ReadRequest {
   return { consistency, maxStaleMs, block };
 }
 
-/** The limits the FSM asserts (fsm/restore-wire.ts), refused here first. */
+/**
+ * The shapes and limits the FSM asserts (fsm/restore-wire.ts), refused here first. The
+ * parts themselves are not decoded here: the FSM refuses a malformed one deterministically.
+ */
 function parseRestoreStep(command: Record<string, unknown>): FsmCommand {
   const restoreId = text(command.restoreId, 'command.restoreId');
   if (restoreId.length > restoreIdBytesMax)
     throw bad(`command.restoreId is over ${restoreIdBytesMax} characters`);
   switch (command.type) {
-    case 'restore-begin': {
-      const size = uint(command.bytes, 'command.bytes');
-      if (size > restoreGroupBytesMax)
-        throw bad(`command.bytes is over restoreGroupBytesMax (${restoreGroupBytesMax})`);
-      const sha256 = text(command.sha256, 'command.sha256');
-      if (!/^[0-9a-f]{64}$/u.test(sha256)) throw bad('command.sha256 must be 64 hex digits');
-      return { type: 'restore-begin', restoreId, bytes: size, sha256 };
-    }
+    case 'restore-begin':
+      return { type: 'restore-begin', restoreId };
+    case 'restore-abort':
+      return { type: 'restore-abort', restoreId };
     case 'restore-chunk': {
       const data = bytes(command.data, 'command.data');
       if (data.byteLength > restoreChunkBytesMax)
         throw bad(`command.data is over ${restoreChunkBytesMax} bytes`);
       return { type: 'restore-chunk', restoreId, seq: uint(command.seq, 'command.seq'), data };
     }
-    default:
-      return { type: 'restore-commit', restoreId };
+    default: {
+      const parts = uint(command.parts, 'command.parts');
+      if (parts < 1) throw bad('command.parts must be at least 1 (the header)');
+      const size = uint(command.bytes, 'command.bytes');
+      if (size > restoreGroupBytesMax)
+        throw bad(`command.bytes is over restoreGroupBytesMax (${restoreGroupBytesMax})`);
+      const digest = text(command.digest, 'command.digest');
+      if (!/^[0-9a-f]{64}$/u.test(digest)) throw bad('command.digest must be 64 hex digits');
+      return { type: 'restore-commit', restoreId, parts, bytes: size, digest };
+    }
   }
 }
 

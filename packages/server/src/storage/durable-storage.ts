@@ -1,10 +1,10 @@
-import type { Snapshot } from '@conclave/raft';
+import { assert, type Snapshot } from '@conclave/raft';
 import { type Logger, pino } from 'pino';
 import { type Disk, joinPath } from './disk.js';
 import { DiskError, SnapshotCorruptionError, SnapshotUnavailableError } from './errors.js';
 import type { GroupLog } from './group-log.js';
 import type { StorageLimits } from './limits.js';
-import { SnapshotStore } from './snapshot-store.js';
+import { type PreparedSnapshot, SnapshotStore } from './snapshot-store.js';
 import { type GroupWrite, Wal } from './wal/wal.js';
 
 export interface DurableStorageOptions {
@@ -36,6 +36,9 @@ export class DurableStorage {
   readonly wal: Wal;
   readonly snapshots: SnapshotStore;
   readonly recovery: readonly SnapshotRecovery[];
+  /** Groups with a snapshot file being written in the background: at most one each. */
+  readonly #writing = new Set<number>();
+  #closed = false;
 
   private constructor(options: { wal: Wal; snapshots: SnapshotStore; recovery: SnapshotRecovery[] }) {
     this.wal = options.wal;
@@ -96,8 +99,60 @@ export class DurableStorage {
    * so that if the newest snapshot file rots, recovery can fall back to an older one.
    */
   saveSnapshot(options: { groupId: number; snapshot: Snapshot; compactThroughIndex?: number }): void {
+    assert(
+      !this.#writing.has(options.groupId),
+      () => `group ${options.groupId}: a snapshot is saved while another is written in the background`,
+    );
+    this.snapshots.save(options);
+    this.#recordSaved(options);
+  }
+
+  /**
+   * saveSnapshot with the file written off the event loop, for the server (the simulator keeps
+   * the synchronous one). The WAL records the snapshot, and the log is compacted, only once
+   * the file is durable and in place; a crash before that leaves the previous snapshot the
+   * one in use, and the new file, if renamed, an orphan that recovery removes.
+   *
+   * Resolves true once recorded; false when the write was abandoned: the storage was closed
+   * meanwhile (shutdown does not wait for it), or a snapshot at least as new was installed
+   * meanwhile (this one would describe older state). At most one per group at a time.
+   */
+  async saveSnapshotInBackground(options: {
+    groupId: number;
+    snapshot: Snapshot;
+    compactThroughIndex?: number;
+  }): Promise<boolean> {
     const { groupId, snapshot } = options;
-    this.snapshots.save({ groupId, snapshot });
+    assert(!this.#closed, 'saveSnapshotInBackground after close');
+    assert(!this.#writing.has(groupId), () => `group ${groupId}: a snapshot write is already in flight`);
+    this.#writing.add(groupId);
+    try {
+      let prepared: PreparedSnapshot;
+      try {
+        prepared = await this.snapshots.prepareInBackground({ groupId, snapshot });
+      } catch (error) {
+        // Closed meanwhile: the data dir may be gone already, and nobody waits for the result.
+        if (this.#closed) return false;
+        throw error;
+      }
+      // From here to the end, one synchronous step: no persist can come between the check,
+      // the rename and the WAL record.
+      const superseded = this.wal.group(groupId).snapshotMetadata().index >= snapshot.metadata.index;
+      if (this.#closed || superseded) {
+        prepared.discard();
+        return false;
+      }
+      prepared.publish();
+      this.#recordSaved(options);
+      return true;
+    } finally {
+      this.#writing.delete(groupId);
+    }
+  }
+
+  /** Record a stored snapshot in the WAL, compact, prune older files. */
+  #recordSaved(options: { groupId: number; snapshot: Snapshot; compactThroughIndex?: number }): void {
+    const { groupId, snapshot } = options;
     const retained = this.snapshots
       .list(groupId)
       .slice(0, this.wal.limits.snapshotsRetainedMax)
@@ -112,7 +167,9 @@ export class DurableStorage {
     this.snapshots.prune({ groupId, keepIndex: snapshot.metadata.index });
   }
 
+  /** Close the WAL. A background snapshot write still in flight is abandoned (see above). */
   close(): void {
+    this.#closed = true;
     this.wal.close();
   }
 }

@@ -1,10 +1,11 @@
 import { assert, type Snapshot, type SnapshotMetadata } from '@conclave/raft';
 import { Packr } from 'msgpackr';
 import { type Logger, pino } from 'pino';
+import { crc32InSlices, writeNewFileDurably } from './background-write.js';
 import { ByteReader, ByteWriter, FormatError } from './codec.js';
 import { crc32 } from './crc32.js';
 import { type Disk, joinPath } from './disk.js';
-import { SnapshotCorruptionCode, SnapshotCorruptionError, StorageLimitError } from './errors.js';
+import { DiskError, SnapshotCorruptionCode, SnapshotCorruptionError, StorageLimitError } from './errors.js';
 import { resolveStorageLimits, type StorageLimits } from './limits.js';
 
 /**
@@ -17,7 +18,8 @@ import { resolveStorageLimits, type StorageLimits } from './limits.js';
  *
  * Written to a temporary file, fsynced, renamed into place, directory fsynced: a crash
  * leaves the whole snapshot or none of it. Read back in chunks of `snapshotReadChunkBytes`
- * with the checksum computed as it goes.
+ * with the checksum computed as it goes. `prepareInBackground` writes the temporary file off
+ * the event loop (see background-write.ts) and leaves the rename to the caller's turn.
  */
 
 const snapshotMagic = 0x4e534c43;
@@ -31,6 +33,25 @@ export interface StoredSnapshot {
   readonly index: number;
   readonly file: string;
 }
+
+/**
+ * A snapshot whose temporary file is durable but not yet in place. Exactly one of publish or
+ * discard is called, synchronously, in the turn that decides (see DurableStorage).
+ */
+export interface PreparedSnapshot {
+  /** Rename into place and fsync the directory: the snapshot is now stored. */
+  publish(): void;
+  /** Remove the temporary file (tolerating its removal by a store opened since). */
+  discard(): void;
+}
+
+/**
+ * Temporary files of background writes are named apart from `save`'s and numbered per write,
+ * so no writer ever removes another's file: not `save` for an installed snapshot at the same
+ * index, nor a write a closed store abandoned (still running) and one of a store opened since.
+ */
+const backgroundTempSuffix = '.bg.tmp';
+let backgroundWrites = 0;
 
 export function snapshotFileName(options: { groupId: number; index: number }): string {
   return `g${String(options.groupId).padStart(10, '0')}-${String(options.index).padStart(20, '0')}.snap`;
@@ -66,7 +87,8 @@ export class SnapshotStore {
   }): SnapshotStore {
     const { disk, dir } = options;
     disk.mkdir(dir);
-    const leftovers = disk.readdir(dir).filter((name) => name.endsWith('.snap.tmp'));
+    // Both `save`'s `<name>.tmp` and background writes' `<name>.<n>.bg.tmp`.
+    const leftovers = disk.readdir(dir).filter((name) => name.endsWith('.tmp'));
     for (const name of leftovers) disk.unlink(joinPath(dir, name));
     if (leftovers.length > 0) disk.syncDir(dir);
     return new SnapshotStore({
@@ -100,44 +122,67 @@ export class SnapshotStore {
   /** Write a snapshot durably (temp, fsync, rename, fsync dir). Does not prune: see `prune`. */
   save(options: { groupId: number; snapshot: Snapshot }): void {
     const { groupId, snapshot } = options;
-    const { data, metadata } = snapshot;
-    assert(metadata.index > 0, 'snapshot index 0 is the bootstrap marker and has no file');
-    if (data.length > this.#limits.snapshotBytesMax) {
-      throw new StorageLimitError({
-        limit: 'snapshotBytesMax',
-        valueBytes: data.length,
-        maxBytes: this.#limits.snapshotBytesMax,
-        what: `snapshot ${metadata.index} of group ${groupId}`,
-      });
-    }
-    const meta = packr.pack({
+    this.#checkSize(options);
+    const header = encodeHeader({
       groupId,
-      index: metadata.index,
-      term: metadata.term,
-      confState: metadata.confState,
+      metadata: snapshot.metadata,
+      data: snapshot.data,
+      dataCrc: crc32(snapshot.data),
     });
-    const w = new ByteWriter(fixedHeaderBytes + meta.length + 4);
-    w.u32(snapshotMagic);
-    w.u16(snapshotVersion);
-    w.u16(0);
-    w.u32(meta.length);
-    w.u32(crc32(data));
-    w.u64(data.length);
-    w.raw(meta);
-    w.u32(crc32(w.bytes.subarray(0, w.offset)));
-    const name = snapshotFileName({ groupId, index: metadata.index });
+    const name = snapshotFileName({ groupId, index: snapshot.metadata.index });
     const temp = joinPath(this.#dir, `${name}.tmp`);
     if (this.#disk.exists(temp)) this.#disk.unlink(temp);
     const file = this.#disk.open(temp, { mode: 'createExclusive' });
     try {
-      file.append(w.bytes);
-      file.append(data);
+      file.append(header);
+      file.append(snapshot.data);
       file.sync();
     } finally {
       file.close();
     }
     this.#disk.rename({ from: temp, to: joinPath(this.#dir, name) });
     this.#disk.syncDir(this.#dir);
+  }
+
+  /**
+   * Write a snapshot's temporary file off the event loop (checksum in slices, bytes and fsync
+   * through the thread pool on the real disk). Resolves once that file is durable; nothing
+   * is in place until `publish`. The caller keeps at most one of these in flight per group.
+   */
+  async prepareInBackground(options: { groupId: number; snapshot: Snapshot }): Promise<PreparedSnapshot> {
+    const { groupId, snapshot } = options;
+    this.#checkSize(options);
+    const dataCrc = await crc32InSlices(snapshot.data);
+    const header = encodeHeader({ groupId, metadata: snapshot.metadata, data: snapshot.data, dataCrc });
+    const name = snapshotFileName({ groupId, index: snapshot.metadata.index });
+    const temp = joinPath(this.#dir, `${name}.${++backgroundWrites}${backgroundTempSuffix}`);
+    await writeNewFileDurably({ disk: this.#disk, path: temp, parts: [header, snapshot.data] });
+    return {
+      publish: () => {
+        this.#disk.rename({ from: temp, to: joinPath(this.#dir, name) });
+        this.#disk.syncDir(this.#dir);
+      },
+      discard: () => {
+        try {
+          this.#disk.unlink(temp);
+        } catch (error) {
+          if (!(error instanceof DiskError && error.code === 'ENOENT')) throw error;
+        }
+      },
+    };
+  }
+
+  #checkSize(options: { groupId: number; snapshot: Snapshot }): void {
+    const { data, metadata } = options.snapshot;
+    assert(metadata.index > 0, 'snapshot index 0 is the bootstrap marker and has no file');
+    if (data.length > this.#limits.snapshotBytesMax) {
+      throw new StorageLimitError({
+        limit: 'snapshotBytesMax',
+        valueBytes: data.length,
+        maxBytes: this.#limits.snapshotBytesMax,
+        what: `snapshot ${metadata.index} of group ${options.groupId}`,
+      });
+    }
   }
 
   /**
@@ -253,6 +298,32 @@ export class SnapshotStore {
     for (const stored of files) this.#disk.unlink(joinPath(this.#dir, stored.file));
     if (files.length > 0) this.#disk.syncDir(this.#dir);
   }
+}
+
+/** The file's header: everything before the data, with its own checksum at the end. */
+function encodeHeader(options: {
+  groupId: number;
+  metadata: SnapshotMetadata;
+  data: Uint8Array;
+  dataCrc: number;
+}): Uint8Array {
+  const { groupId, metadata, data } = options;
+  const meta = packr.pack({
+    groupId,
+    index: metadata.index,
+    term: metadata.term,
+    confState: metadata.confState,
+  });
+  const w = new ByteWriter(fixedHeaderBytes + meta.length + 4);
+  w.u32(snapshotMagic);
+  w.u16(snapshotVersion);
+  w.u16(0);
+  w.u32(meta.length);
+  w.u32(options.dataCrc);
+  w.u64(data.length);
+  w.raw(meta);
+  w.u32(crc32(w.bytes.subarray(0, w.offset)));
+  return w.bytes;
 }
 
 function decodeMetadata(bytes: Uint8Array): (SnapshotMetadata & { groupId: number }) | null {

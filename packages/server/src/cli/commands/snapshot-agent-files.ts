@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readArchive } from '../../archive/index.js';
 import type { SnapshotClient } from '../../client/index.js';
-import { snapshotFileBytesMax } from './snapshot-limits.js';
+import { verifyArchiveFile } from './snapshot-verify.js';
 
 /**
  * The snapshot agent's files: `conclave-<UTC time>-<index>.snap`. The time is written so
@@ -44,8 +43,8 @@ export async function saveArchive(options: {
   const temp = join(dir, `.conclave-snapshot.${randomBytes(6).toString('hex')}.tmp`);
   try {
     const saved = await client.save({ sink: createWriteStream(temp, { flags: 'wx' }), stale: false });
-    // Reading it back checks every sum: a corrupt archive never gets a real name.
-    readArchive(await readFile(temp), { archiveBytesMax: snapshotFileBytesMax });
+    // Reading it back (streamed) checks every sum and part: a corrupt archive never gets a real name.
+    await verifyArchiveFile({ path: temp, shown: temp });
     if (options.keep.aborted) return null;
     await syncPath(temp);
     const name = archiveFileName({ atMs: startedMs, index: saved.index });

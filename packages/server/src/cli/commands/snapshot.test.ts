@@ -1,12 +1,13 @@
+import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../agent/testing/processes.js';
-import { readArchive } from '../../archive/index.js';
+import { readArchiveStream } from '../../archive/index.js';
 import { type DevAgent, startDevAgent } from '../../client/testing/dev-agent.js';
 import { exitCodes } from './io.js';
-import { snapshotFileBytesMax } from './snapshot.js';
+import { snapshotArchiveBytesMax } from './snapshot.js';
 import { run } from './testing/capture.js';
 
 let dev: DevAgent;
@@ -38,10 +39,10 @@ describe('conclave snapshot', () => {
     expect(result.stdout).toMatch(
       /^Saved and verified snapshot to one\.snap: 2 groups \(0@\d+ 1@\d+\), 14 keys/u,
     );
-    const archive = readArchive(await readFile(join(dir, 'one.snap')), {
-      archiveBytesMax: snapshotFileBytesMax,
+    const meta = await readArchiveStream(createReadStream(join(dir, 'one.snap')), {
+      archiveBytesMax: snapshotArchiveBytesMax,
     });
-    expect(archive.meta.groups.map((g) => g.voters)).toEqual([['dev'], ['dev']]);
+    expect(meta.groups.map((g) => g.voters)).toEqual([['dev'], ['dev']]);
     expect(await readdir(dir)).toEqual(['one.snap']);
   });
 
@@ -104,6 +105,9 @@ describe('conclave snapshot', () => {
       expect(result.stderr).toMatch(/SNAPSHOT_ARCHIVE_INVALID/u);
     }
     expect((await dev.client.kvGet('marker')).value?.value).toEqual(new Uint8Array(Buffer.from('stays')));
+    // The CLI verifies before it connects: against no server at all, the archive is what is refused.
+    const offline = await conclave(['snapshot', 'restore', 'bad.snap'], '127.0.0.1:1');
+    expect(offline.stderr).toMatch(/SNAPSHOT_ARCHIVE_INVALID/u);
   });
 
   it('a save that fails leaves neither the file nor a temp file', async () => {

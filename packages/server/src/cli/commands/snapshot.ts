@@ -1,25 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { type Archive, readArchive } from '../../archive/index.js';
 import { SnapshotClient } from '../../client/index.js';
-import {
-  type CliContext,
-  printJson,
-  runWithClient,
-  type ServerFlags,
-  serverOptions,
-  usageError,
-} from './common.js';
+import { type CliContext, printJson, runWithClient, type ServerFlags, serverOptions } from './common.js';
 import { type ExitCode, exitCodes } from './io.js';
 import { registerSnapshotAgent } from './snapshot-agent.js';
-import { inspectArchive } from './snapshot-inspect.js';
-import { snapshotFileBytesMax } from './snapshot-limits.js';
+import { inspectReport, PrefixTally } from './snapshot-inspect.js';
+import { inspectPrefixesMax, snapshotArchiveBytesMax } from './snapshot-limits.js';
 import { progressBar } from './snapshot-progress.js';
+import { archiveFileBytes, verifyArchiveFile } from './snapshot-verify.js';
 
-export { snapshotFileBytesMax };
+export { snapshotArchiveBytesMax };
 
 interface SaveFlags extends ServerFlags {
   readonly stale?: boolean;
@@ -52,8 +45,12 @@ export function registerSnapshotCommands(snapshot: Command, ctx: CliContext): vo
     .option('--json', 'print JSON for machines instead of text for people')
     .action((file: string, flags: { kvdetails?: boolean; json?: boolean }) =>
       runLocal(ctx, async () => {
-        const archive = await readArchiveFile(ctx, file);
-        const report = inspectArchive(archive, { kvdetails: flags.kvdetails === true });
+        const tally = flags.kvdetails === true ? new PrefixTally(inspectPrefixesMax) : null;
+        const meta = await verifyWithProgress(ctx, {
+          file,
+          ...(tally === null ? {} : { onPart: (part) => tally.add(part.rows) }),
+        });
+        const report = inspectReport(meta, tally?.list() ?? null);
         if (flags.json === true) printJson(ctx.io, report.json);
         else ctx.io.stdout.write(report.text);
         return exitCodes.ok;
@@ -79,16 +76,17 @@ async function saveSnapshot(
       onBytes: (n) => progress.update(n),
     });
     progress.finish(saved.bytes);
-    const archive = await readArchiveFile(ctx, temp);
+    // Read back from disk, so what is verified is what was written.
+    const meta = await verifyWithProgress(ctx, { file: temp, shown: options.file });
     await syncFile(temp);
     await rename(temp, full);
-    const keys = archive.meta.groups.reduce((sum, g) => sum + g.keys, 0);
+    const keys = meta.groups.reduce((sum, g) => sum + g.keys, 0);
     if (options.flags.json === true) {
-      printJson(ctx.io, { file: full, bytes: saved.bytes, index: saved.index, groups: archive.meta.groups });
+      printJson(ctx.io, { file: full, bytes: saved.bytes, index: saved.index, groups: meta.groups });
     } else {
-      const indexes = archive.meta.groups.map((g) => `${g.groupId}@${g.index}`).join(' ');
+      const indexes = meta.groups.map((g) => `${g.groupId}@${g.index}`).join(' ');
       ctx.io.stdout.write(
-        `Saved and verified snapshot to ${options.file}: ${archive.meta.groups.length} groups (${indexes}), ${keys} keys, ${saved.bytes} bytes\n`,
+        `Saved and verified snapshot to ${options.file}: ${meta.groups.length} groups (${indexes}), ${keys} keys, ${saved.bytes} bytes\n`,
       );
     }
     return exitCodes.ok;
@@ -103,7 +101,9 @@ async function restoreSnapshot(
   options: { baseUrl: string; file: string; flags: ServerFlags },
 ): Promise<ExitCode> {
   const full = resolve(ctx.io.cwd, options.file);
-  const bytes = await fileSize(full, options.file);
+  const bytes = await archiveFileBytes({ path: full, shown: options.file });
+  // Verified here first, streamed: a corrupt file never reaches the server.
+  await verifyWithProgress(ctx, { file: options.file });
   const client = new SnapshotClient(options.baseUrl);
   const progress = progressBar(ctx.io, { what: 'restoring', total: bytes });
   try {
@@ -128,21 +128,29 @@ async function restoreSnapshot(
   }
 }
 
-async function readArchiveFile(ctx: CliContext, path: string): Promise<Archive> {
-  const full = resolve(ctx.io.cwd, path);
-  await fileSize(full, path);
-  return readArchive(await readFile(full), { archiveBytesMax: snapshotFileBytesMax });
-}
-
-async function fileSize(full: string, shown: string): Promise<number> {
-  let size: number;
-  try {
-    size = (await stat(full)).size;
-  } catch (error) {
-    throw usageError(`cannot read ${shown}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  if (size > snapshotFileBytesMax) throw usageError(`${shown} is larger than ${snapshotFileBytesMax} bytes`);
-  return size;
+/** Streams the file through the archive reader, with a progress bar for a large one. */
+async function verifyWithProgress(
+  ctx: CliContext,
+  options: { file: string; shown?: string; onPart?: Parameters<typeof verifyArchiveFile>[0]['onPart'] },
+) {
+  const path = resolve(ctx.io.cwd, options.file);
+  const shown = options.shown ?? options.file;
+  const progress = progressBar(ctx.io, {
+    what: 'verifying',
+    total: await archiveFileBytes({ path, shown }),
+  });
+  let done = 0;
+  const meta = await verifyArchiveFile({
+    path,
+    shown,
+    onBytes: (n) => {
+      done = n;
+      progress.update(n);
+    },
+    ...(options.onPart === undefined ? {} : { onPart: options.onPart }),
+  });
+  progress.finish(done);
+  return meta;
 }
 
 async function syncFile(path: string): Promise<void> {
