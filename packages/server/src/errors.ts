@@ -38,6 +38,12 @@ export const errorCatalogue = {
     advice: 'store a smaller value, or raise the server limit kvValueBytesMax',
   },
   TXN_TOO_LARGE: { status: 413, advice: 'split the transaction; it has too many operations' },
+  // 507 Insufficient Storage, not 413: the request may be tiny; what is full is the group.
+  QUOTA_EXCEEDED: {
+    status: 507,
+    advice:
+      'the group named is at its bound (groupStateBytesMax bytes, or sessionsMax sessions): delete keys or destroy sessions there, or spread keys over more groups with different hash tags',
+  },
   TXN_CROSS_GROUP: {
     status: 400,
     advice: 'give the keys one hash tag, e.g. "{app}/a" and "{app}/b", so they live in one group',

@@ -80,6 +80,8 @@ describe('limits', () => {
   it('refuses limits that are not positive integers, or a default wait above the maximum', () => {
     expect(() => resolveApiLimits({ txnOpsMax: 0 })).toThrow(/txnOpsMax must be a positive integer/);
     expect(() => resolveApiLimits({ kvValueBytesMax: 1.5 })).toThrow(/kvValueBytesMax/);
+    // A value the snapshot parts could not hold (fsm snapshotRowBytesMax) is refused at start-up.
+    expect(() => resolveApiLimits({ kvValueBytesMax: 1024 * 1024 })).toThrow(/snapshot part/);
     expect(() => resolveApiLimits({ blockingWaitDefaultMs: 2, blockingWaitMaxMs: 1 })).toThrow(
       /blockingWaitDefaultMs must not exceed blockingWaitMaxMs/,
     );

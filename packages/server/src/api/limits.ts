@@ -1,5 +1,9 @@
 import { ConclaveError } from '../errors.js';
+import { kvRowBytesOf, snapshotRowBytesMax } from '../fsm/index.js';
 import { type ApiLimits, defaultApiLimits } from '../service/types.js';
+
+/** A session id is a UUID: 36 characters. */
+const sessionIdChars = 36;
 
 /** The service's ApiLimits plus the body limits only the HTTP layer sees. */
 export interface ConsulApiLimits extends ApiLimits {
@@ -28,6 +32,17 @@ export function resolveApiLimits(overrides: Partial<ConsulApiLimits> = {}): Cons
     if (!Number.isSafeInteger(value) || value <= 0) {
       throw new ConclaveError({ code: 'CONFIG_INVALID', message: `${name} must be a positive integer` });
     }
+  }
+  const largestRow = kvRowBytesOf({
+    keyChars: limits.kvKeyBytesMax,
+    valueBytes: limits.kvValueBytesMax,
+    sessionChars: sessionIdChars,
+  });
+  if (largestRow > snapshotRowBytesMax) {
+    throw new ConclaveError({
+      code: 'CONFIG_INVALID',
+      message: `kvValueBytesMax plus 3 x kvKeyBytesMax must leave a row within ${snapshotRowBytesMax} bytes (a snapshot part's bound)`,
+    });
   }
   if (limits.blockingWaitDefaultMs > limits.blockingWaitMaxMs) {
     throw new ConclaveError({

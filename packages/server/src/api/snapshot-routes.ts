@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { finished, Readable, Transform } from 'node:stream';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConclaveError } from '../errors.js';
 import type { SnapshotService } from '../service/snapshot.js';
 import { hasParam, queryOf } from './query.js';
@@ -8,6 +8,17 @@ import { sendError } from './send-error.js';
 
 export const snapshotUrl = '/v1/snapshot';
 export const snapshotContentType = 'application/x-gzip';
+
+/** How much of a failed restore's body is read and dropped before the connection is cut. */
+export interface DrainLimits {
+  /** Body bytes read and dropped after the failure (bytes). */
+  readonly drainBytesMax: number;
+  /** How long they may take (ms). */
+  readonly drainMs: number;
+}
+
+/** Enough for a client to see the answer after its next few writes, not to upload the rest. */
+export const defaultDrainLimits: DrainLimits = { drainBytesMax: 4 * 1024 * 1024, drainMs: 10_000 };
 
 /**
  * `GET /v1/snapshot` streams an archive of every group (`?stale`: this server's own state,
@@ -17,9 +28,10 @@ export const snapshotContentType = 'application/x-gzip';
  */
 export function registerSnapshotRoutes(
   app: FastifyInstance,
-  options: { snapshots: SnapshotService; clusterId: string },
+  options: { snapshots: SnapshotService; clusterId: string; drainLimits?: Partial<DrainLimits> },
 ): void {
   const { snapshots, clusterId } = options;
+  const drainLimits = { ...defaultDrainLimits, ...options.drainLimits };
   app.register(async (api) => {
     api.removeAllContentTypeParsers();
     // Hands the request stream on unread, whatever its content type.
@@ -51,7 +63,7 @@ export function registerSnapshotRoutes(
           groups: outcome.groups,
         };
       } finally {
-        if (!source.readableEnded) discardRest({ source, reply });
+        if (!source.readableEnded) discardRest({ request, source, reply, limits: drainLimits });
       }
     });
   });
@@ -73,13 +85,37 @@ function notAnArchive(): ConclaveError {
 /**
  * A restore that failed before the end of its body: the rest is read and dropped, so the
  * client, still sending, gets the answer rather than a reset connection, and the
- * connection closes after it. The server's requestTimeout bounds how long that may take.
+ * connection closes after it (Node ends it once the `Connection: close` answer is out).
+ * The server sets no requestTimeout, so this does not rely on that: past drainBytesMax or
+ * drainMs the socket is cut, whatever the client does (one that stalls, or never reads).
  */
-function discardRest(options: { source: Readable; reply: FastifyReply }): void {
-  const { source, reply } = options;
-  source.unpipe();
-  source.resume();
+function discardRest(options: {
+  request: FastifyRequest;
+  source: Readable;
+  reply: FastifyReply;
+  limits: DrainLimits;
+}): void {
+  const { request, source, reply, limits } = options;
   reply.header('Connection', 'close');
+  let bytes = 0;
+  const cut = () => {
+    stop();
+    request.raw.socket.destroy();
+  };
+  const timer = setTimeout(cut, limits.drainMs);
+  timer.unref();
+  const onData = (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > limits.drainBytesMax) cut();
+  };
+  const stop = () => {
+    clearTimeout(timer);
+    source.off('data', onData);
+  };
+  source.unpipe();
+  source.on('data', onData);
+  source.once('close', stop);
+  source.resume();
 }
 
 /**

@@ -200,6 +200,18 @@ describe('snapshot archive, format 2', () => {
     await expectInvalid(read(bomb, { archiveBytesMax: 1024 * 1024 }), /more than archiveBytesMax/u);
   });
 
+  it("refuses a part of a group past the cluster's count at its header, before onPart sees it", async () => {
+    const seen: number[] = [];
+    const onPart = (p: ArchivePart) => void seen.push(p.groupId);
+    await expectInvalid(
+      read(archive, { groupCount: 2, onPart }),
+      /group-2\/000000\.part.*this cluster has 2 groups/u,
+    );
+    // Groups 0 and 1 fit and were handed on; group 2's first part never was.
+    expect(seen.length).toBeGreaterThan(0);
+    expect(new Set(seen)).toEqual(new Set([0, 1]));
+  });
+
   it("passes on the source's own error as it is, and the consumer's", async () => {
     const failing = new Readable({
       read() {

@@ -58,7 +58,16 @@ export class ArchiveContents {
   private meta: Buffer | null = null;
   private sumsFile: Buffer | null = null;
 
-  constructor(private readonly onPart: ((part: ArchivePart) => Promise<void> | void) | undefined) {}
+  constructor(
+    private readonly options: {
+      onPart?: ((part: ArchivePart) => Promise<void> | void) | undefined;
+      /**
+       * The cluster's groups, when known: a part of a group past them is refused at its
+       * header, before onPart could stage a group the cluster does not have.
+       */
+      groupCount?: number | undefined;
+    },
+  ) {}
 
   /** Refuses a file before its bytes are read: by name, by place in the order, by size. */
   admit(header: TarEntryHeader): void {
@@ -78,6 +87,12 @@ export class ArchiveContents {
     if (isFormatOneFile(name)) throw wrongVersion(1);
     const part = parsePartFileName(name);
     if (part === null) throw archiveInvalid(`the archive holds an unexpected file ${name}`);
+    const { groupCount } = this.options;
+    if (groupCount !== undefined && part.groupId >= groupCount) {
+      throw archiveInvalid(
+        `the archive holds ${name}, a part of group ${part.groupId}; this cluster has ${groupCount} groups`,
+      );
+    }
     const due = this.nextDue(part.groupId);
     if (part.groupId !== due.groupId || part.seq !== due.seq) {
       throw archiveInvalid(
@@ -160,7 +175,7 @@ export class ArchiveContents {
     group.parts += 1;
     group.bytes += part.data.length;
     const rows = partCheck(part, () => group.reader.push(part.data));
-    await this.onPart?.({ groupId: part.groupId, seq: part.seq, data: part.data, rows });
+    await this.options.onPart?.({ groupId: part.groupId, seq: part.seq, data: part.data, rows });
   }
 
   /** The group's parts are all in: its reader checks nothing is missing. */

@@ -8,7 +8,10 @@ import { readTarStream } from './tar.js';
 export interface ReadArchiveOptions {
   /** Decompressed bytes past this are refused: the guard against a gzip bomb. */
   readonly archiveBytesMax: number;
-  /** When given, an archive with another number of groups is refused. */
+  /**
+   * When given, an archive with another number of groups is refused: one with more as soon
+   * as the first part of an extra group shows (before onPart sees it), one with fewer at the end.
+   */
   readonly groupCount?: number;
   /**
    * Called for each part once it is verified on its own (name, order, size, decoded by the
@@ -30,7 +33,7 @@ export interface ReadArchiveOptions {
  * with that error. `source` is destroyed when the read fails.
  */
 export async function readArchiveStream(source: Readable, options: ReadArchiveOptions): Promise<ArchiveMeta> {
-  const contents = new ArchiveContents(options.onPart);
+  const contents = new ArchiveContents({ onPart: options.onPart, groupCount: options.groupCount });
   const unpacked = pipeline(source, createGunzip(), () => {
     // Errors reach the loop below through the gunzip stream, which pipeline destroys.
   });

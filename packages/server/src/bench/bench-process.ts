@@ -55,6 +55,11 @@ export class BenchProcess {
     return this.outputTail;
   }
 
+  /** The OS process id (to read its memory in /proc); undefined when the spawn failed. */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   get running(): boolean {
     return this.exitCode === null && this.exitSignal === null;
   }

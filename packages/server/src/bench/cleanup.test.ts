@@ -30,6 +30,25 @@ describe('Cleanup', () => {
     expect(log.length).toBe(3);
   });
 
+  it('makes a second releaseAll wait for the pass under way (a signal during the run)', async () => {
+    const log: string[] = [];
+    const cleanup = new Cleanup();
+    let finish: () => void = () => undefined;
+    cleanup.add({
+      name: 'cluster',
+      release: () => new Promise<void>((resolve) => (finish = resolve)),
+      releaseNow: () => log.push('now cluster'),
+    });
+    const first = cleanup.releaseAll();
+    const second = cleanup.releaseAll().then(() => log.push('second done'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(log).toEqual([]);
+    finish();
+    expect(await first).toEqual([]);
+    await second;
+    expect(log).toEqual(['second done']);
+  });
+
   it('releases one resource on demand and forgets it', async () => {
     const log: string[] = [];
     const cleanup = new Cleanup();

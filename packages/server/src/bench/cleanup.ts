@@ -17,6 +17,7 @@ const resourcesMax = 64;
 
 export class Cleanup {
   private readonly resources: Resource[] = [];
+  private releasing: Promise<string[]> | null = null;
 
   get size(): number {
     return this.resources.length;
@@ -42,6 +43,21 @@ export class Cleanup {
    * failures come back as messages, so the caller reports them without masking its own error.
    */
   async releaseAll(): Promise<string[]> {
+    // One pass at a time: a second caller (the benchmark's `finally` while a signal's pass
+    // runs) waits for the first; returning at once would let the process exit mid-release.
+    if (this.releasing !== null) {
+      await this.releasing;
+      return [];
+    }
+    this.releasing = this.releaseEach();
+    try {
+      return await this.releasing;
+    } finally {
+      this.releasing = null;
+    }
+  }
+
+  private async releaseEach(): Promise<string[]> {
     const failures: string[] = [];
     for (let resource = this.resources.pop(); resource !== undefined; resource = this.resources.pop()) {
       try {

@@ -1,12 +1,14 @@
 /**
- * `npm run bench [-- core|wal|cluster|http ...] [--runs N] [--quick] [--vs-etcd]`: runs the
- * benchmarks and prints one JSON object per case on stdout, then a human-readable table on
- * stderr. `http` is not in the default set: it starts real clusters (and, with --vs-etcd,
- * may install etcd), so it runs only when named.
+ * `npm run bench [-- core|wal|cluster|http|snapshot ...] [--runs N] [--quick] [--vs-etcd]
+ * [--size-mb N] [--value-kb N]`: runs the benchmarks and prints one JSON object per case on
+ * stdout, then a human-readable table on stderr. `http` and `snapshot` are not in the
+ * default set: they start real clusters (and, with --vs-etcd, may install etcd), so they
+ * run only when named.
  */
 import { runClusterBench } from './cluster-bench.js';
 import { type CoreBenchResult, runCoreBench } from './core-bench.js';
 import { httpBenchTiming, runHttpBench } from './http-bench.js';
+import { runSnapshotBench } from './snapshot-bench.js';
 import { formatWalBenchLine, runWalBench } from './wal-bench.js';
 
 interface Options {
@@ -14,15 +16,20 @@ interface Options {
   runs: number;
   quick: boolean;
   vsEtcd: boolean;
+  /** The snapshot suite's state and value sizes. */
+  sizeMb: number;
+  valueKb: number;
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { suites: [], runs: 5, quick: false, vsEtcd: false };
+  const options: Options = { suites: [], runs: 5, quick: false, vsEtcd: false, sizeMb: 1024, valueKb: 64 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--runs') options.runs = Number(argv[++i]);
     else if (arg === '--quick') options.quick = true;
     else if (arg === '--vs-etcd') options.vsEtcd = true;
+    else if (arg === '--size-mb') options.sizeMb = Number(argv[++i]);
+    else if (arg === '--value-kb') options.valueKb = Number(argv[++i]);
     else if (arg !== undefined && !arg.startsWith('-')) options.suites.push(arg);
     else throw new Error(`unknown argument ${arg}`);
   }
@@ -109,5 +116,12 @@ for (const suite of options.suites) {
       emit: (line) => console.log(JSON.stringify(line)),
       log: (line) => console.error(line),
     });
-  else throw new Error(`unknown bench suite ${suite}; known: core, wal, cluster, http`);
+  else if (suite === 'snapshot')
+    await runSnapshotBench({
+      sizeMb: options.sizeMb,
+      valueKb: options.valueKb,
+      emit: (line) => console.log(JSON.stringify(line)),
+      log: (line) => console.error(line),
+    });
+  else throw new Error(`unknown bench suite ${suite}; known: core, wal, cluster, http, snapshot`);
 }

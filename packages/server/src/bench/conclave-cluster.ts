@@ -25,6 +25,8 @@ export interface ConclaveCluster {
   readonly urls: readonly string[];
   /** Groups each server leads, by node id, once the cluster was ready. */
   readonly leadersPerServer: Readonly<Record<string, number>>;
+  /** The agents, in the order of `urls` (the snapshot bench reads their memory). */
+  readonly processes: readonly BenchProcess[];
   /** Registered with the Cleanup passed in: release it there to stop the cluster. */
   readonly resource: Resource;
 }
@@ -93,7 +95,7 @@ export async function startConclaveCluster(options: {
       giveUp: () => assertAllRunning(processes),
     },
   );
-  return { urls, leadersPerServer, resource };
+  return { urls, leadersPerServer, processes, resource };
 }
 
 async function agentSelf(url: string): Promise<SelfView> {

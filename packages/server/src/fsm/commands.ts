@@ -2,6 +2,7 @@ import { assert } from '@conclave/raft';
 import { Packr } from 'msgpackr';
 import type { KvOp, KvVerb, SessionEntry, SessionSpec, TxnOutcome } from '../service/types.js';
 import { type AutopilotSettings, autopilotSettingsFromWire, autopilotSettingsToWire } from './autopilot.js';
+import type { FsmError } from './quota.js';
 import { restoreFromWire, restoreToWire } from './restore-wire.js';
 
 /** A command of Conclave's replicated state machine, as proposed to one Raft group. */
@@ -33,17 +34,29 @@ export type FsmCommand =
       readonly digest: string;
     }
   /** Drops the staging if it is this restore's. */
-  | { readonly type: 'restore-abort'; readonly restoreId: string };
+  | { readonly type: 'restore-abort'; readonly restoreId: string }
+  /**
+   * A restore step of the previous release's format (begin [type, id, bytes, sha256], commit
+   * [type, id]) still in a WAL: decoded, never proposed, and refused (fsm/restore.ts).
+   */
+  | { readonly type: 'restore-legacy'; readonly restoreId: string; readonly step: 'begin' | 'commit' };
 
+/**
+ * What applying a command gave. `error` is an expected refusal the service reports with its
+ * code (a failed cas or lock is not one: it is `ok: false` with no error, as in Consul).
+ */
 export type FsmResult =
   | {
       readonly type: 'kv';
       readonly ok: boolean;
       readonly index: number;
-      readonly error: { code: 'INVALID_SESSION'; message: string } | null;
+      readonly error: FsmError | null;
     }
-  | { readonly type: 'txn'; readonly outcome: TxnOutcome }
-  | { readonly type: 'session-create'; readonly session: SessionEntry }
+  | { readonly type: 'txn'; readonly outcome: TxnOutcome; readonly error: null }
+  /** Refused whole (fsm/quota.ts): no op ran. */
+  | { readonly type: 'txn'; readonly outcome: null; readonly error: FsmError }
+  | { readonly type: 'session-create'; readonly session: SessionEntry; readonly error: null }
+  | { readonly type: 'session-create'; readonly session: null; readonly error: FsmError }
   | {
       readonly type: 'session-destroy';
       readonly existed: boolean;
@@ -119,6 +132,8 @@ export function encodeCommand(command: FsmCommand): Uint8Array {
     case 'restore-commit':
     case 'restore-abort':
       return packr.pack([commandVersion, ...restoreToWire(command)]);
+    case 'restore-legacy':
+      assert(false, 'a legacy restore step is only ever decoded from an old entry, never proposed');
   }
 }
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { KvOp, KvVerb } from '../service/types.js';
 import { encodeCommand, type FsmCommand } from './commands.js';
 import { ConclaveFsm } from './fsm.js';
+import { kvRowBytes, sessionRowBytes } from './snapshot-rows.js';
 
 /**
  * Random command histories over a few keys and sessions. Replaying a history, or
@@ -83,6 +84,11 @@ function checkInvariants(fsm: ConclaveFsm, previous: { kvIndex: number; sessionI
   }
   expect(fsm.kvIndex()).toBeGreaterThanOrEqual(previous.kvIndex);
   expect(fsm.sessionIndex()).toBeGreaterThanOrEqual(previous.sessionIndex);
+  // The incremental size equals a recount after every command, whatever the history.
+  const recount =
+    fsm.list('').reduce((sum, entry) => sum + kvRowBytes(entry), 0) +
+    fsm.listSessions({ node: null }).reduce((sum, session) => sum + sessionRowBytes(session), 0);
+  expect(fsm.stateBytes).toBe(recount);
 }
 
 describe('ConclaveFsm histories', () => {

@@ -5,7 +5,15 @@ import { StateStore, type WatchTarget, type WriteTxn } from '../state/index.js';
 import type { StoredAutopilot } from './autopilot.js';
 import { decodeCommand, type FsmCommand, type FsmResult } from './commands.js';
 import { runOp } from './kv-ops.js';
-import { RestoreStaging, restoredRows } from './restore.js';
+import {
+  checkQuotaLimits,
+  type FsmError,
+  MeteredTxn,
+  type QuotaLimits,
+  sessionQuotaError,
+  stateQuotaError,
+} from './quota.js';
+import { RestoreStaging, restoredRows, rowsBytes, type StagedRestoreView } from './restore.js';
 import { createSession, destroySession } from './sessions.js';
 import {
   decodeSnapshot,
@@ -14,11 +22,12 @@ import {
   encodeSnapshotSteps,
   type FsmState,
 } from './snapshot-codec.js';
+import { groupSessionsMax, groupStateBytesMaxDefault } from './snapshot-limits.js';
 import type { PartsSummary } from './snapshot-parts.js';
 import { kvsTable, sessionsTable } from './tables.js';
 import { type FsmQueries, type FsmView, queriesOver } from './view.js';
 
-export interface FsmLimits {
+export interface FsmLimits extends QuotaLimits {
   /** Most blocking queries waiting on this group at once; one more is refused with OVERLOADED. */
   readonly watchersMax: number;
   /** Most keys + prefixes (+1 for sessions) one watch may name. */
@@ -35,7 +44,12 @@ export interface SnapshotParts {
   next(): Uint8Array | null;
 }
 
-export const defaultFsmLimits: FsmLimits = { watchersMax: 65_536, watchTargetsMax: 128 };
+export const defaultFsmLimits: FsmLimits = {
+  watchersMax: 65_536,
+  watchTargetsMax: 128,
+  groupStateBytesMax: groupStateBytesMaxDefault,
+  sessionsMax: groupSessionsMax,
+};
 
 /**
  * Conclave's replicated state machine: Consul's KV store and sessions for one Raft group,
@@ -45,17 +59,42 @@ export const defaultFsmLimits: FsmLimits = { watchersMax: 65_536, watchTargetsMa
  */
 export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
   private readonly store: StateStore;
+  private readonly limits: FsmLimits;
   private applied = 0;
   /** A user snapshot being restored through Raft: staged here until its commit. */
-  private readonly restoreStaging = new RestoreStaging();
+  private readonly restoreStaging: RestoreStaging;
   /** Autopilot's settings (group 0): one small record, replaced whole, so outside the tables. */
   private autopilotRecord: StoredAutopilot | null = null;
+  /**
+   * Estimated bytes (fsm/snapshot-rows.ts) of every kv and session row: kept up to date by
+   * each committed write's delta (MeteredTxn) and counted afresh only when tables are replaced.
+   */
+  private liveBytes = 0;
 
   constructor(limits: Partial<FsmLimits> = {}) {
+    this.limits = { ...defaultFsmLimits, ...limits };
+    checkQuotaLimits(this.limits);
+    const { watchersMax, watchTargetsMax } = this.limits;
     this.store = new StateStore({
       tables: [kvsTable, sessionsTable],
-      limits: { ...defaultFsmLimits, ...limits },
+      limits: { watchersMax, watchTargetsMax },
     });
+    this.restoreStaging = new RestoreStaging(this.limits);
+  }
+
+  /** Estimated bytes of this group's kv and session rows: what groupStateBytesMax bounds. */
+  get stateBytes(): number {
+    return this.liveBytes;
+  }
+
+  /** Estimated bytes of the rows a restore in progress has staged (0 without one). */
+  get stagedBytes(): number {
+    return this.restoreStaging.stagedBytes;
+  }
+
+  /** The restore staged in this group (O(1)): its id, parts so far and rows' bytes; null if none. */
+  stagedRestore(): StagedRestoreView | null {
+    return this.restoreStaging.view();
   }
 
   apply(entry: Entry): FsmResult {
@@ -137,6 +176,9 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
       this.applied = state.appliedIndex;
       this.autopilotRecord = state.autopilot;
     });
+    // A snapshot of an older release may hold more than the bound: writes that add bytes are
+    // then refused until deletes bring it back under, so it loads rather than stop the server.
+    this.liveBytes = rowsBytes(state);
     this.restoreStaging.load(state.restoreStaging);
   }
 
@@ -219,30 +261,47 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
 
   private run(txn: WriteTxn, command: FsmCommand): FsmResult {
     const index = txn.index;
+    const metered = new MeteredTxn(txn);
     switch (command.type) {
       case 'kv': {
-        const outcome = runOp(txn, index, command.op);
+        const outcome = runOp(metered, index, command.op);
         if (!outcome.ok) {
           const error = outcome.code === null ? null : { code: outcome.code, message: outcome.what };
           return { type: 'kv', ok: false, index, error };
         }
-        txn.commit();
+        const error = this.overQuota(metered);
+        if (error !== null) return { type: 'kv', ok: false, index, error };
+        this.commit({ txn, metered });
         return { type: 'kv', ok: true, index, error: null };
       }
-      case 'txn':
-        return { type: 'txn', outcome: runTxn(txn, command.ops) };
+      case 'txn': {
+        const outcome = runTxn(metered, command.ops);
+        if (!outcome.ok) return { type: 'txn', outcome, error: null };
+        const error = this.overQuota(metered);
+        if (error !== null) return { type: 'txn', outcome: null, error };
+        this.commit({ txn, metered });
+        return { type: 'txn', outcome, error: null };
+      }
       case 'session-create': {
-        const session = createSession(txn, {
+        // An existing id is a no-op (createSession), so it is never refused.
+        const exists = txn.first(sessionsTable, 'id', command.session.id) !== null;
+        const sessions = txn.count(sessionsTable);
+        const refusal = exists ? null : sessionQuotaError({ sessions, limits: this.limits });
+        if (refusal !== null) return { type: 'session-create', session: null, error: refusal };
+        const session = createSession(metered, {
           index,
           spec: command.session,
           createIndex: command.createIndex,
         });
-        txn.commit();
-        return { type: 'session-create', session };
+        const error = this.overQuota(metered);
+        if (error !== null) return { type: 'session-create', session: null, error };
+        this.commit({ txn, metered });
+        return { type: 'session-create', session, error: null };
       }
       case 'session-destroy': {
-        const { existed, released } = destroySession(txn, { index, id: command.id });
-        txn.commit();
+        // Never refused: it only frees bytes, so a group at its bound can shed state.
+        const { existed, released } = destroySession(metered, { index, id: command.id });
+        this.commit({ txn, metered });
         return { type: 'session-destroy', existed, released };
       }
       case 'autopilot-config': {
@@ -261,7 +320,8 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
       case 'restore-begin':
       case 'restore-chunk':
       case 'restore-commit':
-      case 'restore-abort': {
+      case 'restore-abort':
+      case 'restore-legacy': {
         const outcome = this.restoreStaging.step(command);
         if (!('commit' in outcome)) return outcome;
         txn.abort();
@@ -284,14 +344,29 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
       writer.setTableIndex(kvsTable, options.index);
       writer.setTableIndex(sessionsTable, options.index);
     });
+    // The staging checked these rows against groupStateBytesMax (fsm/restore.ts).
+    this.liveBytes = rowsBytes({ kvs, sessions });
+  }
+
+  /** The refusal of a write that would take the state past groupStateBytesMax, or null. */
+  private overQuota(metered: MeteredTxn): FsmError | null {
+    return stateQuotaError({ stateBytes: this.liveBytes, addBytes: metered.deltaBytes, limits: this.limits });
+  }
+
+  /** Publishes the writes and counts their bytes into the state's size. */
+  private commit(options: { txn: WriteTxn; metered: MeteredTxn }): void {
+    options.txn.commit();
+    this.liveBytes += options.metered.deltaBytes;
+    assert(this.liveBytes >= 0, () => `a group's state is ${this.liveBytes} bytes after a write`);
   }
 }
 
 /**
  * Consul's TxnRW: every op runs (later ops see earlier ones' writes) and each failure is
- * reported with its op's position; any failure rolls the whole transaction back.
+ * reported with its op's position; any failure rolls the whole transaction back. The
+ * caller commits a success, once the state's bound allows it.
  */
-function runTxn(txn: WriteTxn, ops: readonly KvOp[]): TxnOutcome {
+function runTxn(txn: MeteredTxn, ops: readonly KvOp[]): TxnOutcome {
   const results: KvEntry[] = [];
   const errors: TxnError[] = [];
   ops.forEach((op, opIndex) => {
@@ -300,6 +375,5 @@ function runTxn(txn: WriteTxn, ops: readonly KvOp[]): TxnOutcome {
     else errors.push({ opIndex, what: outcome.what });
   });
   if (errors.length > 0) return { ok: false, errors, index: txn.index };
-  txn.commit();
   return { ok: true, results, index: txn.index };
 }

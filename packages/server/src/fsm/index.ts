@@ -9,12 +9,15 @@ export {
 } from './commands.js';
 export { ConclaveFsm, defaultFsmLimits, type FsmLimits, type SnapshotParts } from './fsm.js';
 export { PartsDigest, type PartsDigestState } from './parts-digest.js';
+export type { FsmError } from './quota.js';
+export type { StagedRestoreView } from './restore.js';
 export {
   snapshotChunkBytesTarget,
   snapshotChunkRows,
   snapshotPartBytesMax,
   snapshotVersion,
 } from './snapshot-codec.js';
+export { groupSessionsMax, groupStateBytesMaxDefault, snapshotRowBytesMax } from './snapshot-limits.js';
 export {
   type PartsHeader,
   type PartsSummary,
@@ -22,5 +25,6 @@ export {
   SnapshotPartsReader,
   snapshotReferencedSessionsMax,
 } from './snapshot-parts.js';
+export { kvRowBytes, kvRowBytesOf } from './snapshot-rows.js';
 export { kvsTable, sessionsTable } from './tables.js';
 export type { FsmQueries, FsmView } from './view.js';

@@ -1,5 +1,5 @@
 import type { KvEntry, KvOp } from '../service/types.js';
-import type { WriteTxn } from '../state/index.js';
+import type { FsmTxn } from './quota.js';
 import { kvsTable, sessionsTable } from './tables.js';
 
 /**
@@ -20,7 +20,7 @@ const fail = (what: string, code: 'INVALID_SESSION' | null = null): OpOutcome =>
  * the entry for a get, the written entry without its value for a write, the entries under
  * the prefix for a get-tree, nothing for deletes and checks.
  */
-export function runOp(txn: WriteTxn, index: number, op: KvOp): OpOutcome {
+export function runOp(txn: FsmTxn, index: number, op: KvOp): OpOutcome {
   const existing = txn.first(kvsTable, 'id', op.key);
   switch (op.verb) {
     case 'set':
@@ -72,14 +72,14 @@ export function runOp(txn: WriteTxn, index: number, op: KvOp): OpOutcome {
   }
 }
 
-function cas(txn: WriteTxn, index: number, op: KvOp, existing: KvEntry | null): OpOutcome {
+function cas(txn: FsmTxn, index: number, op: KvOp, existing: KvEntry | null): OpOutcome {
   // Index 0: only if absent. Index N: only if the key exists with ModifyIndex N.
   const matches = op.index === 0 ? existing === null : existing !== null && existing.modifyIndex === op.index;
   if (!matches) return fail(`failed to set key ${quote(op.key)}, index is stale`);
   return wrote(put(txn, index, { existing, op, session: existing?.session ?? null }));
 }
 
-function lock(txn: WriteTxn, index: number, op: KvOp, existing: KvEntry | null): OpOutcome {
+function lock(txn: FsmTxn, index: number, op: KvOp, existing: KvEntry | null): OpOutcome {
   if (op.session === undefined || op.session === '') return fail('missing session', 'INVALID_SESSION');
   if (txn.first(sessionsTable, 'id', op.session) === null) {
     return fail(`invalid session ${quote(op.session)}`, 'INVALID_SESSION');
@@ -93,7 +93,7 @@ function lock(txn: WriteTxn, index: number, op: KvOp, existing: KvEntry | null):
   return wrote(put(txn, index, { existing, op, session: op.session, lockIndex }));
 }
 
-function unlock(txn: WriteTxn, index: number, op: KvOp, existing: KvEntry | null): OpOutcome {
+function unlock(txn: FsmTxn, index: number, op: KvOp, existing: KvEntry | null): OpOutcome {
   if (op.session === undefined || op.session === '') return fail('missing session', 'INVALID_SESSION');
   if (existing === null || existing.session !== op.session) {
     return fail(`failed to unlock key ${quote(op.key)}, lock isn't held, or is held by another session`);
@@ -111,7 +111,7 @@ function wrote(entry: KvEntry): OpOutcome {
  * one is not written at all, so its ModifyIndex stays and no watcher wakes (as in Consul).
  */
 function put(
-  txn: WriteTxn,
+  txn: FsmTxn,
   index: number,
   options: { existing: KvEntry | null; op: KvOp; session: string | null; lockIndex?: number },
 ): KvEntry {

@@ -1,17 +1,22 @@
 import { assert } from '@conclave/raft';
 import type { FsmCommand } from './commands.js';
-import { snapshotPartBytesMax } from './snapshot-limits.js';
+import { groupStateBytesMaxDefault, snapshotPartBytesMax } from './snapshot-limits.js';
 
 export type RestoreCommand = Extract<
   FsmCommand,
   { type: 'restore-begin' | 'restore-chunk' | 'restore-commit' | 'restore-abort' }
 >;
+export type LegacyRestoreCommand = Extract<FsmCommand, { type: 'restore-legacy' }>;
 
 /** Limits a restore's commands obey; validate-call.ts refuses anything outside them first. */
 /** A chunk carries exactly one snapshot part, and stays within a Raft proposal (1 MiB). */
 export const restoreChunkBytesMax = snapshotPartBytesMax;
-/** Bytes of parts one group's restore may stage: their decoded rows are held on every server until commit. */
-export const restoreGroupBytesMax = 1024 * 1024 * 1024;
+/**
+ * Bytes of parts one group's restore may stage: the group's state bound, one limit for both,
+ * since the staged rows are carried in every Raft snapshot beside the live ones until the
+ * commit (fsm/quota.ts). The FSM applies its own groupStateBytesMax; this is the default's.
+ */
+export const restoreGroupBytesMax = groupStateBytesMaxDefault;
 export const restoreIdBytesMax = 128;
 const digestPattern = /^[0-9a-f]{64}$/u;
 
@@ -19,6 +24,10 @@ const digestPattern = /^[0-9a-f]{64}$/u;
 export function restoreToWire(command: RestoreCommand): unknown[] {
   const wire = wireOf(command);
   checkRestoreWire(wire);
+  // Checked when proposed only: an entry already in a log may name a size a former bound allowed.
+  if (command.type === 'restore-commit') {
+    assert(command.bytes <= restoreGroupBytesMax, 'restore-commit: bytes within restoreGroupBytesMax');
+  }
   return wire;
 }
 
@@ -34,8 +43,14 @@ function wireOf(command: RestoreCommand): unknown[] {
   }
 }
 
-/** Decodes [type, ...fields]; asserts a well-formed restore command. */
-export function restoreFromWire(wire: unknown[]): RestoreCommand {
+/**
+ * Decodes [type, ...fields]; asserts a well-formed restore command. The previous release's
+ * begin [type, id, bytes, sha256] and commit [type, id] may still be in a WAL after an
+ * upgrade: they decode as legacy steps, which the FSM refuses, rather than stop the server.
+ */
+export function restoreFromWire(wire: unknown[]): RestoreCommand | LegacyRestoreCommand {
+  const legacy = legacyFromWire(wire);
+  if (legacy !== null) return legacy;
   checkRestoreWire(wire);
   const [type, restoreId] = wire as [RestoreCommand['type'], string];
   switch (type) {
@@ -78,15 +93,25 @@ function checkRestoreWire(wire: unknown[]): void {
     case 'restore-commit':
       assert(wire.length === 5, 'restore-commit: [type, restoreId, parts, bytes, digest]');
       assert(isCount(wire[2]) && wire[2] >= 1, 'restore-commit: parts >= 1 (the header)');
-      assert(
-        isCount(wire[3]) && wire[3] <= restoreGroupBytesMax,
-        'restore-commit: bytes within restoreGroupBytesMax',
-      );
+      assert(isCount(wire[3]), 'restore-commit: bytes >= 0');
       assert(typeof wire[4] === 'string' && digestPattern.test(wire[4]), 'restore-commit: a hex digest');
       return;
     default:
       assert(false, () => `unknown restore command ${String(type)}`);
   }
+}
+
+/** The previous release's begin or commit, or null for any other shape. */
+function legacyFromWire(wire: unknown[]): LegacyRestoreCommand | null {
+  const [type, restoreId, bytes, sha256] = wire;
+  if (typeof restoreId !== 'string' || restoreId.length === 0 || restoreId.length > restoreIdBytesMax)
+    return null;
+  if (type === 'restore-begin' && wire.length === 4 && isCount(bytes) && typeof sha256 === 'string') {
+    return { type: 'restore-legacy', restoreId, step: 'begin' };
+  }
+  if (type === 'restore-commit' && wire.length === 2)
+    return { type: 'restore-legacy', restoreId, step: 'commit' };
+  return null;
 }
 
 function isCount(value: unknown): value is number {

@@ -2,12 +2,20 @@ import { assert } from '@conclave/raft';
 import type { KvEntry, SessionEntry } from '../service/types.js';
 import type { FsmResult } from './commands.js';
 import { PartsDigest } from './parts-digest.js';
-import type { RestoreCommand } from './restore-wire.js';
-import { restoreGroupBytesMax } from './restore-wire.js';
+import type { QuotaLimits } from './quota.js';
+import type { LegacyRestoreCommand, RestoreCommand } from './restore-wire.js';
 import type { StagedRestore } from './snapshot-codec.js';
 import { type PartsSummary, SnapshotPartError, SnapshotPartsReader } from './snapshot-parts.js';
+import { kvRowBytes, sessionRowBytes } from './snapshot-rows.js';
 
 type RestoreResult = Extract<FsmResult, { type: 'restore' }>;
+
+/** A restore in progress as seen from outside: its id, parts taken, and staged rows' estimated bytes. */
+export interface StagedRestoreView {
+  readonly restoreId: string;
+  readonly parts: number;
+  readonly rowBytes: number;
+}
 
 interface Staging {
   readonly restoreId: string;
@@ -15,6 +23,8 @@ interface Staging {
   readonly reader: SnapshotPartsReader;
   /** Chained over the parts; its state is 32 bytes, so a Raft snapshot carries it (fsm/parts-digest.ts). */
   readonly digest: PartsDigest;
+  /** Estimated bytes of the staged rows (fsm/snapshot-rows.ts), kept as chunks arrive. */
+  rowBytes: number;
 }
 
 /**
@@ -28,6 +38,20 @@ interface Staging {
  */
 export class RestoreStaging {
   private staging: Staging | null = null;
+
+  /** The staged rows and parts are each bounded by groupStateBytesMax; the sessions by sessionsMax. */
+  constructor(private readonly limits: QuotaLimits) {}
+
+  /** Estimated bytes of the rows staged now (0 without a staging). */
+  get stagedBytes(): number {
+    return this.staging?.rowBytes ?? 0;
+  }
+
+  /** Which restore is staged and how far it got (O(1)); null without a staging. */
+  view(): StagedRestoreView | null {
+    const s = this.staging;
+    return s === null ? null : { restoreId: s.restoreId, parts: s.reader.parts, rowBytes: s.rowBytes };
+  }
 
   /** What a snapshot carries of a restore in progress (rows are immutable, shared). */
   capture(): StagedRestore | null {
@@ -58,19 +82,37 @@ export class RestoreStaging {
       throw error;
     }
     assert(reader.parts === staged.parts, 'FSM snapshot staging: its part count matches its rows');
-    this.staging = { restoreId: staged.restoreId, reader, digest: PartsDigest.resume(staged.digest) };
+    // Counted once here, as a snapshot loads; from then on chunk by chunk.
+    const progress = staged.progress;
+    const rowBytes =
+      progress === null ? 0 : rowsBytes({ kvs: progress.kvs.flat(), sessions: progress.sessions.flat() });
+    this.staging = {
+      restoreId: staged.restoreId,
+      reader,
+      digest: PartsDigest.resume(staged.digest),
+      rowBytes,
+    };
   }
 
   /** Runs begin, chunk and abort steps; for a commit, returns the verified rows or the refusal. */
-  step(command: RestoreCommand): RestoreResult | { readonly commit: PartsSummary } {
+  step(command: RestoreCommand | LegacyRestoreCommand): RestoreResult | { readonly commit: PartsSummary } {
     switch (command.type) {
       case 'restore-begin':
         this.staging = {
           restoreId: command.restoreId,
           reader: new SnapshotPartsReader({ keepRows: true }),
           digest: PartsDigest.start(),
+          rowBytes: 0,
         };
         return ok();
+      case 'restore-legacy':
+        // The previous release's format, from before an upgrade: its chunks are not parts
+        // and its commit names no digest, so it cannot complete. A begin replaced any staging
+        // then, so it drops it now; every server refuses alike, and the user restores again.
+        if (command.step === 'begin' || this.staging?.restoreId === command.restoreId) this.staging = null;
+        return refused(
+          `restore ${command.restoreId}: begun by a previous release in a format this one does not read; run the restore again`,
+        );
       case 'restore-chunk':
         return this.chunk(command);
       case 'restore-commit':
@@ -91,14 +133,24 @@ export class RestoreStaging {
         `restore ${restoreId}: chunk ${seq} is out of order (expected ${staging.reader.parts})`,
       );
     }
-    if (staging.digest.bytes + data.byteLength > restoreGroupBytesMax) {
-      return this.refuse(`restore ${restoreId}: over restoreGroupBytesMax (${restoreGroupBytesMax} bytes)`);
+    const { groupStateBytesMax } = this.limits;
+    if (staging.digest.bytes + data.byteLength > groupStateBytesMax) {
+      return this.refuse(
+        `restore ${restoreId}: its parts pass the group's state bound (groupStateBytesMax, ${groupStateBytesMax} bytes)`,
+      );
     }
+    let rows: ReturnType<SnapshotPartsReader['push']>;
     try {
-      staging.reader.push(data);
+      rows = staging.reader.push(data);
     } catch (error) {
       if (error instanceof SnapshotPartError) return this.refuse(`restore ${restoreId}: ${error.message}`);
       throw error;
+    }
+    staging.rowBytes += rowsBytes(rows);
+    if (staging.rowBytes > groupStateBytesMax) {
+      return this.refuse(
+        `restore ${restoreId}: its rows pass the group's state bound (groupStateBytesMax, ${groupStateBytesMax} bytes)`,
+      );
     }
     staging.digest.update(data);
     return ok();
@@ -120,12 +172,25 @@ export class RestoreStaging {
       );
     }
     if (digest.hex() !== command.digest) return refused(`restore ${restoreId}: digest mismatch`);
+    // A staging loaded from a snapshot of an older release may pass bounds its chunks did not check.
+    if (staging.rowBytes > this.limits.groupStateBytesMax) {
+      return refused(
+        `restore ${restoreId}: its rows (${staging.rowBytes} bytes) pass the group's state bound (${this.limits.groupStateBytesMax})`,
+      );
+    }
+    let summary: PartsSummary;
     try {
-      return { commit: reader.finish() };
+      summary = reader.finish();
     } catch (error) {
       if (error instanceof SnapshotPartError) return refused(`restore ${restoreId}: ${error.message}`);
       throw error;
     }
+    if (summary.sessions.length > this.limits.sessionsMax) {
+      return refused(
+        `restore ${restoreId}: ${summary.sessions.length} sessions, over the group's ${this.limits.sessionsMax}`,
+      );
+    }
+    return { commit: summary };
   }
 
   private refuse(error: string): RestoreResult {
@@ -155,6 +220,17 @@ export function restoredRows(options: {
           modifyIndex: Math.min(row.modifyIndex, index),
         };
   return { kvs: options.kvs.map(clamp), sessions: options.sessions.map(clamp) };
+}
+
+/** Estimated bytes of rows (fsm/snapshot-rows.ts): what the FSM counts as its state's size. */
+export function rowsBytes(rows: {
+  readonly kvs: readonly KvEntry[];
+  readonly sessions: readonly SessionEntry[];
+}): number {
+  let bytes = 0;
+  for (const entry of rows.kvs) bytes += kvRowBytes(entry);
+  for (const session of rows.sessions) bytes += sessionRowBytes(session);
+  return bytes;
 }
 
 const ok = (): RestoreResult => ({ type: 'restore', ok: true, error: null });

@@ -1,6 +1,6 @@
 import { assert } from '@conclave/raft';
 import type { SessionEntry, SessionSpec } from '../service/types.js';
-import type { WriteTxn } from '../state/index.js';
+import type { FsmTxn } from './quota.js';
 import { kvsTable, sessionsTable } from './tables.js';
 
 /**
@@ -8,7 +8,7 @@ import { kvsTable, sessionsTable } from './tables.js';
  * group 0's index when the service copies a session created there to another group.
  */
 export function createSession(
-  txn: WriteTxn,
+  txn: FsmTxn,
   options: { index: number; spec: SessionSpec; createIndex: number | null },
 ): SessionEntry {
   const stored = txn.first(sessionsTable, 'id', options.spec.id);
@@ -34,7 +34,7 @@ export function createSession(
  * 'delete' deletes those keys. Held keys come from the kvs 'session' index, not a scan.
  */
 export function destroySession(
-  txn: WriteTxn,
+  txn: FsmTxn,
   options: { index: number; id: string },
 ): { existed: boolean; released: { key: string; lockDelayMs: number }[] } {
   const session = txn.first(sessionsTable, 'id', options.id);

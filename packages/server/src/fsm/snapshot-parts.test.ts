@@ -2,7 +2,7 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { ConclaveFsm } from './fsm.js';
 import { decodeSnapshot, encodeSnapshot, snapshotPartBytesMax } from './snapshot-codec.js';
-import { snapshotChunkBytesTarget, snapshotChunkRows } from './snapshot-limits.js';
+import { snapshotChunkBytesTarget, snapshotChunkRows, snapshotRowBytesMax } from './snapshot-limits.js';
 import {
   type PartsSummary,
   SnapshotPartError,
@@ -148,6 +148,12 @@ describe('SnapshotPartsReader', () => {
       /ghost/u,
     ],
     ['a part over snapshotPartBytesMax', [header(0, 0), new Uint8Array(snapshotPartBytesMax + 1)], /over/u],
+    [
+      // Within a part's bound alone, yet re-encoded after a near-full chunk it would not be.
+      'a row over snapshotRowBytesMax',
+      [header(1, 0), packr.pack([['big', new Uint8Array(snapshotRowBytesMax), 0, 1, 1, 0, null]])],
+      /larger than a row may be/u,
+    ],
   ];
   for (const [what, parts, message] of refusals) {
     it(`refuses ${what} with SnapshotPartError`, () => {

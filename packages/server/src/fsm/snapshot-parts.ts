@@ -1,23 +1,26 @@
 import { assert } from '@conclave/raft';
 import type { KvEntry, SessionEntry } from '../service/types.js';
 import type { StoredAutopilot } from './autopilot.js';
-import { snapshotPartBytesMax } from './snapshot-limits.js';
+import { groupSessionsMax, snapshotPartBytesMax, snapshotRowBytesMax } from './snapshot-limits.js';
 import {
   autopilotFromWire,
   kvFromWire,
+  kvRowBytes,
   natural,
   packr,
   SnapshotPartError,
   sessionFromWire,
+  sessionRowBytes,
 } from './snapshot-rows.js';
 
 export { SnapshotPartError } from './snapshot-rows.js';
 
 /**
  * Most distinct sessions the kv rows of one snapshot may reference. Sessions come after the
- * kvs, so the references are held until then; this is the service's default sessionsMax.
+ * kvs, so the references are held until then. The FSM never holds more sessions than this
+ * in a group (groupSessionsMax), so every snapshot it takes reads back.
  */
-export const snapshotReferencedSessionsMax = 65_536;
+export const snapshotReferencedSessionsMax = groupSessionsMax;
 
 /** A user snapshot's header: what its parts will hold. */
 export interface PartsHeader {
@@ -150,6 +153,11 @@ export class SnapshotPartsReader {
         throw new SnapshotPartError(`key ${entry.key} is not after ${this.lastKey}`);
       }
       this.lastKey = entry.key;
+      if (kvRowBytes(entry) > snapshotRowBytesMax) {
+        throw new SnapshotPartError(
+          `key ${entry.key} is larger than a row may be (${snapshotRowBytesMax} bytes)`,
+        );
+      }
       if (entry.session !== null && !this.referenced.has(entry.session)) {
         if (this.referenced.size >= snapshotReferencedSessionsMax) {
           throw new SnapshotPartError(`keys reference over ${snapshotReferencedSessionsMax} sessions`);
@@ -174,6 +182,11 @@ export class SnapshotPartsReader {
         throw new SnapshotPartError(`session ${session.id} is not after ${this.lastSessionId}`);
       }
       this.lastSessionId = session.id;
+      if (sessionRowBytes(session) > snapshotRowBytesMax) {
+        throw new SnapshotPartError(
+          `session ${session.id} is larger than a row may be (${snapshotRowBytesMax} bytes)`,
+        );
+      }
       if (this.referenced.has(session.id)) this.referenced.set(session.id, true);
     }
     this.sessionsSeen += sessions.length;

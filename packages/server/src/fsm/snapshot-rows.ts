@@ -27,8 +27,21 @@ export type SessionWire = [string, string, string, number, string, number, numbe
 const kvRowOverheadBytes = 64;
 const sessionRowOverheadBytes = 96;
 
-export function kvRowBytes(e: KvEntry): number {
-  return 3 * e.key.length + e.value.byteLength + 3 * (e.session?.length ?? 0) + kvRowOverheadBytes;
+export function kvRowBytes(e: Pick<KvEntry, 'key' | 'value' | 'session'>): number {
+  return kvRowBytesOf({
+    keyChars: e.key.length,
+    valueBytes: e.value.byteLength,
+    sessionChars: e.session?.length ?? 0,
+  });
+}
+
+/** The same estimate from lengths alone: for checking a limit before any row exists. */
+export function kvRowBytesOf(options: {
+  keyChars: number;
+  valueBytes: number;
+  sessionChars: number;
+}): number {
+  return 3 * options.keyChars + options.valueBytes + 3 * options.sessionChars + kvRowOverheadBytes;
 }
 
 export function sessionRowBytes(s: SessionEntry): number {

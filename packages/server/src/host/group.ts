@@ -51,6 +51,15 @@ export interface GroupLimits {
    * was applied since (0: never by time), so a slowly written group still compacts its log.
    */
   readonly snapshotIntervalTicks: number;
+  /**
+   * Encoding a snapshot in steps, per turn: steps while this budget lasts (ms), at least one.
+   * A time budget rather than a count, because a step's cost varies a hundredfold: one part
+   * is 4096 small rows (~4 ms) or four 64 KiB values (~0.1 ms), and a fixed count of 2 made
+   * a 128 MiB state of large values take hundreds of turns.
+   */
+  readonly snapshotStepBudgetMs: number;
+  /** ... and at most this many steps (parts of ~256 KiB: 16 MiB per turn). */
+  readonly snapshotStepsPerTurnMax: number;
 }
 
 export const defaultGroupLimits: GroupLimits = {
@@ -58,6 +67,8 @@ export const defaultGroupLimits: GroupLimits = {
   readsPendingMax: 16_384,
   requestTimeoutTicks: 500,
   snapshotThresholdEntries: 8192,
+  snapshotStepBudgetMs: 3,
+  snapshotStepsPerTurnMax: 64,
   snapshotThresholdBytes: 64 * 1024 * 1024,
   snapshotTrailingEntries: 1024,
   snapshotTrailingBytesMax: 64 * 1024 * 1024,
@@ -292,12 +303,17 @@ export class RaftGroup<Result> {
     return this.snapshotJob !== null;
   }
 
-  /** Encode up to `stepsMax` more steps of the snapshot under way; save it when complete. */
-  continueSnapshot(options: { stepsMax: number }): void {
+  /**
+   * Encode more steps of the snapshot under way: at least one, then while the turn's budget
+   * lasts (snapshotStepBudgetMs, snapshotStepsPerTurnMax); save it when complete.
+   */
+  continueSnapshot(): void {
     const job = this.snapshotJob;
     if (job === null) return;
+    const { snapshotStepBudgetMs, snapshotStepsPerTurnMax } = this.options.limits;
     const startedMs = performance.now();
-    for (let i = 0; i < options.stepsMax; i++) {
+    for (let i = 0; i < snapshotStepsPerTurnMax; i++) {
+      if (i > 0 && performance.now() - startedMs >= snapshotStepBudgetMs) break;
       const step = job.steps.next();
       if (step.done !== true) continue;
       this.snapshotJob = null;

@@ -280,7 +280,7 @@ export class MultiRaftHost<Result> implements HostControl {
     let remaining = false;
     for (const group of this.groups) {
       if (!group.snapshotting) continue;
-      group.continueSnapshot({ stepsMax: snapshotStepsPerTurn });
+      group.continueSnapshot();
       remaining ||= group.snapshotting;
     }
     return remaining;
@@ -315,8 +315,6 @@ export class MultiRaftHost<Result> implements HostControl {
  * for ~90 ms at p99 under 256 proposals in flight to one group).
  */
 const turnsPerFlushMax = 1;
-/** Snapshot encoding steps per group per turn (a step is ~4 ms for 4096 rows of 256 B). */
-const snapshotStepsPerTurn = 2;
 /** Bounds the drain on stop, so a stop always finishes. */
 const drainTurnsMax = 64;
 

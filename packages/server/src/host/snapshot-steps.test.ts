@@ -53,7 +53,8 @@ describe('snapshots encoded in steps', () => {
       transport: new LoopbackNetwork().transportFor('s1'),
       stateMachine: () => machine,
       seed: 1,
-      limits: { snapshotThresholdEntries: 10, snapshotTrailingEntries: 2 },
+      // Two steps a turn at most, whatever the time budget, so the 40 steps span many turns.
+      limits: { snapshotThresholdEntries: 10, snapshotTrailingEntries: 2, snapshotStepsPerTurnMax: 2 },
     });
     host.group(0).raw.campaign();
     host.runTurns();
@@ -75,6 +76,32 @@ describe('snapshots encoded in steps', () => {
     const saved = storage.snapshot();
     expect(saved.metadata.index).toBe(startedAt);
     expect(new TextDecoder().decode(saved.data)).toBe(String(first.length));
+    host.stop();
+  });
+});
+
+describe('the per-turn snapshot budget', () => {
+  it('encodes cheap steps many to a turn, up to snapshotStepsPerTurnMax', async () => {
+    const machine = new SteppingMachine(40);
+    const log = new MemoryDurableLog({ groupCount: 1, voters: ['s1'] });
+    const host = new MultiRaftHost<number>({
+      nodeId: 's1',
+      groupCount: 1,
+      log,
+      transport: new LoopbackNetwork().transportFor('s1'),
+      stateMachine: () => machine,
+      seed: 1,
+      // A generous budget: 40 instant steps fit in one turn, where 2 a turn needed 20.
+      limits: { snapshotThresholdEntries: 10, snapshotStepBudgetMs: 1000, snapshotStepsPerTurnMax: 64 },
+    });
+    host.group(0).raw.campaign();
+    host.runTurns();
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) => host.propose({ groupId: 0, data: new Uint8Array([i + 1]) })),
+    );
+    expect(host.group(0).snapshotting).toBe(true);
+    host.runTurns();
+    expect(host.group(0).snapshotting).toBe(false);
     host.stop();
   });
 });

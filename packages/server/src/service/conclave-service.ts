@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { ConclaveError } from '../errors.js';
-import type { ConclaveFsm, FsmCommand, FsmResult } from '../fsm/index.js';
+import {
+  type ConclaveFsm,
+  type FsmCommand,
+  type FsmError,
+  type FsmResult,
+  groupSessionsMax,
+} from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
 import { groupOfKey } from '../host/partition.js';
 import type { GroupId } from '../host/ports.js';
@@ -21,11 +27,12 @@ import type {
 } from './types.js';
 
 export interface ServiceLimits {
-  /** Sessions group 0 holds at most; creating more is refused with OVERLOADED. */
+  /** Sessions group 0 holds at most; creating more is refused with QUOTA_EXCEEDED. */
   readonly sessionsMax: number;
 }
 
-export const defaultServiceLimits: ServiceLimits = { sessionsMax: 65_536 };
+/** The FSM's bound on a group's sessions, so the service refuses first, before any proposal. */
+export const defaultServiceLimits: ServiceLimits = { sessionsMax: groupSessionsMax };
 
 /**
  * The KV, txn and session service over the multi-Raft host. Single-key operations go to the
@@ -145,15 +152,17 @@ export class KvService implements ConclaveService {
     const groupId = [...groups.keys()][0] ?? 0;
     const { result } = await this.apply({ groupId, command: { type: 'txn', ops: options.ops } });
     if (result.type !== 'txn') throw unexpected(result);
+    if (result.error !== null) throw refusal({ groupId, error: result.error });
     return result.outcome;
   }
 
   async sessionCreate(spec: Omit<SessionSpec, 'id'>): Promise<{ id: string }> {
     const limits = this.options.limits ?? defaultServiceLimits;
     if (this.options.fsm(0).listSessions({ node: null }).length >= limits.sessionsMax) {
+      // The same refusal as the FSM's past its bound, answered before any proposal.
       throw new ConclaveError({
-        code: 'OVERLOADED',
-        message: `${limits.sessionsMax} sessions exist already`,
+        code: 'QUOTA_EXCEEDED',
+        message: `group 0: ${limits.sessionsMax} sessions exist already: destroy sessions no longer used`,
       });
     }
     const session: SessionSpec = { ...spec, id: randomUUID() };
@@ -163,12 +172,18 @@ export class KvService implements ConclaveService {
       command: { type: 'session-create', session, createIndex: null },
     });
     if (created.result.type !== 'session-create') throw unexpected(created.result);
+    if (created.result.error !== null) throw refusal({ groupId: 0, error: created.result.error });
     const createIndex = created.result.session.createIndex;
     try {
       await Promise.all(
-        this.otherGroups().map((groupId) =>
-          this.apply({ groupId, command: { type: 'session-create', session, createIndex } }),
-        ),
+        this.otherGroups().map(async (groupId) => {
+          const copy = await this.apply({
+            groupId,
+            command: { type: 'session-create', session, createIndex },
+          });
+          if (copy.result.type !== 'session-create') throw unexpected(copy.result);
+          if (copy.result.error !== null) throw refusal({ groupId, error: copy.result.error });
+        }),
       );
     } catch (error) {
       // Drop the authority; copies already made are removed by the keeper's orphan sweep.
@@ -236,10 +251,10 @@ export class KvService implements ConclaveService {
   }
 
   private async writeKv(op: KvOp): Promise<{ ok: boolean; index: number }> {
-    const { result } = await this.apply({ groupId: this.groupOf(op.key), command: { type: 'kv', op } });
+    const groupId = this.groupOf(op.key);
+    const { result } = await this.apply({ groupId, command: { type: 'kv', op } });
     if (result.type !== 'kv') throw unexpected(result);
-    if (result.error !== null)
-      throw new ConclaveError({ code: result.error.code, message: result.error.message });
+    if (result.error !== null) throw refusal({ groupId, error: result.error });
     return { ok: result.ok, index: result.index };
   }
 
@@ -366,6 +381,13 @@ function sumIndexes(parts: readonly { meta: ReadMeta }[]): number {
 
 function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A command the state machine refused, as the API reports it; a quota names its group. */
+function refusal(options: { groupId: GroupId; error: FsmError }): ConclaveError {
+  const { groupId, error } = options;
+  const message = error.code === 'QUOTA_EXCEEDED' ? `group ${groupId}: ${error.message}` : error.message;
+  return new ConclaveError({ code: error.code, message });
 }
 
 function unexpected(result: FsmResult): Error {

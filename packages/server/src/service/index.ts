@@ -2,7 +2,7 @@ import type { Entry } from '@conclave/raft';
 import type { FastifyInstance } from 'fastify';
 import { type Logger, pino } from 'pino';
 import { Autopilot, type AutopilotLimits } from '../autopilot/autopilot.js';
-import { ConclaveFsm, type FsmResult } from '../fsm/index.js';
+import { ConclaveFsm, type FsmLimits, type FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
 import type { GroupId, StateMachine } from '../host/ports.js';
 import { KvService, type ServiceLimits } from './conclave-service.js';
@@ -10,6 +10,7 @@ import { ForwardClient } from './forward-client.js';
 import { registerInternalRoutes } from './internal-routes.js';
 import { LocalGroups } from './local.js';
 import { OperatorService } from './operator.js';
+import { type ReaperLimits, RestoreReaper, stagingOf } from './restore-reaper.js';
 import { GroupRouter, type PeerDirectory, type RouterLimits } from './router.js';
 import { SessionKeeper, type SessionLimits } from './sessions.js';
 import { SnapshotService } from './snapshot.js';
@@ -32,9 +33,13 @@ export const sessionSweepIntervalMs = 1_000;
 export class GroupMachines {
   private readonly fsms = new Map<GroupId, ConclaveFsm>();
   private observer: ((options: { groupId: GroupId; result: FsmResult }) => void) | null = null;
+  private installObserver: ((groupId: GroupId) => void) | null = null;
+
+  /** `limits`: every group's FSM limits (tests lower the state quota to reach it). */
+  constructor(private readonly limits: Partial<FsmLimits> = {}) {}
 
   machine(groupId: GroupId): StateMachine<FsmResult> {
-    const fsm = new ConclaveFsm();
+    const fsm = new ConclaveFsm(this.limits);
     this.fsms.set(groupId, fsm);
     return {
       apply: (entry: Entry) => {
@@ -44,7 +49,10 @@ export class GroupMachines {
       },
       snapshot: () => fsm.snapshot(),
       snapshotSteps: () => fsm.snapshotSteps(),
-      restore: (data) => fsm.restore(data),
+      restore: (data) => {
+        fsm.restore(data);
+        this.installObserver?.(groupId);
+      },
     };
   }
 
@@ -56,6 +64,11 @@ export class GroupMachines {
 
   observe(observer: (options: { groupId: GroupId; result: FsmResult }) => void): void {
     this.observer = observer;
+  }
+
+  /** Told of every Raft snapshot a group loads or installs (its state replaced unapplied). */
+  observeInstalls(observer: (groupId: GroupId) => void): void {
+    this.installObserver = observer;
   }
 }
 
@@ -71,6 +84,8 @@ export interface ServiceRuntime {
   readonly snapshots: SnapshotService;
   /** Autopilot: replicated settings, health, dead server cleanup, the promotion policy. */
   readonly autopilot: Autopilot;
+  /** Aborts restore stagings left orphaned on the groups this server leads. */
+  readonly reaper: RestoreReaper;
   registerRoutes(app: FastifyInstance): void;
   /** End blocking queries, stop the session sweep, and close forwarding connections. */
   close(): Promise<void>;
@@ -89,6 +104,7 @@ export function startService(options: {
     router?: RouterLimits;
     sessions?: SessionLimits;
     autopilot?: Partial<AutopilotLimits>;
+    reaper?: Partial<ReaperLimits>;
   };
   /** For autopilot's action log; silent without one. */
   logger?: Logger;
@@ -107,7 +123,12 @@ export function startService(options: {
     now: options.now ?? (() => Date.now()),
     ...(options.limits?.sessions === undefined ? {} : { limits: options.limits.sessions }),
   });
-  machines.observe((o) => sessions.observe(o));
+  let reaper: RestoreReaper | null = null;
+  machines.observe((o) => {
+    sessions.observe(o);
+    reaper?.observeApplied(o);
+  });
+  machines.observeInstalls((groupId) => reaper?.observeInstalled(groupId));
   const stopping = new AbortController();
   const cursors = new SnapshotCursors({ now: options.now ?? (() => Date.now()) });
   const local = new LocalGroups({
@@ -145,6 +166,16 @@ export function startService(options: {
   }, sessionSweepIntervalMs);
   const operator = new OperatorService({ host, caller: router, local, client, peers });
   const snapshots = new SnapshotService({ host, caller: router, fsm });
+  reaper = new RestoreReaper({
+    host,
+    caller: router,
+    staging: (groupId) => stagingOf(fsm(groupId)),
+    ownsStaging: (restoreId) => snapshots.stagesOwn(restoreId),
+    now: options.now ?? (() => Date.now()),
+    logger: options.logger ?? pino({ level: 'silent' }),
+    ...(options.limits?.reaper === undefined ? {} : { limits: options.limits.reaper }),
+  });
+  reaper.start();
   const autopilot = new Autopilot({
     host,
     fsm0: () => machines.fsm(0),
@@ -163,12 +194,14 @@ export function startService(options: {
     operator,
     autopilot,
     snapshots,
+    reaper,
     registerRoutes: (app) => registerInternalRoutes(app, { local, groupCount: host.groupCount }),
     async close() {
       stopping.abort();
       clearInterval(sweep);
       cursors.closeAll();
       autopilot.stop();
+      reaper.stop();
       await client.close();
     },
   };

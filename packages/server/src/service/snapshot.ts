@@ -7,6 +7,7 @@ import { type ConclaveFsm, type FsmCommand, type FsmResult, PartsDigest } from '
 import type { MultiRaftHost } from '../host/host.js';
 import type { GroupId } from '../host/ports.js';
 import { expectApply, expectReply, type GroupCall, type GroupCaller, type GroupReply } from './calls.js';
+import { idleGuarded } from './idle-guard.js';
 import { defaultCursorLimits } from './snapshot-cursors.js';
 
 export interface SnapshotLimits {
@@ -20,12 +21,19 @@ export interface SnapshotLimits {
   readonly readBytes: number;
   /** How long aborting a failed restore's staging may take, per group, all in parallel (ms). */
   readonly abortWaitMs: number;
+  /**
+   * A restore whose archive sends no byte for this long, while the restore waits for one,
+   * fails (and aborts what it staged) rather than pin its staging on every server (ms).
+   * Must stay below the reaper's restoreStagingIdleMs, so a live restore keeps its staging.
+   */
+  readonly bodyIdleMs: number;
 }
 
 export const defaultSnapshotLimits: SnapshotLimits = {
   archiveBytesMax: 64 * 1024 * 1024 * 1024,
   readBytes: defaultCursorLimits.readBytesMax,
   abortWaitMs: 10_000,
+  bodyIdleMs: 60_000,
 };
 
 /** What a restore replaced: each group's index after its commit. */
@@ -60,6 +68,8 @@ interface OpenCursor {
 export class SnapshotService {
   private readonly limits: SnapshotLimits;
   private restoring = false;
+  /** The restoreIds the restore running here staged, until it committed or aborted them. */
+  private readonly ownStagings = new Set<string>();
   /** Part bytes read from cursors and not yet taken by an archive: at most one read per save. */
   private heldBytes = 0;
   private heldBytesPeakValue = 0;
@@ -82,6 +92,15 @@ export class SnapshotService {
 
   get archiveBytesMax(): number {
     return this.limits.archiveBytesMax;
+  }
+
+  get bodyIdleMs(): number {
+    return this.limits.bodyIdleMs;
+  }
+
+  /** Whether the restore running on this server staged `restoreId` (the reaper spares it). */
+  stagesOwn(restoreId: string): boolean {
+    return this.ownStagings.has(restoreId);
   }
 
   /** The most part bytes saves held at once on this server since it started (bytes). */
@@ -192,10 +211,24 @@ export class SnapshotService {
       });
     }
     this.restoring = true;
+    const body = idleGuarded({
+      source: gzipped,
+      idleMs: this.limits.bodyIdleMs,
+      idleError: () =>
+        new ConclaveError({
+          code: 'SNAPSHOT_ARCHIVE_INVALID',
+          message: `the archive stopped arriving: no byte for ${this.limits.bodyIdleMs} ms (bodyIdleMs); nothing was restored, send it again`,
+        }),
+    });
     try {
-      return await this.restoreStream(gzipped);
+      return await this.restoreStream(body);
+    } catch (error) {
+      // As reading it directly would: a failed restore releases its source.
+      gzipped.destroy();
+      throw error;
     } finally {
       this.restoring = false;
+      this.ownStagings.clear();
     }
   }
 
@@ -213,6 +246,7 @@ export class SnapshotService {
           if (restoreId === undefined) {
             restoreId = randomUUID();
             staged.set(groupId, restoreId);
+            this.ownStagings.add(restoreId);
             digests.set(groupId, PartsDigest.start());
             await this.step(groupId, { type: 'restore-begin', restoreId });
           }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConclaveError } from '../errors.js';
-import { PartsDigest } from '../fsm/index.js';
+import { PartsDigest, snapshotRowBytesMax } from '../fsm/index.js';
 import { parseGroupCall } from './validate-call.js';
 
 const apply = (command: Record<string, unknown>) => ({ kind: 'apply', command });
@@ -28,5 +28,14 @@ describe('parseGroupCall of a restore-commit', () => {
       expect((caught as ConclaveError).code).toBe('BAD_REQUEST');
       expect((caught as ConclaveError).message).toMatch(/command\.digest/u);
     }
+  });
+});
+
+describe('parseGroupCall of a kv write', () => {
+  const set = (value: Uint8Array) => apply({ type: 'kv', op: { verb: 'set', key: 'k', value } });
+
+  it('refuses a value that would make a row past snapshotRowBytesMax, which the snapshot encoder asserts on', () => {
+    expect(() => parseGroupCall(set(new Uint8Array(snapshotRowBytesMax)))).toThrow(/as a row/u);
+    expect(parseGroupCall(set(new Uint8Array(512 * 1024)))).toMatchObject({ kind: 'apply' });
   });
 });

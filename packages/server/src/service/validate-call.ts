@@ -1,5 +1,5 @@
 import { ConclaveError } from '../errors.js';
-import { allVerbs, type FsmCommand, writeVerbs } from '../fsm/index.js';
+import { allVerbs, type FsmCommand, kvRowBytes, snapshotRowBytesMax, writeVerbs } from '../fsm/index.js';
 import { restoreChunkBytesMax, restoreGroupBytesMax, restoreIdBytesMax } from '../fsm/restore-wire.js';
 import type { GroupCall, GroupQuery } from './calls.js';
 import type { KvOp, KvVerb, ReadRequest, SessionSpec } from './types.js';
@@ -97,7 +97,7 @@ function parseOp(value: unknown, name: string): KvOp {
   const op = record(value, name);
   const verb = op.verb;
   if (typeof verb !== 'string' || !verbs.has(verb as KvVerb)) throw bad(`${name}.verb is not a KV verb`);
-  return {
+  const parsed: KvOp = {
     verb: verb as KvVerb,
     key: text(op.key, `${name}.key`),
     ...(op.value === undefined ? {} : { value: bytes(op.value, `${name}.value`) }),
@@ -105,6 +105,11 @@ function parseOp(value: unknown, name: string): KvOp {
     ...(op.index === undefined ? {} : { index: uint(op.index, `${name}.index`) }),
     ...(op.session === undefined ? {} : { session: text(op.session, `${name}.session`) }),
   };
+  // A row past the snapshot's row bound would trip the encoder's assertion at the next snapshot.
+  const row = { key: parsed.key, value: parsed.value ?? new Uint8Array(), session: parsed.session ?? null };
+  if (kvRowBytes(row) > snapshotRowBytesMax)
+    throw bad(`${name} is over ${snapshotRowBytesMax} bytes as a row`);
+  return parsed;
 }
 
 function parseSession(value: unknown): SessionSpec {

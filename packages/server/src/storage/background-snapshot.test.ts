@@ -1,9 +1,9 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Snapshot } from '@conclave/raft';
 import { afterAll, describe, expect, it } from 'vitest';
-import { crcSliceBytesMax } from './background-write.js';
+import { crcSliceBytesMax, writeNewFileDurably, writeSyncSliceBytes } from './background-write.js';
 import { NodeDisk } from './disk.js';
 import { DurableStorage } from './durable-storage.js';
 import { SnapshotStore } from './snapshot-store.js';
@@ -223,5 +223,22 @@ describe('snapshots saved in the background on the real disk', () => {
     });
     discarded.discard();
     expect(readdirSync(dir)).toEqual([store.list(1)[0]?.file]);
+  });
+});
+
+describe('writeNewFileDurably on the real disk', () => {
+  it('writes parts larger than the sync slice back to back, byte for byte', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conclave-bgwrite-'));
+    try {
+      const path = join(dir, 'big');
+      // Parts that straddle the 8 MiB sync slices at odd offsets.
+      const parts = [3, writeSyncSliceBytes + 5, 2 * writeSyncSliceBytes - 7].map((length, i) =>
+        new Uint8Array(length).map((_, j) => (i * 31 + j) % 251),
+      );
+      await writeNewFileDurably({ disk: new NodeDisk(), path, parts });
+      expect(Buffer.compare(readFileSync(path), Buffer.concat(parts))).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

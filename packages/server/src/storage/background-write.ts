@@ -20,6 +20,15 @@ import { DiskError, DiskSyncError } from './errors.js';
  */
 export const crcSliceBytesMax = 1024 * 1024;
 
+/**
+ * Bytes written between two background fdatasyncs of a large file. The WAL's own fdatasync
+ * runs on the event loop, and on ext4 (data=ordered) it can wait for every dirty page the
+ * journal commit covers, including a snapshot file's: measured, three 128 MiB snapshot files
+ * written at once held WAL syncs for over a second and cost leaders their leadership.
+ * Syncing the snapshot file every few MiB off the loop keeps that backlog small.
+ */
+export const writeSyncSliceBytes = 8 * 1024 * 1024;
+
 /** CRC-32 of `data`, one slice of at most `crcSliceBytesMax` per event-loop turn. */
 export async function crc32InSlices(data: Uint8Array): Promise<number> {
   let crc = 0;
@@ -54,17 +63,35 @@ export async function writeNewFileDurably(options: {
   const handle = await wrapAsync({ op: 'open', path }, () => fsp.open(path, 'wx', 0o644));
   try {
     let position = 0;
+    let unsynced = 0;
     for (const part of parts) {
-      await writeAll({ handle, path, data: part, position });
-      position += part.length;
+      for (let offset = 0; offset < part.length; offset += writeSyncSliceBytes) {
+        const slice = part.subarray(offset, offset + writeSyncSliceBytes);
+        await writeAll({ handle, path, data: slice, position });
+        position += slice.length;
+        unsynced += slice.length;
+        if (unsynced >= writeSyncSliceBytes) {
+          await syncHandle({ handle, path, op: 'fdatasync' });
+          unsynced = 0;
+        }
+      }
     }
-    try {
-      await handle.sync();
-    } catch (error) {
-      throw new DiskSyncError({ op: 'fsync', path, code: errnoCode(error), cause: error });
-    }
+    await syncHandle({ handle, path, op: 'fsync' });
   } finally {
     await wrapAsync({ op: 'close', path }, () => handle.close());
+  }
+}
+
+async function syncHandle(options: {
+  handle: FileHandle;
+  path: string;
+  op: 'fsync' | 'fdatasync';
+}): Promise<void> {
+  const { handle, path, op } = options;
+  try {
+    await (op === 'fsync' ? handle.sync() : handle.datasync());
+  } catch (error) {
+    throw new DiskSyncError({ op, path, code: errnoCode(error), cause: error });
   }
 }
 

@@ -6,7 +6,7 @@
 import { createHistogram } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { afterEach } from 'vitest';
-import type { FsmResult } from '../../fsm/index.js';
+import type { FsmLimits, FsmResult } from '../../fsm/index.js';
 import { MultiRaftHost } from '../../host/host.js';
 import { LoopbackNetwork, MemoryDurableLog } from '../../host/testing/in-memory.js';
 import { hostEvents, Metrics } from '../../metrics/index.js';
@@ -16,9 +16,11 @@ import { buildHttpApp } from '../http.js';
 
 export const singleServerGroupCount = 4;
 
-export async function startSingleServer(options: { groupCount?: number } = {}) {
+export async function startSingleServer(
+  options: { groupCount?: number; fsmLimits?: Partial<FsmLimits> } = {},
+) {
   const groupCount = options.groupCount ?? singleServerGroupCount;
-  const machines = new GroupMachines();
+  const machines = new GroupMachines(options.fsmLimits);
   const metrics = new Metrics();
   const logger = pino({ level: 'silent' });
   const host = new MultiRaftHost<FsmResult>({
@@ -67,7 +69,9 @@ export async function startSingleServer(options: { groupCount?: number } = {}) {
 export type SingleServer = Awaited<ReturnType<typeof startSingleServer>>;
 
 /** A fresh single server per test: call the returned function in a test; it is stopped after it. */
-export function singleServerPerTest(options: { groupCount?: number } = {}): () => Promise<SingleServer> {
+export function singleServerPerTest(
+  options: { groupCount?: number; fsmLimits?: Partial<FsmLimits> } = {},
+): () => Promise<SingleServer> {
   let running: SingleServer | null = null;
   afterEach(async () => {
     await running?.stop();

@@ -52,6 +52,7 @@ export class FsmDriver {
   txn(ops: readonly KvOp[]): TxnOutcome {
     const result = this.apply({ type: 'txn', ops });
     if (result.type !== 'txn') throw new Error(`expected a txn result, got ${result.type}`);
+    if (result.error !== null) throw new Error(`the txn was refused: ${result.error.message}`);
     return result.outcome;
   }
 
@@ -70,6 +71,7 @@ export class FsmDriver {
     };
     const result = this.apply({ type: 'session-create', session, createIndex });
     if (result.type !== 'session-create') throw new Error(`expected session-create, got ${result.type}`);
+    if (result.error !== null) throw new Error(`the session was refused: ${result.error.message}`);
     return result.session;
   }
 
