@@ -213,7 +213,7 @@ export class RawNode {
   createSnapshot(options: { index: number; data: Uint8Array }): Snapshot {
     const raft = this.raft;
     const { index } = options;
-    const floor = raft.log.storage.snapshot().metadata.index;
+    const floor = raft.log.storage.snapshotMetadata().index;
     if (index > raft.log.applied || index < floor) {
       throw new RaftError({
         code: RaftErrorCode.SnapshotOutOfDate,

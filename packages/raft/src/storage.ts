@@ -17,7 +17,10 @@ export interface LogStorage {
   /** The first index still held as an entry (snapshot index + 1). */
   firstIndex(): number;
   lastIndex(): number;
+  /** The latest snapshot with its data; a storage may read the data from disk, so call it only for the bytes. */
   snapshot(): Snapshot;
+  /** The latest snapshot's metadata: cheap, never loads the data. */
+  snapshotMetadata(): SnapshotMetadata;
 }
 
 const emptyConfState: ConfState = { voters: [], learners: [] };
@@ -79,6 +82,10 @@ export class MemoryStorage implements LogStorage {
 
   snapshot(): Snapshot {
     return this.snap;
+  }
+
+  snapshotMetadata(): SnapshotMetadata {
+    return this.snap.metadata;
   }
 
   setHardState(hardState: HardState): void {

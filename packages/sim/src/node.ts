@@ -582,7 +582,7 @@ export class SimNode {
     const threshold = this.#options.snapshotThresholdEntries;
     if (threshold === null) return;
     const storage = this.disk.storage;
-    const snapIndex = storage.snapshot().metadata.index;
+    const snapIndex = storage.snapshotMetadata().index;
     const applied = state.appliedIndex;
     if (applied - snapIndex < threshold) return;
     const snapshot = state.raw.createSnapshot({ index: applied, data: state.kv.snapshot() });

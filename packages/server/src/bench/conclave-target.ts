@@ -23,7 +23,7 @@ const readQuery: Readonly<Record<ReadConsistency, string>> = {
 };
 
 /** A response body longer than this is not a single 256-byte entry: read only its head. */
-const errorBodyChars = 300;
+export const errorBodyChars = 300;
 
 export class ConclaveTarget implements KvTarget {
   private readonly pools: Pool[];
@@ -74,13 +74,14 @@ export class ConclaveTarget implements KvTarget {
     await Promise.all(this.pools.map((pool) => pool.close()));
   }
 
-  private pool(server: number): Pool {
+  protected pool(server: number): Pool {
     const pool = this.pools[server];
     if (pool === undefined) throw new Error(`no server ${server}; there are ${this.pools.length}`);
     return pool;
   }
 }
 
-function kvPath(key: string): string {
-  return `/v1/kv/${encodeURIComponent(key)}`;
+/** Each segment escaped, the slashes kept: the key's path is the URL's path. */
+export function kvPath(key: string): string {
+  return `/v1/kv/${key.split('/').map(encodeURIComponent).join('/')}`;
 }

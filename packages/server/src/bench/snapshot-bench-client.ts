@@ -3,46 +3,17 @@
  * undici Pool per server, so the loader, the write load and the probes never queue behind
  * each other on one connection.
  */
-import { Pool } from 'undici';
+import { ConclaveTarget, errorBodyChars, kvPath } from './conclave-target.js';
 
 /** A request not answered in this long fails (a 64 KiB fsynced write takes milliseconds). */
 const requestTimeoutMs = 30_000;
 /** Enough for the loader's requests in flight plus the write load and the probes. */
 const connectionsPerServer = 64;
-/** Of an unexpected answer, the head is enough to explain it. */
-const errorBodyChars = 300;
 
-export class BenchClient {
-  private readonly pools: Pool[];
-
+/** The http bench's client (put), plus raw reads, key listings and JSON views. */
+export class BenchClient extends ConclaveTarget {
   constructor(readonly urls: readonly string[]) {
-    if (urls.length === 0) throw new Error('BenchClient needs at least one server URL');
-    this.pools = urls.map(
-      (url) =>
-        new Pool(url, {
-          connections: connectionsPerServer,
-          pipelining: 1,
-          headersTimeout: requestTimeoutMs,
-          bodyTimeout: requestTimeoutMs,
-        }),
-    );
-  }
-
-  get serverCount(): number {
-    return this.pools.length;
-  }
-
-  async put(request: { server: number; key: string; value: Uint8Array }): Promise<void> {
-    const { statusCode, body } = await this.pool(request.server).request({
-      method: 'PUT',
-      path: kvPath(request.key),
-      headers: { 'content-type': 'application/octet-stream' },
-      body: request.value,
-    });
-    const text = await body.text();
-    if (statusCode !== 200 || text.trim() !== 'true') {
-      throw new Error(`PUT ${request.key}: HTTP ${statusCode} ${text.slice(0, errorBodyChars)}`);
-    }
+    super({ urls, connectionsPerServer, requestTimeoutMs });
   }
 
   /** The stored bytes, or null when the key does not exist. */
@@ -79,19 +50,4 @@ export class BenchClient {
     }
     return JSON.parse(text);
   }
-
-  async close(): Promise<void> {
-    await Promise.all(this.pools.map((pool) => pool.close()));
-  }
-
-  private pool(server: number): Pool {
-    const pool = this.pools[server];
-    if (pool === undefined) throw new Error(`no server ${server}; there are ${this.pools.length}`);
-    return pool;
-  }
-}
-
-/** Each segment escaped, the slashes kept: the key's path is the URL's path. */
-function kvPath(key: string): string {
-  return `/v1/kv/${key.split('/').map(encodeURIComponent).join('/')}`;
 }

@@ -105,6 +105,48 @@ export async function loadPhase(options: {
   };
 }
 
+/** A settle ends once no group on any server took a snapshot for this long (ms) ... */
+export const settleQuietMsDefault = 10_000;
+/** ... or after this long at most (ms). */
+const settleMaxMs = 180_000;
+const settlePollMs = 1_000;
+
+/**
+ * Waits for the load's aftermath: every group past its snapshot threshold encodes and
+ * writes a snapshot of its state (128 MiB a group at 1 GiB), which costs memory, CPU and
+ * disk for a while after the last write. The save is measured on a settled cluster, as
+ * a user runs it, and the settle's own duration and memory are reported.
+ */
+export async function settlePhase(options: { cluster: PhaseCluster; quietMs: number }) {
+  const { cluster, quietMs: settleQuietMs } = options;
+  const { client } = cluster;
+  const startedMs = performance.now();
+  let last = '';
+  let quietSinceMs = startedMs;
+  while (performance.now() - quietSinceMs < settleQuietMs && performance.now() - startedMs < settleMaxMs) {
+    await pause(settlePollMs);
+    const snapshots = await Promise.all(
+      client.urls.flatMap((_, server) =>
+        Array.from({ length: cluster.groups }, async (_, groupId) => {
+          const view = await client.json({ server, path: `/v1/operator/groups/${groupId}?stale` });
+          return (view as { snapshotIndex?: unknown }).snapshotIndex;
+        }),
+      ),
+    );
+    const now = JSON.stringify(snapshots);
+    if (now !== last) quietSinceMs = performance.now();
+    last = now;
+  }
+  const selves = await selfViews(client);
+  return {
+    bench: 'snapshot',
+    phase: 'settle',
+    seconds: round((performance.now() - startedMs) / 1000, 1),
+    settled: performance.now() - quietSinceMs >= settleQuietMs,
+    serverRssMb: memoryBy(selves, cluster.pids, (pid) => megabytes(readMemory(pid).rssBytes)),
+  };
+}
+
 async function putWithRetries(
   client: BenchClient,
   request: { server: number; key: string; value: Uint8Array },
@@ -213,8 +255,10 @@ async function measureSave(options: {
 }) {
   const { client, pids } = options.cluster;
   const before = await selfViews(client);
-  const rssBefore = pids.map((pid) => readMemory(pid).rssBytes);
+  // Reset first, then read: the peak counts from the reset, so reading RSS after it keeps
+  // peak >= before even when a collection shrinks the process in between.
   for (const pid of pids) resetPeak(pid);
+  const rssBefore = pids.map((pid) => readMemory(pid).rssBytes);
   options.lag.start();
   options.heartbeat.start();
   options.writes.switchTo('during');
@@ -241,8 +285,10 @@ export async function restorePhase(options: {
 }) {
   const { client, pids } = options.cluster;
   const selves = await selfViews(client);
-  const rssBefore = pids.map((pid) => readMemory(pid).rssBytes);
+  // Reset first, then read: the peak counts from the reset, so reading RSS after it keeps
+  // peak >= before even when a collection shrinks the process in between.
   for (const pid of pids) resetPeak(pid);
+  const rssBefore = pids.map((pid) => readMemory(pid).rssBytes);
   const run = await runMeasuredCli({
     args: [options.cliPath, 'snapshot', 'restore', options.archivePath, '--json'].concat([
       '--http-addr',

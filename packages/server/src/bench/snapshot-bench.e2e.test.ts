@@ -38,11 +38,12 @@ describe('npm run bench -- snapshot', () => {
         groups: 4,
         sampleCount: 50,
         baselineMs: 300,
+        settleQuietMs: 1000,
         emit: (line) => emitted.push(line as Line),
         log: () => undefined,
         conclaveCliPath: cliPath,
       });
-      expect(emitted.map((l) => l.phase)).toEqual(['load', 'save', 'restore', 'verify']);
+      expect(emitted.map((l) => l.phase)).toEqual(['load', 'settle', 'save', 'restore', 'verify']);
       expect(report.load.keys).toBe(256);
       expect(report.verify).toMatchObject({
         ok: true,

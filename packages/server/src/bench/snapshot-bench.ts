@@ -19,6 +19,8 @@ import {
   type PhaseCluster,
   restorePhase,
   savePhase,
+  settlePhase,
+  settleQuietMsDefault,
   verifyPhase,
 } from './snapshot-bench-phases.js';
 import { formatSnapshotTable } from './snapshot-bench-table.js';
@@ -37,6 +39,8 @@ export interface SnapshotBenchOptions {
   readonly sampleCount?: number;
   /** How long the write load runs before the save, for its baseline latencies. */
   readonly baselineMs?: number;
+  /** The save waits until no group took a snapshot for this long after the load (ms). */
+  readonly settleQuietMs?: number;
   /** `conclave.js` for the agents and the CLI; the built one next to this module by default. */
   readonly conclaveCliPath?: string;
 }
@@ -59,6 +63,10 @@ export async function runSnapshotBench(options: SnapshotBenchOptions) {
     options.log(`bench: loading ${set.keyCount} keys of ${set.valueBytes} B`);
     const load = await loadPhase({ cluster: first.cluster, set, log: options.log });
     options.emit(load);
+    options.log('bench: waiting for the snapshots the load set off to finish');
+    options.emit(
+      await settlePhase({ cluster: first.cluster, quietMs: options.settleQuietMs ?? settleQuietMsDefault }),
+    );
     options.log(`bench: saving with the CLI under a light write load`);
     const save = await savePhase({
       cluster: first.cluster,

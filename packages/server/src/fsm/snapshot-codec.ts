@@ -66,14 +66,39 @@ export function encodeSnapshot(state: FsmState): Uint8Array {
   }
 }
 
-/** Encodes a state one part (header or row chunk) per step; the bytes are those of every part in order. */
+/**
+ * Bytes copied into the whole snapshot per step once its parts are encoded. Measured: one
+ * Buffer.concat of a 128 MiB group held the event loop for 0.3 to 1.8 s (fresh pages fault
+ * in as they are first written), long enough to lose leaderships.
+ */
+export const snapshotCopySliceBytes = 1024 * 1024;
+
+/**
+ * Encodes a state one part (header or row chunk) per step, then copies the parts into one
+ * buffer a slice per step; the bytes are those of every part in order.
+ */
 export function* encodeSnapshotSteps(state: FsmState): Generator<void, Uint8Array, void> {
   const parts: Uint8Array[] = [];
+  let total = 0;
   for (const part of encodeSnapshotParts(state)) {
     parts.push(part);
+    total += part.byteLength;
     yield;
   }
-  return Buffer.concat(parts);
+  const whole = Buffer.allocUnsafe(total);
+  let offset = 0;
+  let sinceStep = 0;
+  for (const part of parts) {
+    whole.set(part, offset);
+    offset += part.byteLength;
+    sinceStep += part.byteLength;
+    if (sinceStep >= snapshotCopySliceBytes) {
+      sinceStep = 0;
+      yield;
+    }
+  }
+  assert(offset === total, 'a snapshot is exactly its parts');
+  return whole;
 }
 
 /**

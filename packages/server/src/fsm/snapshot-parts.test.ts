@@ -1,7 +1,12 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { ConclaveFsm } from './fsm.js';
-import { decodeSnapshot, encodeSnapshot, snapshotPartBytesMax } from './snapshot-codec.js';
+import {
+  decodeSnapshot,
+  encodeSnapshot,
+  snapshotCopySliceBytes,
+  snapshotPartBytesMax,
+} from './snapshot-codec.js';
 import { snapshotChunkBytesTarget, snapshotChunkRows, snapshotRowBytesMax } from './snapshot-limits.js';
 import {
   type PartsSummary,
@@ -93,6 +98,23 @@ describe('snapshot parts', () => {
     for (const part of parts.slice(13)) expect(part.byteLength).toBeLessThanOrEqual(snapshotChunkBytesTarget);
     expect(Math.max(...rowsPerPart)).toBeLessThanOrEqual(snapshotChunkRows);
     expect(read(parts, false).keys).toBe(12 + snapshotChunkRows + 10);
+  });
+});
+
+describe('a Raft snapshot encoded in steps', () => {
+  it('copies its parts into one buffer a slice per step, never the whole at once, to the same bytes', () => {
+    const d = new FsmDriver();
+    const value = new Uint8Array(64 * 1024).fill(3);
+    for (let i = 0; i < 80; i++) d.kv({ verb: 'set', key: `k/${i}`, value });
+    const parts = drain(d.fsm);
+    const total = parts.reduce((sum, part) => sum + part.byteLength, 0);
+    const steps = d.fsm.snapshotSteps();
+    let yields = 0;
+    let step = steps.next();
+    for (; step.done !== true; step = steps.next()) yields++;
+    expect(Buffer.compare(Buffer.from(step.value), Buffer.concat(parts))).toBe(0);
+    // One yield per part while encoding, then at least one per snapshotCopySliceBytes copied.
+    expect(yields).toBeGreaterThanOrEqual(parts.length + Math.floor(total / snapshotCopySliceBytes));
   });
 });
 

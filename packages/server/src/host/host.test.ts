@@ -1,5 +1,5 @@
 import { RaftError, RaftErrorCode } from '@conclave/raft';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ConclaveError } from '../errors.js';
 import { MultiRaftHost } from './host.js';
 import { LoopbackNetwork, MemoryDurableLog } from './testing/in-memory.js';
@@ -299,5 +299,53 @@ describe('MultiRaftHost', () => {
           seed: 1,
         }),
     ).toThrow(/groups must be an integer/);
+  });
+});
+
+describe('a failure while stepping a message', () => {
+  function oneServer() {
+    return new MultiRaftHost<unknown>({
+      nodeId: 's1',
+      groupCount: 1,
+      log: new MemoryDurableLog({ groupCount: 1, voters: ['s1', 's2'] }),
+      transport: new LoopbackNetwork().transportFor('s1'),
+      stateMachine: () => new KvStateMachine(),
+      seed: 1,
+    });
+  }
+  const heartbeat = { type: 'heartbeat', from: 's2', to: 's1', term: 1, commit: 0, context: null } as const;
+
+  it('stops the process (a rethrow outside any caller) when it is not a RaftError, such as a snapshot file that cannot be read', () => {
+    const host = oneServer();
+    const failure = new Error('ENOENT: the snapshot file is gone');
+    host.group(0).raw.step = () => {
+      throw failure;
+    };
+    const deferred: (() => void)[] = [];
+    vi.stubGlobal('queueMicrotask', (fn: () => void) => deferred.push(fn));
+    try {
+      expect(() => host.receive([{ groupId: 0, message: heartbeat as never }])).toThrow(failure);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect(deferred).toHaveLength(1);
+    expect(() => deferred[0]?.()).toThrow(failure);
+    host.stop();
+  });
+
+  it('leaves a RaftError to the caller', () => {
+    const host = oneServer();
+    host.group(0).raw.step = () => {
+      throw new RaftError({ code: RaftErrorCode.NotLeader, message: 'refused' });
+    };
+    const deferred: (() => void)[] = [];
+    vi.stubGlobal('queueMicrotask', (fn: () => void) => deferred.push(fn));
+    try {
+      expect(() => host.receive([{ groupId: 0, message: heartbeat as never }])).toThrow(RaftError);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect(deferred).toHaveLength(0);
+    host.stop();
   });
 });

@@ -1,11 +1,12 @@
-import type {
-  ConfChange,
-  Message,
-  NodeId,
-  ProposeResult,
-  RaftConfigInput,
-  RawNode,
-  ReadMode,
+import {
+  type ConfChange,
+  type Message,
+  type NodeId,
+  type ProposeResult,
+  type RaftConfigInput,
+  RaftError,
+  type RawNode,
+  type ReadMode,
 } from '@conclave/raft';
 import { ConclaveError } from '../errors.js';
 import { planLeaderTransfer } from './balancer.js';
@@ -135,7 +136,19 @@ export class MultiRaftHost<Result> implements HostControl {
     for (const { groupId, message } of envelopes) {
       const group = this.groups[groupId];
       if (group === undefined || message.to !== this.options.nodeId) continue;
-      group.raw.step(message);
+      try {
+        group.raw.step(message);
+      } catch (error) {
+        // Stepping a message throws only on a broken invariant or a failed storage read (a
+        // snapshot file read back to send it to a follower): the core may be half-way
+        // through a change, so the process stops, whatever the caller does with the throw.
+        if (!(error instanceof RaftError)) {
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+        throw error;
+      }
     }
     this.scheduleTurn();
   }

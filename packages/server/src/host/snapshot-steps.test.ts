@@ -1,5 +1,6 @@
 import type { Entry } from '@conclave/raft';
 import { describe, expect, it } from 'vitest';
+import type { GroupLimits } from './group.js';
 import { MultiRaftHost } from './host.js';
 import type { StateMachine } from './ports.js';
 import { LoopbackNetwork, MemoryDurableLog } from './testing/in-memory.js';
@@ -38,6 +39,28 @@ class SteppingMachine implements StateMachine<number> {
   }
 }
 
+/** One server, one group, over `machine`, with snapshots after 10 entries; led once it runs a turn. */
+function steppingHost(machine: SteppingMachine, limits: Partial<GroupLimits>) {
+  const log = new MemoryDurableLog({ groupCount: 1, voters: ['s1'] });
+  const host = new MultiRaftHost<number>({
+    nodeId: 's1',
+    groupCount: 1,
+    log,
+    transport: new LoopbackNetwork().transportFor('s1'),
+    stateMachine: () => machine,
+    seed: 1,
+    limits: { snapshotThresholdEntries: 10, ...limits },
+  });
+  host.group(0).raw.campaign();
+  host.runTurns();
+  return { host, log };
+}
+
+const proposeN = (host: MultiRaftHost<number>, count: number) =>
+  Promise.all(
+    Array.from({ length: count }, (_, i) => host.propose({ groupId: 0, data: new Uint8Array([i + 1]) })),
+  );
+
 async function settle(): Promise<void> {
   for (let i = 0; i < 50; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
@@ -45,31 +68,16 @@ async function settle(): Promise<void> {
 describe('snapshots encoded in steps', () => {
   it('spread over turns while applies go on, and are saved at the index where they began', async () => {
     const machine = new SteppingMachine(40);
-    const log = new MemoryDurableLog({ groupCount: 1, voters: ['s1'] });
-    const host = new MultiRaftHost<number>({
-      nodeId: 's1',
-      groupCount: 1,
-      log,
-      transport: new LoopbackNetwork().transportFor('s1'),
-      stateMachine: () => machine,
-      seed: 1,
-      // Two steps a turn at most, whatever the time budget, so the 40 steps span many turns.
-      limits: { snapshotThresholdEntries: 10, snapshotTrailingEntries: 2, snapshotStepsPerTurnMax: 2 },
-    });
-    host.group(0).raw.campaign();
-    host.runTurns();
+    // Two steps a turn at most, whatever the time budget, so the 40 steps span many turns.
+    const { host, log } = steppingHost(machine, { snapshotTrailingEntries: 2, snapshotStepsPerTurnMax: 2 });
     const storage = log.storages.get(0);
     if (storage === undefined) throw new Error('no storage');
-    const first = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => host.propose({ groupId: 0, data: new Uint8Array([i + 1]) })),
-    );
+    const first = await proposeN(host, 12);
     const startedAt = host.group(0).applied;
     expect(host.group(0).snapshotting).toBe(true);
     expect(storage.snapshot().metadata.index).toBe(0);
     // Applies continue while the snapshot is encoded.
-    await Promise.all(
-      Array.from({ length: 5 }, (_, i) => host.propose({ groupId: 0, data: new Uint8Array([i + 1]) })),
-    );
+    await proposeN(host, 5);
     expect(machine.appliedDuringSnapshot).toBe(5);
     await settle();
     expect(host.group(0).snapshotting).toBe(false);
@@ -82,23 +90,12 @@ describe('snapshots encoded in steps', () => {
 
 describe('the per-turn snapshot budget', () => {
   it('encodes cheap steps many to a turn, up to snapshotStepsPerTurnMax', async () => {
-    const machine = new SteppingMachine(40);
-    const log = new MemoryDurableLog({ groupCount: 1, voters: ['s1'] });
-    const host = new MultiRaftHost<number>({
-      nodeId: 's1',
-      groupCount: 1,
-      log,
-      transport: new LoopbackNetwork().transportFor('s1'),
-      stateMachine: () => machine,
-      seed: 1,
-      // A generous budget: 40 instant steps fit in one turn, where 2 a turn needed 20.
-      limits: { snapshotThresholdEntries: 10, snapshotStepBudgetMs: 1000, snapshotStepsPerTurnMax: 64 },
+    // A generous budget: 40 instant steps fit in one turn, where 2 a turn needed 20.
+    const { host } = steppingHost(new SteppingMachine(40), {
+      snapshotStepBudgetMs: 1000,
+      snapshotStepsPerTurnMax: 64,
     });
-    host.group(0).raw.campaign();
-    host.runTurns();
-    await Promise.all(
-      Array.from({ length: 12 }, (_, i) => host.propose({ groupId: 0, data: new Uint8Array([i + 1]) })),
-    );
+    await proposeN(host, 12);
     expect(host.group(0).snapshotting).toBe(true);
     host.runTurns();
     expect(host.group(0).snapshotting).toBe(false);

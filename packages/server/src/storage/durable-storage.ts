@@ -1,4 +1,4 @@
-import { assert, type Snapshot } from '@conclave/raft';
+import { assert, type Snapshot, type SnapshotMetadata } from '@conclave/raft';
 import { type Logger, pino } from 'pino';
 import { type Disk, joinPath } from './disk.js';
 import { DiskError, SnapshotCorruptionError, SnapshotUnavailableError } from './errors.js';
@@ -38,12 +38,17 @@ export class DurableStorage {
   readonly recovery: readonly SnapshotRecovery[];
   /** Groups with a snapshot file being written in the background: at most one each. */
   readonly #writing = new Set<number>();
+  /** Groups whose log reads its snapshot's bytes from the store instead of keeping them. */
+  readonly #loading = new Set<number>();
   #closed = false;
 
   private constructor(options: { wal: Wal; snapshots: SnapshotStore; recovery: SnapshotRecovery[] }) {
     this.wal = options.wal;
     this.snapshots = options.snapshots;
     this.recovery = options.recovery;
+    // Recovery attached each group's snapshot bytes; the log hands them out once (the state
+    // machine's restore) and reads them from the store after that.
+    for (const groupId of this.wal.groupIds()) this.#log(groupId);
   }
 
   /**
@@ -75,7 +80,36 @@ export class DurableStorage {
   }
 
   group(groupId: number): GroupLog {
-    return this.wal.group(groupId);
+    return this.#log(groupId);
+  }
+
+  /** A group's log, set (once) to load its snapshot's bytes from the snapshot store. */
+  #log(groupId: number): GroupLog {
+    const log = this.wal.group(groupId);
+    if (!this.#loading.has(groupId)) {
+      log.setSnapshotLoader((metadata) => this.#loadSnapshotData({ groupId, metadata }));
+      this.#loading.add(groupId);
+    }
+    return log;
+  }
+
+  /**
+   * The bytes of a group's current snapshot, read back and verified. Only a leader starting to
+   * send a snapshot (or a restart's restore) gets here; the file was durable before the log
+   * recorded the snapshot, so a missing or damaged one is a disk failure: DiskError,
+   * SnapshotCorruptionError or SnapshotUnavailableError, never other bytes.
+   */
+  #loadSnapshotData(options: { groupId: number; metadata: SnapshotMetadata }): Uint8Array {
+    const { groupId, metadata } = options;
+    const loaded = this.snapshots.load({ groupId, index: metadata.index });
+    if (loaded.metadata.term !== metadata.term) {
+      throw new SnapshotUnavailableError({
+        groupId,
+        index: metadata.index,
+        detail: `the file's term is ${loaded.metadata.term}, the log's ${metadata.term}`,
+      });
+    }
+    return loaded.data;
   }
 
   /** Persist one batch of Readys: installed snapshots' bytes first, then one WAL write. */
@@ -89,6 +123,8 @@ export class DurableStorage {
     for (const item of batch) {
       if (item.snapshot !== null && item.snapshot.metadata.index > 0) {
         this.snapshots.prune({ groupId: item.groupId, keepIndex: item.snapshot.metadata.index });
+        // The file is durable: the log need not keep the bytes the WAL attached.
+        this.#log(item.groupId).releaseSnapshotData();
       }
     }
   }
@@ -165,6 +201,8 @@ export class DurableStorage {
     );
     this.wal.recordSnapshot({ groupId, snapshot, compactThroughIndex: through });
     this.snapshots.prune({ groupId, keepIndex: snapshot.metadata.index });
+    // The file is durable: the log need not keep the bytes the WAL attached.
+    this.#log(groupId).releaseSnapshotData();
   }
 
   /** Close the WAL. A background snapshot write still in flight is abandoned (see above). */

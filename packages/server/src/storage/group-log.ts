@@ -17,6 +17,12 @@ const emptySnapshotMetadata: SnapshotMetadata = {
 const emptyData = new Uint8Array(0);
 
 /**
+ * Reads the bytes of the snapshot `metadata` describes back from disk, verified, or throws the
+ * storage's typed error (DurableStorage gives one that reads its snapshot store).
+ */
+export type SnapshotLoader = (metadata: SnapshotMetadata) => Uint8Array;
+
+/**
  * One Raft group's durable state as the WAL holds it in memory: the LogStorage the core
  * reads. Same semantics as the core's MemoryStorage (firstIndex = compaction point + 1,
  * `term` answers for the compaction point, `snapshot()` is the latest snapshot, which may
@@ -24,6 +30,10 @@ const emptyData = new Uint8Array(0);
  *
  * Only the WAL mutates it, and only after the write that carries the change is durable,
  * so what the core reads here is always on disk.
+ *
+ * With a snapshot loader, the snapshot's bytes are not kept: a group's snapshot can be
+ * hundreds of MiB and is needed only when a leader sends it to a lagging follower (rare) or
+ * the state machine restores from it at start. The file on disk holds the same bytes.
  */
 export class GroupLog implements LogStorage {
   readonly groupId: number;
@@ -31,6 +41,7 @@ export class GroupLog implements LogStorage {
   #snapshot: SnapshotMetadata = emptySnapshotMetadata;
   /** Null until the snapshot store hands over the bytes of `#snapshot` (index 0 needs none). */
   #snapshotData: Uint8Array | null = emptyData;
+  #loadSnapshotData: SnapshotLoader | null = null;
   /** The compaction point: entries at or below it are gone; `#offsetTerm` is its term. */
   #offset = 0;
   #offsetTerm = 0;
@@ -91,14 +102,24 @@ export class GroupLog implements LogStorage {
     return this.#offset + this.#entries.length;
   }
 
+  /**
+   * The latest snapshot with its bytes. With a loader, bytes still held (attached at recovery
+   * for the state machine's restore) are handed out once and dropped; otherwise they are read
+   * from disk on each call, and the caller (the leader's Progress) drops them when done.
+   */
   snapshot(): Snapshot {
-    const data = this.#snapshotData;
+    const metadata = this.#snapshot;
+    const held = this.#snapshotData;
+    if (held !== null) {
+      this.releaseSnapshotData();
+      return { metadata, data: held };
+    }
+    const load = this.#loadSnapshotData;
     assert(
-      data !== null,
-      () =>
-        `group ${this.groupId}: snapshot ${this.#snapshot.index} has no data attached (load it from the snapshot store)`,
+      load !== null,
+      () => `group ${this.groupId}: snapshot ${metadata.index} has no data attached and no loader`,
     );
-    return { metadata: this.#snapshot, data };
+    return { metadata, data: load(metadata) };
   }
 
   // ---- read-only views ----
@@ -111,6 +132,7 @@ export class GroupLog implements LogStorage {
     return this.#snapshot;
   }
 
+  /** Whether the snapshot's bytes are held in memory (rather than left on disk). */
   hasSnapshotData(): boolean {
     return this.#snapshotData !== null;
   }
@@ -184,6 +206,19 @@ export class GroupLog implements LogStorage {
     // already attached stay; index 0 is the bootstrap marker, whose confState may change.
     if (metadata.index > this.#snapshot.index) this.#snapshotData = null;
     this.#snapshot = metadata;
+  }
+
+  /** From now on, read the snapshot's bytes from disk when asked instead of keeping them. */
+  setSnapshotLoader(loader: SnapshotLoader): void {
+    this.#loadSnapshotData = loader;
+  }
+
+  /**
+   * Drop the snapshot's bytes once they are durable on disk (the caller's promise), when a
+   * loader can read them back. Index 0 (bootstrap) has no file: its empty bytes stay.
+   */
+  releaseSnapshotData(): void {
+    if (this.#loadSnapshotData !== null && this.#snapshot.index > 0) this.#snapshotData = null;
   }
 
   /** Hand over the bytes of the current snapshot. */
