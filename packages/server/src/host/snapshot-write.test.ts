@@ -1,24 +1,9 @@
-import type { Entry, Snapshot } from '@conclave/raft';
+import type { Snapshot } from '@conclave/raft';
 import { describe, expect, it } from 'vitest';
 import { MultiRaftHost } from './host.js';
-import type { DurableLog, GroupId, GroupWrite, StateMachine } from './ports.js';
+import type { DurableLog, GroupId, GroupWrite } from './ports.js';
+import { CountingMachine } from './testing/counting-machine.js';
 import { LoopbackNetwork, MemoryDurableLog } from './testing/in-memory.js';
-
-class CountingMachine implements StateMachine<number> {
-  applied = 0;
-
-  apply(_entry: Entry): number {
-    return ++this.applied;
-  }
-
-  snapshot(): Uint8Array {
-    return new TextEncoder().encode(String(this.applied));
-  }
-
-  restore(data: Uint8Array): void {
-    this.applied = Number(new TextDecoder().decode(data));
-  }
-}
 
 interface PendingSave {
   readonly index: number;

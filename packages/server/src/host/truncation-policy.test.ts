@@ -1,26 +1,9 @@
-import { type Entry, EntryType, entrySizeBytes, type LogStorage } from '@conclave/raft';
+import { EntryType, entrySizeBytes, type LogStorage } from '@conclave/raft';
 import { describe, expect, it } from 'vitest';
 import type { GroupLimits } from './group.js';
 import { MultiRaftHost } from './host.js';
-import type { StateMachine } from './ports.js';
+import { CountingMachine } from './testing/counting-machine.js';
 import { LoopbackNetwork, MemoryDurableLog } from './testing/in-memory.js';
-
-/** Counts applied entries; its snapshot is that count, taken at once. */
-class CountingMachine implements StateMachine<number> {
-  applied = 0;
-
-  apply(_entry: Entry): number {
-    return ++this.applied;
-  }
-
-  snapshot(): Uint8Array {
-    return new TextEncoder().encode(String(this.applied));
-  }
-
-  restore(data: Uint8Array): void {
-    this.applied = Number(new TextDecoder().decode(data));
-  }
-}
 
 function singleServer(
   limits: Partial<GroupLimits>,
