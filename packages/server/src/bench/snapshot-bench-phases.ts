@@ -253,24 +253,45 @@ async function measureSave(options: {
   lag: LagProbe;
   heartbeat: HeartbeatPoller;
 }) {
+  const before = await selfViews(options.cluster.client);
+  const { rssBefore, run } = await runSnapshotCli({
+    ...options,
+    command: 'save',
+    onStart: () => {
+      options.lag.start();
+      options.heartbeat.start();
+      options.writes.switchTo('during');
+    },
+  });
+  return { before, rssBefore, run };
+}
+
+/**
+ * `conclave snapshot <command> <archive> --json` against the first server, each server's
+ * peak memory counted from just before it: reset first, then read, so the peak is never
+ * below the RSS before even when a collection shrinks the process in between.
+ */
+async function runSnapshotCli(options: {
+  cluster: PhaseCluster;
+  cliPath: string;
+  command: 'save' | 'restore';
+  archivePath: string;
+  cleanup: Cleanup;
+  onStart?: () => void;
+}) {
   const { client, pids } = options.cluster;
-  const before = await selfViews(client);
-  // Reset first, then read: the peak counts from the reset, so reading RSS after it keeps
-  // peak >= before even when a collection shrinks the process in between.
   for (const pid of pids) resetPeak(pid);
   const rssBefore = pids.map((pid) => readMemory(pid).rssBytes);
-  options.lag.start();
-  options.heartbeat.start();
-  options.writes.switchTo('during');
+  options.onStart?.();
   const run = await runMeasuredCli({
-    args: [options.cliPath, 'snapshot', 'save', options.archivePath, '--json'].concat([
+    args: [options.cliPath, 'snapshot', options.command, options.archivePath, '--json'].concat([
       '--http-addr',
       hostPort(client.urls[0] ?? ''),
     ]),
     cleanup: options.cleanup,
     timeoutMs: cliTimeoutMs,
   });
-  return { before, rssBefore, run };
+  return { rssBefore, run };
 }
 
 /** lastContactMs counts whole ticks: the agents run with the default 50 ms tick. */
@@ -285,18 +306,7 @@ export async function restorePhase(options: {
 }) {
   const { client, pids } = options.cluster;
   const selves = await selfViews(client);
-  // Reset first, then read: the peak counts from the reset, so reading RSS after it keeps
-  // peak >= before even when a collection shrinks the process in between.
-  for (const pid of pids) resetPeak(pid);
-  const rssBefore = pids.map((pid) => readMemory(pid).rssBytes);
-  const run = await runMeasuredCli({
-    args: [options.cliPath, 'snapshot', 'restore', options.archivePath, '--json'].concat([
-      '--http-addr',
-      hostPort(client.urls[0] ?? ''),
-    ]),
-    cleanup: options.cleanup,
-    timeoutMs: cliTimeoutMs,
-  });
+  const { rssBefore, run } = await runSnapshotCli({ ...options, command: 'restore' });
   const peaks = pids.map((pid) => readMemory(pid).peakRssBytes);
   const answer = cliJson(run, 'snapshot restore');
   return {
