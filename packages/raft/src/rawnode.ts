@@ -185,6 +185,22 @@ export class RawNode {
     return ready;
   }
 
+  /**
+   * The messages that may leave before anything is durable (a Ready's `messages`: a
+   * leader's appends and heartbeats, heartbeat responses, pre-votes), taken now, also while
+   * a Ready is in flight: a slow fdatasync must not hold a leader's heartbeats past an
+   * election timeout. Messages that acknowledge state (append and vote responses) stay for
+   * the next Ready, after its write, and so do batched broadcasts (new entries, read
+   * rounds): flushed per input, they would go out one entry per append, and a follower
+   * that rejects would answer each one (the fast backup's one rejection per term).
+   */
+  takeMessages(): readonly Message[] {
+    const raft = this.raft;
+    const messages = raft.messages;
+    raft.messages = [];
+    return messages;
+  }
+
   /** The caller has done all the work of the last Ready. */
   advance(): void {
     const done = this.inFlight;

@@ -405,7 +405,11 @@ export class SimNode {
   #pump(): void {
     for (;;) {
       const state = this.#state;
-      if (state === null || state.pendingReady !== null) return;
+      if (state === null) return;
+      if (state.pendingReady !== null) {
+        this.#stepDuringWrite(state);
+        return;
+      }
       if (state.inbox.length > 0 && !state.raw.hasReady()) {
         const next = state.inbox.shift();
         if (next !== undefined) this.#handle(state, next);
@@ -432,6 +436,18 @@ export class SimNode {
       }
       this.#finishReady(state, rd);
     }
+  }
+
+  /**
+   * As the production host does while its fdatasync is in flight (server host.ts): inputs
+   * are stepped, and the messages that depend on nothing durable leave at once; the rest
+   * wait for the next Ready, after this write.
+   */
+  #stepDuringWrite(state: Volatile): void {
+    for (let next = state.inbox.shift(); next !== undefined; next = state.inbox.shift()) {
+      this.#handle(state, next);
+    }
+    for (const message of state.raw.takeMessages()) this.#env.send({ from: this.index, message });
   }
 
   #completeWrite(writeId: number): void {

@@ -90,6 +90,8 @@ export async function startAgent(options: {
   const log: DurableLog = {
     storage: (groupId) => storage.group(groupId),
     persist: (writes, persistOptions) => storage.persist(writes, persistOptions),
+    // The WAL fdatasync on the thread pool: a slow disk must not hold heartbeats (host.ts).
+    persistAsync: (writes) => storage.persistAsync(writes),
     // In the background: a large snapshot's checksum, write and fsync must not hold the loop.
     saveSnapshot: (o: { groupId: GroupId; snapshot: Snapshot; compactIndex: number }) =>
       storage.saveSnapshotInBackground({
@@ -173,6 +175,8 @@ export async function startAgent(options: {
       // Blocking queries end first, so the HTTP server has no request left to wait for.
       await service.close();
       running.stop();
+      // A WAL fdatasync may still be in flight on the thread pool: the WAL closes after it.
+      await running.writesSettled();
       await http.close();
       await transport.close();
       storage.close();

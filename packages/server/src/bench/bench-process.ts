@@ -89,7 +89,14 @@ export class BenchProcess {
    */
   async kill(): Promise<void> {
     if (!this.running) return;
-    this.child.kill('SIGKILL');
+    // A profiled agent (CONCLAVE_BENCH_NODE_ARGS) writes its profile only on a clean exit.
+    if ((process.env.CONCLAVE_BENCH_NODE_ARGS ?? '') !== '') await this.signalAndWait('SIGTERM');
+    if (this.running) await this.signalAndWait('SIGKILL');
+  }
+
+  /** Send `signal`, then wait up to killWaitMs for the exit. */
+  private async signalAndWait(signal: NodeJS.Signals): Promise<void> {
+    this.child.kill(signal);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.exited,

@@ -73,6 +73,7 @@ export async function startConclaveCluster(options: {
   for (const [i, nodeId] of ids.entries()) {
     const peers = ids.flatMap((id, j) => (j === i ? [] : [`${id}@${loopback}:${raftPort(j)}`]));
     const args = [
+      ...agentNodeArgs(),
       options.cliPath ?? builtCliPath,
       'agent',
       ...['--node-id', nodeId, '--data-dir', join(root, nodeId)],
@@ -96,6 +97,16 @@ export async function startConclaveCluster(options: {
     },
   );
   return { urls, leadersPerServer, processes, resource };
+}
+
+/**
+ * Extra Node flags for the agents, from CONCLAVE_BENCH_NODE_ARGS (space-separated), to
+ * profile them under a benchmark's load: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, which
+ * NODE_OPTIONS does not accept. Each agent writes its profile when it stops.
+ */
+function agentNodeArgs(): string[] {
+  const raw = process.env.CONCLAVE_BENCH_NODE_ARGS ?? '';
+  return raw.split(' ').filter((arg) => arg.length > 0);
 }
 
 async function agentSelf(url: string): Promise<SelfView> {

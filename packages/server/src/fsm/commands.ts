@@ -1,4 +1,4 @@
-import { assert } from '@conclave/raft';
+import { assert, defaultLimits as raftLimits } from '@conclave/raft';
 import { Packr } from 'msgpackr';
 import type { KvOp, KvVerb, SessionEntry, SessionSpec, TxnOutcome } from '../service/types.js';
 import { type AutopilotSettings, autopilotSettingsFromWire, autopilotSettingsToWire } from './autopilot.js';
@@ -23,6 +23,18 @@ export type FsmCommand =
       readonly restoreId: string;
       readonly seq: number;
       readonly data: Uint8Array;
+    }
+  /**
+   * Consecutive parts of one group, `seq` being the first's: applied as that many chunks in
+   * order, all or none (a refused part refuses the entry and drops the staging). One Raft
+   * round carries several parts (fsm/restore-wire.ts bounds them: restoreBatchPartsMax,
+   * restoreBatchBytesMax).
+   */
+  | {
+      readonly type: 'restore-batch';
+      readonly restoreId: string;
+      readonly seq: number;
+      readonly parts: readonly Uint8Array[];
     }
   /** Swaps the staged rows in if `parts` parts of `bytes` bytes with this chained digest arrived (fsm/parts-digest.ts). */
   | {
@@ -132,6 +144,12 @@ export function encodeCommand(command: FsmCommand): Uint8Array {
     case 'restore-commit':
     case 'restore-abort':
       return packr.pack([commandVersion, ...restoreToWire(command)]);
+    case 'restore-batch': {
+      const data = packr.pack([commandVersion, ...restoreToWire(command)]);
+      // restoreBatchFramingBytesMax leaves room for the framing: a batch always fits a proposal.
+      assert(data.byteLength <= raftLimits.proposalBytesMax, 'restore-batch: encoded within a Raft proposal');
+      return data;
+    }
     case 'restore-legacy':
       assert(false, 'a legacy restore step is only ever decoded from an old entry, never proposed');
   }
@@ -181,6 +199,7 @@ export function decodeCommand(data: Uint8Array): FsmCommand {
     }
     case 'restore-begin':
     case 'restore-chunk':
+    case 'restore-batch':
     case 'restore-commit':
     case 'restore-abort':
       return restoreFromWire(decoded.slice(1));

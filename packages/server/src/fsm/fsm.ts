@@ -319,6 +319,7 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
       }
       case 'restore-begin':
       case 'restore-chunk':
+      case 'restore-batch':
       case 'restore-commit':
       case 'restore-abort':
       case 'restore-legacy': {

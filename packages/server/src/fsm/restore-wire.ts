@@ -1,15 +1,15 @@
-import { assert } from '@conclave/raft';
+import { assert, defaultLimits as raftLimits } from '@conclave/raft';
 import type { FsmCommand } from './commands.js';
 import { groupStateBytesMaxDefault, snapshotPartBytesMax } from './snapshot-limits.js';
 
 export type RestoreCommand = Extract<
   FsmCommand,
-  { type: 'restore-begin' | 'restore-chunk' | 'restore-commit' | 'restore-abort' }
+  { type: 'restore-begin' | 'restore-chunk' | 'restore-batch' | 'restore-commit' | 'restore-abort' }
 >;
 export type LegacyRestoreCommand = Extract<FsmCommand, { type: 'restore-legacy' }>;
 
 /** Limits a restore's commands obey; validate-call.ts refuses anything outside them first. */
-/** A chunk carries exactly one snapshot part, and stays within a Raft proposal (1 MiB). */
+/** A chunk (and each part of a batch) is exactly one snapshot part, within a Raft proposal (1 MiB). */
 export const restoreChunkBytesMax = snapshotPartBytesMax;
 /**
  * Bytes of parts one group's restore may stage: the group's state bound, one limit for both,
@@ -18,6 +18,29 @@ export const restoreChunkBytesMax = snapshotPartBytesMax;
  */
 export const restoreGroupBytesMax = groupStateBytesMaxDefault;
 export const restoreIdBytesMax = 128;
+/**
+ * Parts one restore-batch carries at most. Parts are rarely small (a chunk closes at
+ * 256 KiB of rows), so a batch holds a few; the count bounds the per-part framing and the
+ * work of one entry's apply when a group's parts are tiny.
+ */
+export const restoreBatchPartsMax = 64;
+/**
+ * Bytes of parts one restore-batch carries at most: one Raft proposal (1 MiB) less room for
+ * the command's framing (restoreBatchFramingBytesMax). Always at least one part's bound, so
+ * a single part of any allowed size makes a batch on its own.
+ */
+export const restoreBatchBytesMax = raftLimits.proposalBytesMax - 8 * 1024;
+/**
+ * The most an encoded restore-batch adds to its parts' bytes: the version and type, a
+ * restoreId of up to restoreIdBytesMax characters (up to 3 bytes each in UTF-8), the seq,
+ * the array header and a 5-byte bin header per part, with room to spare.
+ */
+export const restoreBatchFramingBytesMax = 1024 + 3 * restoreIdBytesMax + 8 * restoreBatchPartsMax;
+assert(
+  restoreBatchBytesMax >= restoreChunkBytesMax &&
+    restoreBatchBytesMax + restoreBatchFramingBytesMax <= raftLimits.proposalBytesMax,
+  'a restore-batch holds any one part and stays within a Raft proposal',
+);
 const digestPattern = /^[0-9a-f]{64}$/u;
 
 /** The wire tuple after the version: [type, ...fields], fixed shapes. */
@@ -38,6 +61,8 @@ function wireOf(command: RestoreCommand): unknown[] {
       return [command.type, command.restoreId];
     case 'restore-chunk':
       return [command.type, command.restoreId, command.seq, command.data];
+    case 'restore-batch':
+      return [command.type, command.restoreId, command.seq, [...command.parts]];
     case 'restore-commit':
       return [command.type, command.restoreId, command.parts, command.bytes, command.digest];
   }
@@ -60,6 +85,14 @@ export function restoreFromWire(wire: unknown[]): RestoreCommand | LegacyRestore
     case 'restore-chunk':
       // Copy: the decoder hands a view of the entry's buffer, which is not ours to keep.
       return { type, restoreId, seq: wire[2] as number, data: new Uint8Array(wire[3] as Uint8Array) };
+    case 'restore-batch':
+      // Copies, as for a chunk.
+      return {
+        type,
+        restoreId,
+        seq: wire[2] as number,
+        parts: (wire[3] as Uint8Array[]).map((part) => new Uint8Array(part)),
+      };
     case 'restore-commit':
       return {
         type,
@@ -90,6 +123,25 @@ function checkRestoreWire(wire: unknown[]): void {
         'restore-chunk: data within restoreChunkBytesMax',
       );
       return;
+    case 'restore-batch': {
+      assert(wire.length === 4, 'restore-batch: [type, restoreId, seq, parts]');
+      assert(isCount(wire[2]), 'restore-batch: seq >= 0');
+      const parts = wire[3];
+      assert(
+        Array.isArray(parts) && parts.length >= 1 && parts.length <= restoreBatchPartsMax,
+        'restore-batch: 1 to restoreBatchPartsMax parts',
+      );
+      let bytes = 0;
+      for (const part of parts) {
+        assert(
+          part instanceof Uint8Array && part.byteLength <= restoreChunkBytesMax,
+          'restore-batch: each part within restoreChunkBytesMax',
+        );
+        bytes += part.byteLength;
+      }
+      assert(bytes <= restoreBatchBytesMax, 'restore-batch: parts within restoreBatchBytesMax');
+      return;
+    }
     case 'restore-commit':
       assert(wire.length === 5, 'restore-commit: [type, restoreId, parts, bytes, digest]');
       assert(isCount(wire[2]) && wire[2] >= 1, 'restore-commit: parts >= 1 (the header)');

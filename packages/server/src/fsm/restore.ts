@@ -28,9 +28,9 @@ interface Staging {
 }
 
 /**
- * A restore in progress in one group: begin starts it, each chunk (one snapshot part) is
- * decoded at once into staged rows, commit checks the whole and hands back the rows for the
- * FSM to swap in. At most one is staged at a time (a new begin drops the old one). A step
+ * A restore in progress in one group: begin starts it, each chunk (one snapshot part) or
+ * batch (several consecutive parts) is decoded at once into staged rows, commit checks the
+ * whole and hands back the rows for the FSM to swap in. At most one is staged at a time (a new begin drops the old one). A step
  * that is wrong in any way (another restore's id, a seq out of order, a malformed part, a
  * failed commit check) is refused and drops the staging, so nothing changes. These
  * commands may come from a client of the internal endpoint, so they are refused, never
@@ -114,7 +114,8 @@ export class RestoreStaging {
           `restore ${command.restoreId}: begun by a previous release in a format this one does not read; run the restore again`,
         );
       case 'restore-chunk':
-        return this.chunk(command);
+      case 'restore-batch':
+        return this.parts(command);
       case 'restore-commit':
         return this.commit(command);
       case 'restore-abort':
@@ -123,37 +124,46 @@ export class RestoreStaging {
     }
   }
 
-  private chunk(command: Extract<RestoreCommand, { type: 'restore-chunk' }>): RestoreResult {
-    const { restoreId, seq, data } = command;
+  /**
+   * A chunk is one part, a batch several: each part in order through the same checks. A
+   * refused part refuses the whole entry and drops the staging, so the parts before it in
+   * the entry leave nothing behind either.
+   */
+  private parts(
+    command: Extract<RestoreCommand, { type: 'restore-chunk' | 'restore-batch' }>,
+  ): RestoreResult {
+    const parts = command.type === 'restore-chunk' ? [command.data] : command.parts;
+    for (const [i, data] of parts.entries()) {
+      const refusal = this.part(command.restoreId, command.seq + i, data);
+      if (refusal !== null) return this.refuse(refusal);
+    }
+    return ok();
+  }
+
+  /** Stages one part; null when taken, or why it is refused (the caller drops the staging). */
+  private part(restoreId: string, seq: number, data: Uint8Array): string | null {
     const staging = this.staging;
-    if (staging === null || staging.restoreId !== restoreId)
-      return this.refuse(`restore ${restoreId} is not staged`);
+    if (staging === null || staging.restoreId !== restoreId) return `restore ${restoreId} is not staged`;
     if (seq !== staging.reader.parts) {
-      return this.refuse(
-        `restore ${restoreId}: chunk ${seq} is out of order (expected ${staging.reader.parts})`,
-      );
+      return `restore ${restoreId}: chunk ${seq} is out of order (expected ${staging.reader.parts})`;
     }
     const { groupStateBytesMax } = this.limits;
     if (staging.digest.bytes + data.byteLength > groupStateBytesMax) {
-      return this.refuse(
-        `restore ${restoreId}: its parts pass the group's state bound (groupStateBytesMax, ${groupStateBytesMax} bytes)`,
-      );
+      return `restore ${restoreId}: its parts pass the group's state bound (groupStateBytesMax, ${groupStateBytesMax} bytes)`;
     }
     let rows: ReturnType<SnapshotPartsReader['push']>;
     try {
       rows = staging.reader.push(data);
     } catch (error) {
-      if (error instanceof SnapshotPartError) return this.refuse(`restore ${restoreId}: ${error.message}`);
+      if (error instanceof SnapshotPartError) return `restore ${restoreId}: ${error.message}`;
       throw error;
     }
     staging.rowBytes += rowsBytes(rows);
     if (staging.rowBytes > groupStateBytesMax) {
-      return this.refuse(
-        `restore ${restoreId}: its rows pass the group's state bound (groupStateBytesMax, ${groupStateBytesMax} bytes)`,
-      );
+      return `restore ${restoreId}: its rows pass the group's state bound (groupStateBytesMax, ${groupStateBytesMax} bytes)`;
     }
     staging.digest.update(data);
-    return ok();
+    return null;
   }
 
   private commit(

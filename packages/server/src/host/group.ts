@@ -52,6 +52,14 @@ export interface GroupLimits {
    */
   readonly snapshotIntervalTicks: number;
   /**
+   * ... but only once the bytes applied since the last snapshot reach this share of that
+   * snapshot's size. Without it a 1 GiB state under a trickle of writes was rewritten whole
+   * every interval (8 groups x 128 MiB x 3 servers every 120 s), and those writes stretched
+   * fsyncs and memory during a user snapshot. With 1/8, the interval costs at most 8 bytes
+   * of snapshot per byte written; a small state still snapshots after any write.
+   */
+  readonly snapshotIntervalLogRatioMin: number;
+  /**
    * Encoding a snapshot in steps, per turn: steps while this budget lasts (ms), at least one.
    * A time budget rather than a count, because a step's cost varies a hundredfold: one part
    * is 4096 small rows (~4 ms) or four 64 KiB values (~0.1 ms), and a fixed count of 2 made
@@ -73,6 +81,7 @@ export const defaultGroupLimits: GroupLimits = {
   snapshotTrailingEntries: 1024,
   snapshotTrailingBytesMax: 64 * 1024 * 1024,
   snapshotIntervalTicks: 0,
+  snapshotIntervalLogRatioMin: 1 / 8,
 };
 
 interface PendingProposal<Result> {
@@ -102,6 +111,8 @@ export class RaftGroup<Result> {
   private readonly reads = new Map<number, PendingRead>();
   private readSequence = 0;
   private snapshotIndex: number;
+  /** The last snapshot's size (taken, installed, or loaded at start): what the interval weighs the log against. */
+  private snapshotBytes: number;
   private snapshotJob: {
     readonly index: number;
     readonly steps: Iterator<void, Uint8Array, void>;
@@ -143,6 +154,7 @@ export class RaftGroup<Result> {
     this.snapshotIndex = snapshot.metadata.index;
     this.appliedIndex = snapshot.metadata.index;
     this.appliedBytes = trackLoggedBytes({ storage, throughIndex: snapshot.metadata.index });
+    this.snapshotBytes = snapshot.data.byteLength;
     if (snapshot.data.byteLength > 0) options.stateMachine.restore(snapshot.data);
     this.raw = new RawNode({
       config: {
@@ -228,6 +240,7 @@ export class RaftGroup<Result> {
       // The log restarts empty after an installed snapshot.
       this.appliedBytes.reset(ready.snapshot.metadata.index);
       this.snapshotIndex = ready.snapshot.metadata.index;
+      this.snapshotBytes = ready.snapshot.data.byteLength;
       this.snapshotTimeMs = Date.now();
       this.snapshotTick = options.nowTick;
     }
@@ -262,12 +275,13 @@ export class RaftGroup<Result> {
 
   /**
    * Start a snapshot when enough has been applied since the last one (entries or bytes), or
-   * when the interval passed and anything was applied. A state machine that encodes in steps
+   * when the interval passed and the bytes applied since are worth it
+   * (snapshotIntervalLogRatioMin of the last snapshot's size). A state machine that encodes in steps
    * is snapshotted over several turns (continueSnapshot), at the index applied now; one that
    * cannot is snapshotted at once. None starts while the previous one is encoded or stored.
    */
   maybeSnapshot(options: { nowTick: number }): void {
-    if (this.snapshotJob !== null || this.snapshotWriting) return;
+    if (this.snapshotJob !== null || this.snapshotWriting || this.installing) return;
     const { snapshotThresholdEntries, snapshotThresholdBytes, snapshotIntervalTicks } = this.options.limits;
     const appliedSince = this.appliedIndex - this.snapshotIndex;
     // O(1): a difference of two running totals, never a walk over the log.
@@ -280,7 +294,8 @@ export class RaftGroup<Result> {
       (appliedSince > 0 && bytesSince >= snapshotThresholdBytes) ||
       (snapshotIntervalTicks > 0 &&
         appliedSince > 0 &&
-        options.nowTick - this.snapshotTick >= snapshotIntervalTicks);
+        options.nowTick - this.snapshotTick >= snapshotIntervalTicks &&
+        bytesSince >= this.snapshotBytes * this.options.limits.snapshotIntervalLogRatioMin);
     if (!due) return;
     // The interval counts from when a snapshot starts, so a slow encoding does not start
     // another one the moment it is saved.
@@ -299,6 +314,14 @@ export class RaftGroup<Result> {
   }
 
   /** Whether a snapshot is being encoded. */
+  /**
+   * A snapshot from the leader is being made durable (the host's write in flight): the log
+   * already shows it, while the applied index moves to it only once the write is durable.
+   * No snapshot of this server's own may start or go on meanwhile, since it would describe
+   * state older than the log's new floor (createSnapshot refuses that).
+   */
+  installing = false;
+
   get snapshotting(): boolean {
     return this.snapshotJob !== null;
   }
@@ -310,6 +333,12 @@ export class RaftGroup<Result> {
   continueSnapshot(): void {
     const job = this.snapshotJob;
     if (job === null) return;
+    if (this.installing) {
+      // The snapshot being installed is newer than this one, and the log's floor has moved
+      // to it already: this one could no longer be recorded.
+      this.snapshotJob = null;
+      return;
+    }
     const { snapshotStepBudgetMs, snapshotStepsPerTurnMax } = this.options.limits;
     const startedMs = performance.now();
     for (let i = 0; i < snapshotStepsPerTurnMax; i++) {
@@ -336,6 +365,7 @@ export class RaftGroup<Result> {
     const saved = () => {
       this.appliedBytes.dropThrough(compactIndex);
       this.snapshotIndex = options.index;
+      this.snapshotBytes = options.data.byteLength;
       this.snapshotTimeMs = Date.now();
       this.observer.snapshotTaken({
         index: options.index,

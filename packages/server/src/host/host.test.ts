@@ -3,31 +3,23 @@ import { describe, expect, it, vi } from 'vitest';
 import { ConclaveError } from '../errors.js';
 import { MultiRaftHost } from './host.js';
 import { LoopbackNetwork, MemoryDurableLog } from './testing/in-memory.js';
+import { kvHost } from './testing/kv-host.js';
 import { encodeKvCommand, KvStateMachine } from './testing/kv-state-machine.js';
 
 const ids = ['s1', 's2', 's3'];
 
 function createCluster(options: { groupCount: number; balanceIntervalTicks?: number }) {
   const net = new LoopbackNetwork();
-  const servers = ids.map((id, i) => {
-    const log = new MemoryDurableLog({ groupCount: options.groupCount, voters: ids });
-    const machines = new Map<number, KvStateMachine>();
-    const host = new MultiRaftHost({
-      nodeId: id,
-      groupCount: options.groupCount,
-      log,
-      transport: net.transportFor(id),
-      stateMachine: (groupId) => {
-        const machine = new KvStateMachine();
-        machines.set(groupId, machine);
-        return machine;
-      },
+  const servers = ids.map((id, i) =>
+    kvHost({
+      id,
       seed: i + 1,
+      groupCount: options.groupCount,
+      net,
+      log: new MemoryDurableLog({ groupCount: options.groupCount, voters: ids }),
       balanceIntervalTicks: options.balanceIntervalTicks ?? 0,
-    });
-    net.register(id, (envelopes) => host.receive(envelopes));
-    return { id, host, log, machines };
-  });
+    }),
+  );
   return { net, servers };
 }
 

@@ -2,6 +2,7 @@ import {
   type ConfChange,
   type Message,
   type NodeId,
+  type NodeReady,
   type ProposeResult,
   type RaftConfigInput,
   RaftError,
@@ -59,6 +60,10 @@ export const groupCountMax = 1024;
 export class MultiRaftHost<Result> implements HostControl {
   private readonly groups: RaftGroup<Result>[] = [];
   private turnScheduled = false;
+  /** A turn's synced write is in flight (persistInBackground): no new Ready until it is durable. */
+  private persisting = false;
+  /** Settles when the write in flight does (either way); resolved when none is. */
+  private persistSettled: Promise<void> = Promise.resolve();
   private stopped = false;
   private ticks = 0;
   private readonly balanceIntervalTicks: number;
@@ -210,6 +215,11 @@ export class MultiRaftHost<Result> implements HostControl {
     for (const group of this.groups) group.failAll(shuttingDown());
   }
 
+  /** Resolves once no write is in flight: after stop(), the storage may then be closed. */
+  writesSettled(): Promise<void> {
+    return this.persistSettled;
+  }
+
   /**
    * Run up to `turnsMax` turns while groups have work, then leave the rest to the next
    * event-loop iteration: the synchronous core of the loop.
@@ -232,8 +242,16 @@ export class MultiRaftHost<Result> implements HostControl {
 
   /** One turn of the loop. Returns whether any group had work, or still has. */
   private turn(): boolean {
-    const working = this.groups.filter((group) => group.raw.hasReady());
     const snapshotting = this.continueSnapshots();
+    // While a batch's fdatasync is in flight, the groups' cores take messages, ticks and
+    // proposals, but give no new Ready: its completion finishes the turn and schedules the next.
+    if (this.persisting) {
+      // Heartbeats and appends do not wait on the disk (RawNode.takeMessages).
+      this.sendAll(this.groups.flatMap((group) => envelopes(group.groupId, group.raw.takeMessages())));
+      this.options.transport.flush?.();
+      return snapshotting;
+    }
+    const working = this.groups.filter((group) => group.raw.hasReady());
     if (working.length === 0) return snapshotting;
     const readies = working.map((group) => ({ group, ready: group.raw.ready() }));
     // A leader's messages may leave before its own write (Raft thesis §10.2.1).
@@ -250,7 +268,22 @@ export class MultiRaftHost<Result> implements HostControl {
         });
       }
     }
-    if (writes.length > 0) this.persist(writes);
+    const sync = this.mustSync(writes);
+    const { persistAsync } = this.options.log;
+    if (sync && persistAsync !== undefined) {
+      this.persistInBackground({ readies, writes, persistAsync: persistAsync.bind(this.options.log) });
+      return false;
+    }
+    if (writes.length > 0) this.persist(writes, { sync });
+    this.finishTurn(readies);
+    return true;
+  }
+
+  /**
+   * The rest of a turn once its writes are durable: acknowledgements leave, committed
+   * entries apply, and the cores learn what is stable.
+   */
+  private finishTurn(readies: readonly { group: RaftGroup<Result>; ready: NodeReady }[]): void {
     this.sendAll(readies.flatMap(({ group, ready }) => envelopes(group.groupId, ready.messagesAfterPersist)));
     // Acknowledgements leave now, not at the transport's own flush in the next loop iteration.
     this.options.transport.flush?.();
@@ -259,27 +292,80 @@ export class MultiRaftHost<Result> implements HostControl {
       group.raw.advance();
       group.maybeSnapshot({ nowTick: this.ticks });
     }
-    return true;
   }
 
   /**
-   * One write for every group's Ready; an fdatasync only when something in it must be
-   * durable before messages leave or entries apply: entries, a snapshot, or a new term or
-   * vote. A hard state whose only change is the commit index may be lost in a crash (Raft
-   * learns the commit index again from the leader), so a turn that only commits, which at
-   * low load is every other turn, saves an fsync from each write's latency.
+   * A synced write whose fdatasync runs on the thread pool: the event loop keeps receiving
+   * heartbeats, ticking and serving while the disk is slow (measured: 250-500 ms syncs
+   * under snapshot writes held the loop and lost leaderships). The turn finishes when the
+   * write is durable. A failed write stops the process, as a synchronous one does.
    */
-  private persist(writes: readonly GroupWrite[]): void {
-    const sync = writes.some((write) => {
+  private persistInBackground(options: {
+    readies: readonly { group: RaftGroup<Result>; ready: NodeReady }[];
+    writes: readonly GroupWrite[];
+    persistAsync: (writes: readonly GroupWrite[]) => Promise<void>;
+  }): void {
+    const { readies, writes } = options;
+    this.persisting = true;
+    for (const { group, ready } of readies) if (ready.snapshot !== null) group.installing = true;
+    const startedMs = performance.now();
+    let done: Promise<void>;
+    try {
+      done = options.persistAsync(writes);
+    } catch (error) {
+      done = Promise.reject(error);
+    }
+    this.persistSettled = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    done.then(
+      () => {
+        this.persisting = false;
+        for (const { group } of readies) group.installing = false;
+        this.options.observer?.persisted(true, (performance.now() - startedMs) / 1000);
+        this.noteDurableVotes(writes);
+        // A stopped host has failed its waiters; nothing of this turn may be acted on.
+        if (this.stopped) return;
+        try {
+          this.finishTurn(readies);
+        } catch (error) {
+          // As in a synchronous turn: a throw here is a broken invariant, and stops the process.
+          failStop(error);
+          return;
+        }
+        this.scheduleTurn();
+      },
+      // The cores think these writes are on their way; nothing can continue from here.
+      failStop,
+    );
+  }
+
+  /**
+   * Whether a write needs an fdatasync before messages leave or entries apply: entries, a
+   * snapshot, or a new term or vote. A hard state whose only change is the commit index may
+   * be lost in a crash (Raft learns the commit index again from the leader), so a turn that
+   * only commits, which at low load is every other turn, saves an fsync from each write's
+   * latency.
+   */
+  private mustSync(writes: readonly GroupWrite[]): boolean {
+    return writes.some((write) => {
       if (write.entries.length > 0 || write.snapshot !== null) return true;
       if (write.hardState === null) return false;
       const durable = this.durableVotes.get(write.groupId);
       return durable?.term !== write.hardState.term || durable.vote !== write.hardState.vote;
     });
+  }
+
+  /** One write for every group's Ready, synchronous; an fdatasync when `sync`. */
+  private persist(writes: readonly GroupWrite[], options: { sync: boolean }): void {
     const startedMs = performance.now();
-    this.options.log.persist(writes, { sync });
-    this.options.observer?.persisted(sync, (performance.now() - startedMs) / 1000);
-    if (!sync) return;
+    this.options.log.persist(writes, options);
+    this.options.observer?.persisted(options.sync, (performance.now() - startedMs) / 1000);
+    if (options.sync) this.noteDurableVotes(writes);
+  }
+
+  private noteDurableVotes(writes: readonly GroupWrite[]): void {
     for (const { groupId, hardState } of writes) {
       if (hardState !== null) this.durableVotes.set(groupId, { term: hardState.term, vote: hardState.vote });
     }
@@ -333,6 +419,13 @@ const drainTurnsMax = 64;
 
 function envelopes(groupId: GroupId, messages: readonly Message[]): Envelope[] {
   return messages.map((message) => ({ groupId, message }));
+}
+
+/** Rethrown outside any promise chain, so it reaches the process as an uncaught exception. */
+function failStop(error: unknown): void {
+  setImmediate(() => {
+    throw error;
+  });
 }
 
 function shuttingDown(): ConclaveError {

@@ -31,6 +31,14 @@ export interface DurableLog {
    */
   persist(writes: readonly GroupWrite[], options?: { sync: boolean }): void;
   /**
+   * Optional: a synced persist whose slow parts (an installed snapshot's file, the
+   * fdatasync) run off the event loop. The promise resolves once the writes are durable and
+   * `storage()` shows them, and rejects if the disk fails. The Raft cores keep these writes
+   * as unstable until then, so they never read them from `storage()` meanwhile. The host
+   * has at most one in flight.
+   */
+  persistAsync?(writes: readonly GroupWrite[]): Promise<void>;
+  /**
    * Store a snapshot the state machine took, then drop log entries up to `compactIndex`.
    * Either at once (void), or in the background: the promise resolves true once stored and
    * compacted, false if abandoned (storage closed, or a newer snapshot installed meanwhile).

@@ -47,7 +47,69 @@ const kib = 1024;
 /** One 1 KiB entry as the byte bounds count it. */
 const entryBytes = entrySizeBytes({ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(kib) });
 
+/** Counts like CountingMachine, with a snapshot padded to `snapshotBytes`, as a large state's would be. */
+class LargeStateMachine extends CountingMachine {
+  constructor(private readonly snapshotBytes: number) {
+    super();
+  }
+
+  override snapshot(): Uint8Array {
+    const count = super.snapshot();
+    const data = new Uint8Array(this.snapshotBytes);
+    data.set(count);
+    return data;
+  }
+
+  override restore(data: Uint8Array): void {
+    super.restore(data.subarray(0, data.indexOf(0) === -1 ? data.length : data.indexOf(0)));
+  }
+}
+
 describe('log truncation policy', () => {
+  it('by interval, a large state is snapshotted only once the log since is worth it (snapshotIntervalLogRatioMin)', async () => {
+    const log = new MemoryDurableLog({ groupCount: 1, voters: ['s1'] });
+    const host = new MultiRaftHost<number>({
+      nodeId: 's1',
+      groupCount: 1,
+      log,
+      transport: new LoopbackNetwork().transportFor('s1'),
+      stateMachine: () => new LargeStateMachine(64 * kib),
+      seed: 1,
+      limits: {
+        snapshotThresholdEntries: 1_000_000,
+        snapshotIntervalTicks: 5,
+        snapshotIntervalLogRatioMin: 1 / 8,
+      },
+      balanceIntervalTicks: 0,
+    });
+    host.group(0).raw.campaign();
+    host.runTurns();
+    const storage = log.storages.get(0);
+    if (storage === undefined) throw new Error('no storage');
+    const writeKib = async (count: number) => {
+      for (let i = 0; i < count; i++) await host.propose({ groupId: 0, data: new Uint8Array(kib).fill(1) });
+    };
+    const ticks = (n: number) => {
+      for (let i = 0; i < n; i++) host.tick();
+    };
+    // The first snapshot: the last one (the empty bootstrap) weighs nothing.
+    await writeKib(1);
+    ticks(5);
+    const first = storage.snapshot().metadata.index;
+    expect(first).toBe(host.group(0).applied);
+    // 4 KiB written against a 64 KiB snapshot: under 1/8, so many intervals pass without one.
+    await writeKib(4);
+    ticks(50);
+    expect(storage.snapshot().metadata.index).toBe(first);
+    // Past 8 KiB (1/8 of 64 KiB), with the interval long passed: taken as soon as the log is worth it.
+    await writeKib(5);
+    ticks(5);
+    const second = storage.snapshot().metadata.index;
+    expect(second).toBeGreaterThan(first);
+    expect(second - first).toBeGreaterThanOrEqual(8);
+    host.stop();
+  });
+
   it('snapshots by interval (in host ticks) only once something was applied, and keeps the trailing entries', async () => {
     const { host, storage, write } = singleServer({
       snapshotThresholdEntries: 1_000_000,

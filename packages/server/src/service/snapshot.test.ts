@@ -3,11 +3,12 @@ import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ArchiveMeta, type ArchivePart, archiveStream, readArchiveStream } from '../archive/index.js';
 import { ConclaveError } from '../errors.js';
-import type { ConclaveFsm } from '../fsm/index.js';
+import type { ConclaveFsm, FsmCommand } from '../fsm/index.js';
+import { restoreBatchBytesMax, restoreBatchPartsMax } from '../fsm/restore-wire.js';
 import { decodeSnapshot } from '../fsm/snapshot-codec.js';
 import { groupOfKey } from '../host/partition.js';
 import { expectReply, type GroupCall } from './calls.js';
-import { SnapshotService } from './snapshot.js';
+import { type SnapshotCaller, type SnapshotLimits, SnapshotService } from './snapshot.js';
 import { defaultCursorLimits } from './snapshot-cursors.js';
 import { eventually, startTestCluster, type TestCluster } from './testing/cluster.js';
 import type { KvEntry, SessionEntry } from './types.js';
@@ -360,4 +361,224 @@ describe('snapshot cursors and memory on one server', () => {
     expect(wide.heldBytesPeak).toBeLessThanOrEqual(defaultCursorLimits.readBytesMax);
     expect(wide.heldBytesPeak).toBeGreaterThan(0);
   }, 30_000);
+});
+
+describe('restore in batches', () => {
+  const batchGroups = 2;
+  let cluster: TestCluster;
+  let archive: Buffer;
+  let archived: ReadBack;
+
+  /** Values that do not compress, so the archive's bytes track its parts' bytes. */
+  function noise(seed: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    let x = seed * 2654435761 + 1;
+    for (let i = 0; i < length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      out[i] = x & 0xff;
+    }
+    return out;
+  }
+
+  beforeAll(async () => {
+    cluster = await startTestCluster({ size: 3, groupCount: batchGroups });
+    await eventually(() => [0, 1].every((g) => cluster.leaderOf(g) !== undefined), { timeoutMs: 10_000 });
+    const service = cluster.followerOf(0).runtime.service;
+    // About 3.6 MiB a group: a dozen parts of about 300 KiB each (a chunk closes at 256 KiB of rows).
+    for (let i = 0; i < 72; i++) await service.kvPut(put(`batch/${i}`, noise(i + 1, 100 * 1024)));
+    archive = await buffer(cluster.followerOf(1).runtime.snapshots.save({ clusterId: 'b', stale: false }));
+    archived = await readBack(archive, batchGroups);
+  }, 60_000);
+
+  afterAll(async () => {
+    await cluster.close();
+  });
+
+  /** A restore's proposals as they leave the service: what each carried, and how many were in flight at once. */
+  interface Tally {
+    readonly proposals: { groupId: number; type: string; seq: number; parts: number; bytes: number }[];
+    inFlightPeak: number;
+  }
+
+  /** The restore service of a follower of group 0 (its proposals are forwarded over HTTP), counting proposals. */
+  function counted(options: {
+    limits?: Partial<SnapshotLimits>;
+    hold?: (command: FsmCommand) => Promise<void>;
+  }): { service: SnapshotService; tally: Tally } {
+    const server = cluster.followerOf(0);
+    const inner = server.runtime.router;
+    const tally: Tally = { proposals: [], inFlightPeak: 0 };
+    let inFlight = 0;
+    const caller: SnapshotCaller = {
+      callServer: (o) => inner.callServer(o),
+      async call(o) {
+        const { call } = o;
+        if (call.kind !== 'apply' || !call.command.type.startsWith('restore-')) return inner.call(o);
+        const command = call.command;
+        inFlight++;
+        tally.inFlightPeak = Math.max(tally.inFlightPeak, inFlight);
+        try {
+          const parts =
+            command.type === 'restore-batch'
+              ? command.parts
+              : command.type === 'restore-chunk'
+                ? [command.data]
+                : [];
+          tally.proposals.push({
+            groupId: o.groupId,
+            type: command.type,
+            seq: 'seq' in command ? command.seq : -1,
+            parts: parts.length,
+            bytes: parts.reduce((sum, p) => sum + p.byteLength, 0),
+          });
+          await options.hold?.(command);
+          return await inner.call(o);
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    const service = new SnapshotService({
+      host: server.host,
+      caller,
+      fsm: (g) => server.machines.fsm(g),
+      ...(options.limits === undefined ? {} : { limits: options.limits }),
+    });
+    return { service, tally };
+  }
+
+  async function expectRestored(): Promise<void> {
+    for (const s of cluster.servers) {
+      for (let g = 0; g < batchGroups; g++) {
+        const index = cluster.leaderOf(g)?.machines.fsm(g).appliedIndex() ?? 0;
+        await eventually(() => s.machines.fsm(g).appliedIndex() >= index, { timeoutMs: 10_000 });
+        expect(fsmContents(s.machines.fsm(g))).toEqual(archivedContents(archived, g));
+      }
+    }
+  }
+
+  it('proposes several consecutive parts of one group per Raft entry, one proposal in flight at a time', async () => {
+    const partCounts = archived.meta.groups.map((g) => g.parts);
+    const parts = partCounts.reduce((sum, n) => sum + n, 0);
+    expect(Math.min(...partCounts)).toBeGreaterThan(6);
+
+    const { service, tally } = counted({});
+    await service.restore(Readable.from([archive]));
+    const batches = tally.proposals.filter((p) => p.type === 'restore-batch');
+    expect(tally.proposals.filter((p) => p.type === 'restore-chunk')).toEqual([]);
+    // Fewer Raft rounds than parts: at 300 KiB a part, three go in one entry.
+    expect(batches.length).toBeLessThan(parts / 2);
+    expect(Math.max(...batches.map((b) => b.parts))).toBeGreaterThan(1);
+    for (const b of batches) expect(b.bytes).toBeLessThanOrEqual(restoreBatchBytesMax);
+    // Each group's batches run on from seq 0 to its last part, in order, never mixing groups.
+    for (let g = 0; g < batchGroups; g++) {
+      const own = batches.filter((b) => b.groupId === g);
+      let next = 0;
+      for (const b of own) {
+        expect(b.seq).toBe(next);
+        next += b.parts;
+      }
+      expect(next).toBe(partCounts[g]);
+    }
+    // Forwarded to a remote leader, two proposals at once could apply out of order.
+    expect(tally.inFlightPeak).toBe(1);
+    await expectRestored();
+
+    // One part per entry, as before batching: a Raft round per part.
+    const single = counted({ limits: { restoreBatchPartsMax: 1 } });
+    await single.service.restore(Readable.from([archive]));
+    expect(single.tally.proposals.filter((p) => p.type === 'restore-batch')).toHaveLength(parts);
+    await expectRestored();
+  }, 60_000);
+
+  it('reads the archive on while a batch is in flight', async () => {
+    /** Archive bytes handed to the service so far, in small slices so little is buffered ahead. */
+    let pulled = 0;
+    const waiters = new Set<() => void>();
+    async function* slices() {
+      const sliceBytes = 4096;
+      for (let at = 0; at < archive.length; at += sliceBytes) {
+        const slice = archive.subarray(at, at + sliceBytes);
+        pulled += slice.length;
+        for (const wake of waiters) wake();
+        yield slice;
+      }
+    }
+    /** Well past what the streams buffer ahead (about 100 KiB), short of a batch (about 900 KiB). */
+    const readAheadBytes = 512 * 1024;
+    let readAhead: number | null = null;
+    const { service } = counted({
+      hold: async (command) => {
+        if (command.type !== 'restore-batch' || readAhead !== null) return;
+        // Hold the first batch until the archive was read on, or the deadline passes.
+        const at = pulled;
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            if (pulled - at < readAheadBytes) return;
+            waiters.delete(wake);
+            clearTimeout(deadline);
+            resolve();
+          };
+          const deadline = setTimeout(() => {
+            waiters.delete(wake);
+            resolve();
+          }, 5_000);
+          waiters.add(wake);
+        });
+        readAhead = pulled - at;
+      },
+    });
+    await service.restore(Readable.from(slices(), { objectMode: false }));
+    expect(readAhead).toBeGreaterThanOrEqual(readAheadBytes);
+    await expectRestored();
+  }, 60_000);
+
+  it('a batch refused while the archive reads on fails the restore with RESTORE_FAILED and drops every staging', async () => {
+    const before = cluster.servers.map((s) => [0, 1].map((g) => fsmContents(s.machines.fsm(g))));
+    let batches = 0;
+    const inner = cluster.followerOf(0).runtime.router;
+    const { service, tally } = counted({
+      hold: async (command) => {
+        if (command.type !== 'restore-batch' || ++batches !== 2) return;
+        // Someone drops this restore's staging: the batch about to go is refused at apply.
+        await inner.call({
+          groupId: 0,
+          call: { kind: 'apply', command: { type: 'restore-abort', restoreId: command.restoreId } },
+        });
+      },
+    });
+    const refused = await refusal(service.restore(Readable.from([archive])));
+    expect(refused.code).toBe('RESTORE_FAILED');
+    expect(refused.message).toMatch(/is not staged/u);
+    // Nothing was proposed after the refused batch but the aborts of what was staged.
+    const refusedAt = tally.proposals.findIndex((p, i) => p.type === 'restore-batch' && i > 1);
+    expect(tally.proposals[refusedAt]?.seq).toBeGreaterThan(0);
+    expect(tally.proposals.slice(refusedAt + 1).map((p) => p.type)).toEqual(['restore-abort']);
+    await eventually(() => cluster.servers.every((s) => [0, 1].every((g) => !stagedIn(s.machines.fsm(g)))), {
+      timeoutMs: 10_000,
+    });
+    expect(cluster.servers.map((s) => [0, 1].map((g) => fsmContents(s.machines.fsm(g))))).toEqual(before);
+  }, 60_000);
+
+  it('refuses a limit past the wire bounds', () => {
+    const server = cluster.followerOf(0);
+    for (const limits of [
+      { restoreBatchBytesMax: restoreBatchBytesMax + 1 },
+      { restoreBatchPartsMax: restoreBatchPartsMax + 1 },
+      { restoreBatchPartsMax: 0 },
+    ]) {
+      expect(
+        () =>
+          new SnapshotService({
+            host: server.host,
+            caller: server.runtime.router,
+            fsm: () => server.machines.fsm(0),
+            limits,
+          }),
+        JSON.stringify(limits),
+      ).toThrow(/restoreBatch/u);
+    }
+  });
 });

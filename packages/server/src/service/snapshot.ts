@@ -4,6 +4,7 @@ import { assert } from '@conclave/raft';
 import { type ArchiveMeta, archiveStream, type GroupSource, readArchiveStream } from '../archive/index.js';
 import { ConclaveError } from '../errors.js';
 import { type ConclaveFsm, type FsmCommand, type FsmResult, PartsDigest } from '../fsm/index.js';
+import { restoreBatchBytesMax, restoreBatchPartsMax } from '../fsm/restore-wire.js';
 import type { MultiRaftHost } from '../host/host.js';
 import type { GroupId } from '../host/ports.js';
 import { expectApply, expectReply, type GroupCall, type GroupCaller, type GroupReply } from './calls.js';
@@ -14,7 +15,7 @@ export interface SnapshotLimits {
   /**
    * Largest archive a restore accepts, compressed (counted by the route) and unpacked
    * (counted by the reader) alike (bytes). Memory does not grow with it: a restore holds
-   * one part at a time.
+   * two batches of parts at most (one in flight, one filling).
    */
   readonly archiveBytesMax: number;
   /** Part bytes a save asks for per cursor read: what this server holds per save (bytes). */
@@ -27,6 +28,14 @@ export interface SnapshotLimits {
    * Must stay below the reaper's restoreStagingIdleMs, so a live restore keeps its staging.
    */
   readonly bodyIdleMs: number;
+  /**
+   * Part bytes a restore gathers into one restore-batch proposal at most (bytes; at most the
+   * wire's restoreBatchBytesMax). With one batch in flight and one filling, a restore holds
+   * about twice this in parts.
+   */
+  readonly restoreBatchBytesMax: number;
+  /** Parts one restore-batch proposal carries at most (at most the wire's restoreBatchPartsMax; 1: no batching). */
+  readonly restoreBatchPartsMax: number;
 }
 
 export const defaultSnapshotLimits: SnapshotLimits = {
@@ -34,7 +43,16 @@ export const defaultSnapshotLimits: SnapshotLimits = {
   readBytes: defaultCursorLimits.readBytesMax,
   abortWaitMs: 10_000,
   bodyIdleMs: 60_000,
+  restoreBatchBytesMax,
+  restoreBatchPartsMax,
 };
+
+/**
+ * Restore proposals in flight at once, per restore: one. A proposal may be forwarded over
+ * HTTP to a remote leader, so two at once could apply out of order; the next is sent only
+ * once the last one's result is known, and the archive is read meanwhile (RestorePipeline).
+ */
+export const restoreProposalsInFlightMax = 1;
 
 /** What a restore replaced: each group's index after its commit. */
 export interface RestoreOutcome {
@@ -62,8 +80,9 @@ interface OpenCursor {
 /**
  * User snapshots of every group. `save` streams an archive, pulling each group's parts from
  * a cursor on its leader (or on this server with `stale`) only as fast as the archive is
- * read. `restore` streams an archive into Raft part by part and commits the groups only
- * once the whole archive is verified, so memory is bounded whatever the data's size.
+ * read. `restore` streams an archive into Raft in batches of parts, one in flight while the
+ * next fills, and commits the groups only once the whole archive is verified, so memory is
+ * bounded (about two batches) whatever the data's size.
  */
 export class SnapshotService {
   private readonly limits: SnapshotLimits;
@@ -87,6 +106,19 @@ export class SnapshotService {
       if (!Number.isSafeInteger(value) || value <= 0) {
         throw new ConclaveError({ code: 'CONFIG_INVALID', message: `${name} must be a positive integer` });
       }
+    }
+    // Past the wire's bounds, the FSM's encoder would assert on the batch.
+    if (this.limits.restoreBatchBytesMax > restoreBatchBytesMax) {
+      throw new ConclaveError({
+        code: 'CONFIG_INVALID',
+        message: `restoreBatchBytesMax must be at most ${restoreBatchBytesMax}`,
+      });
+    }
+    if (this.limits.restoreBatchPartsMax > restoreBatchPartsMax) {
+      throw new ConclaveError({
+        code: 'CONFIG_INVALID',
+        message: `restoreBatchPartsMax must be at most ${restoreBatchPartsMax}`,
+      });
     }
   }
 
@@ -196,12 +228,13 @@ export class SnapshotService {
   }
 
   /**
-   * Replaces every group's state with the archive's, streamed: each part is proposed as a
-   * restore-chunk as soon as it is read (every server stages it), and each group is
-   * committed only once the whole archive has been verified, so a corrupt or mismatched
-   * archive changes nothing: its staging is aborted. Groups are committed one after
-   * another, so a failure part-way through the commits (RESTORE_FAILED, NO_LEADER, TIMEOUT)
-   * leaves the earlier groups restored. One restore at a time per server.
+   * Replaces every group's state with the archive's, streamed: consecutive parts of a group
+   * are gathered into restore-batch proposals (every server stages them), one batch in
+   * flight while the archive is read on into the next, and each group is committed only
+   * once the whole archive has been verified, so a corrupt or mismatched archive changes
+   * nothing: its staging is aborted. Groups are committed one after another, so a failure
+   * part-way through the commits (RESTORE_FAILED, NO_LEADER, TIMEOUT) leaves the earlier
+   * groups restored. One restore at a time per server.
    */
   async restore(gzipped: Readable): Promise<RestoreOutcome & { meta: ArchiveMeta }> {
     if (this.restoring) {
@@ -237,25 +270,58 @@ export class SnapshotService {
     const staged = new Map<GroupId, string>();
     /** The digest of the parts proposed to each group, which every server checks at its commit. */
     const digests = new Map<GroupId, PartsDigest>();
+    const proposals = new RestorePipeline((groupId, command) => this.step(groupId, command));
+    /** The parts read and not yet proposed: consecutive parts of one group, within the batch bounds. */
+    let batch: {
+      groupId: GroupId;
+      restoreId: string;
+      seq: number;
+      parts: Uint8Array[];
+      bytes: number;
+    } | null = null;
+    const flush = async (): Promise<void> => {
+      if (batch === null) return;
+      const { groupId, restoreId, seq, parts } = batch;
+      batch = null;
+      await proposals.send(groupId, { type: 'restore-batch', restoreId, seq, parts });
+    };
     try {
       const meta = await readArchiveStream(gzipped, {
         archiveBytesMax: this.limits.archiveBytesMax,
         groupCount: this.options.host.groupCount,
         onPart: async ({ groupId, seq, data }) => {
+          // A refused proposal ends the read now rather than at the next send.
+          proposals.throwIfFailed();
+          const { restoreBatchBytesMax: bytesMax, restoreBatchPartsMax: partsMax } = this.limits;
+          // A batch never mixes groups, and never passes its bounds: send it and start the next.
+          if (
+            batch !== null &&
+            (batch.groupId !== groupId ||
+              batch.parts.length >= partsMax ||
+              batch.bytes + data.byteLength > bytesMax)
+          ) {
+            await flush();
+          }
           let restoreId = staged.get(groupId);
           if (restoreId === undefined) {
             restoreId = randomUUID();
             staged.set(groupId, restoreId);
             this.ownStagings.add(restoreId);
             digests.set(groupId, PartsDigest.start());
-            await this.step(groupId, { type: 'restore-begin', restoreId });
+            await proposals.send(groupId, { type: 'restore-begin', restoreId });
           }
           const digest = digests.get(groupId);
           assert(digest !== undefined, 'a group begun has its digest');
           digest.update(data);
-          await this.step(groupId, { type: 'restore-chunk', restoreId, seq, data });
+          batch ??= { groupId, restoreId, seq, parts: [], bytes: 0 };
+          // The archive reader hands a group's parts in sequence, so a batch's seqs run on.
+          assert(batch.seq + batch.parts.length === seq, 'a batch holds consecutive parts');
+          batch.parts.push(data);
+          batch.bytes += data.byteLength;
         },
       });
+      await flush();
+      await proposals.settled();
       const groups: { groupId: number; index: number; keys: number }[] = [];
       for (const group of meta.groups) {
         const { groupId, parts, bytes } = group;
@@ -274,6 +340,8 @@ export class SnapshotService {
       }
       return { meta, groups };
     } catch (error) {
+      // Let the proposal in flight land first, so the aborts come after it (its own timeout bounds it).
+      await proposals.quiet();
       await this.abortStaged(staged);
       throw error;
     }
@@ -306,5 +374,48 @@ export class SnapshotService {
       });
     }
     return reply.index;
+  }
+}
+
+/**
+ * A restore's proposals in order, at most restoreProposalsInFlightMax (one) at a time:
+ * `send` waits for the one in flight to settle, then starts the next without awaiting it,
+ * so the caller reads on while it goes through Raft. The first failure is kept and thrown
+ * by every later call, so nothing is sent after a refusal.
+ */
+class RestorePipeline {
+  private inFlight: Promise<void> | null = null;
+  private failure: { readonly error: unknown } | null = null;
+
+  constructor(private readonly propose: (groupId: GroupId, command: FsmCommand) => Promise<number>) {}
+
+  /** Sends `command` once the proposal before it settled; throws that one's failure instead. */
+  async send(groupId: GroupId, command: FsmCommand): Promise<void> {
+    await this.settled();
+    assert(this.inFlight === null, () => `at most ${restoreProposalsInFlightMax} restore proposal in flight`);
+    // Never rejects: the failure is kept for the next call, so none goes unhandled.
+    this.inFlight = this.propose(groupId, command).then(
+      () => undefined,
+      (error: unknown) => {
+        this.failure ??= { error };
+      },
+    );
+  }
+
+  /** Waits until nothing is in flight; throws the first failure of any proposal. */
+  async settled(): Promise<void> {
+    await this.quiet();
+    this.throwIfFailed();
+  }
+
+  /** Waits until nothing is in flight, failed or not. */
+  async quiet(): Promise<void> {
+    const inFlight = this.inFlight;
+    if (inFlight !== null) await inFlight;
+    if (this.inFlight === inFlight) this.inFlight = null;
+  }
+
+  throwIfFailed(): void {
+    if (this.failure !== null) throw this.failure.error;
   }
 }

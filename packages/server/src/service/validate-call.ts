@@ -1,6 +1,12 @@
 import { ConclaveError } from '../errors.js';
 import { allVerbs, type FsmCommand, kvRowBytes, snapshotRowBytesMax, writeVerbs } from '../fsm/index.js';
-import { restoreChunkBytesMax, restoreGroupBytesMax, restoreIdBytesMax } from '../fsm/restore-wire.js';
+import {
+  restoreBatchBytesMax,
+  restoreBatchPartsMax,
+  restoreChunkBytesMax,
+  restoreGroupBytesMax,
+  restoreIdBytesMax,
+} from '../fsm/restore-wire.js';
 import type { GroupCall, GroupQuery } from './calls.js';
 import type { KvOp, KvVerb, ReadRequest, SessionSpec } from './types.js';
 
@@ -85,6 +91,7 @@ function parseCommand(value: unknown): FsmCommand {
     }
     case 'restore-begin':
     case 'restore-chunk':
+    case 'restore-batch':
     case 'restore-commit':
     case 'restore-abort':
       return parseRestoreStep(command);
@@ -186,6 +193,25 @@ function parseRestoreStep(command: Record<string, unknown>): FsmCommand {
       if (data.byteLength > restoreChunkBytesMax)
         throw bad(`command.data is over ${restoreChunkBytesMax} bytes`);
       return { type: 'restore-chunk', restoreId, seq: uint(command.seq, 'command.seq'), data };
+    }
+    case 'restore-batch': {
+      const seq = uint(command.seq, 'command.seq');
+      const list = command.parts;
+      if (!Array.isArray(list) || list.length < 1 || list.length > restoreBatchPartsMax) {
+        throw bad(`command.parts must be an array of 1-${restoreBatchPartsMax} parts`);
+      }
+      let total = 0;
+      const parts = list.map((value: unknown, i) => {
+        const part = bytes(value, `command.parts[${i}]`);
+        if (part.byteLength > restoreChunkBytesMax)
+          throw bad(`command.parts[${i}] is over ${restoreChunkBytesMax} bytes`);
+        total += part.byteLength;
+        return part;
+      });
+      if (total > restoreBatchBytesMax)
+        throw bad(`command.parts are over restoreBatchBytesMax (${restoreBatchBytesMax} bytes) in all`);
+      if (!Number.isSafeInteger(seq + parts.length)) throw bad('command.seq is too large');
+      return { type: 'restore-batch', restoreId, seq, parts };
     }
     default: {
       const parts = uint(command.parts, 'command.parts');

@@ -119,3 +119,33 @@ describe('snapshot bytes stay on disk, not in memory', () => {
     storage.close();
   });
 });
+
+describe('persistAsync', () => {
+  it('installs a snapshot from the leader off the loop: its file is in place and recorded once it resolves', async () => {
+    const disk = simDisk(4);
+    const storage = opened(disk);
+    const installed = snapshot({ index: 50, term: 2, dataBytes: 8192 });
+    const durable = storage.persistAsync([
+      {
+        groupId: 1,
+        entries: entries({ from: 51, count: 3, term: 2 }),
+        hardState: hs(2, 53),
+        snapshot: installed,
+      },
+    ]);
+    // Nothing of the install is recorded before the promise resolves.
+    expect(storage.group(1).snapshotMetadata().index).toBe(0);
+    await durable;
+    const log = storage.group(1);
+    expect(log.snapshotMetadata().index).toBe(50);
+    expect(log.lastIndex()).toBe(53);
+    expect(log.hasSnapshotData()).toBe(false);
+    expect(disk.exists(snapPath({ groupId: 1, index: 50 }))).toBe(true);
+    storage.close();
+    disk.crash({ tornWriteRate: 1 });
+    const reopened = DurableStorage.open({ disk, dir: nodeDir });
+    expect(reopened.group(1).snapshotMetadata().index).toBe(50);
+    expectSameSnapshot(reopened.group(1).snapshot(), installed);
+    expect(reopened.group(1).lastIndex()).toBe(53);
+  });
+});

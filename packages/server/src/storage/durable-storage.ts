@@ -114,12 +114,39 @@ export class DurableStorage {
 
   /** Persist one batch of Readys: installed snapshots' bytes first, then one WAL write. */
   persist(batch: readonly GroupWrite[], options: { sync?: boolean } = {}): void {
+    this.#saveInstalledSnapshots(batch);
+    this.wal.appendBatch(batch, options);
+    this.#afterInstalledSnapshots(batch);
+  }
+
+  /**
+   * `persist` off the event loop: an installed snapshot's file is checksummed, written and
+   * fsynced in the background (a 128 MiB group took ~300 ms on the loop), then put in
+   * place, then the WAL write is made and its fdatasync runs on the thread pool
+   * (Wal.appendBatchAsync). Resolves once the batch is durable.
+   */
+  async persistAsync(batch: readonly GroupWrite[]): Promise<void> {
+    const installs = batch.filter((item) => item.snapshot !== null && item.snapshot.metadata.index > 0);
+    const prepared = await Promise.all(
+      installs.map(({ groupId, snapshot }) => {
+        assert(snapshot !== null, 'an install carries its snapshot');
+        return this.snapshots.prepareInBackground({ groupId, snapshot });
+      }),
+    );
+    for (const file of prepared) file.publish();
+    await this.wal.appendBatchAsync(batch);
+    this.#afterInstalledSnapshots(batch);
+  }
+
+  #saveInstalledSnapshots(batch: readonly GroupWrite[]): void {
     for (const item of batch) {
       if (item.snapshot !== null && item.snapshot.metadata.index > 0) {
         this.snapshots.save({ groupId: item.groupId, snapshot: item.snapshot });
       }
     }
-    this.wal.appendBatch(batch, options);
+  }
+
+  #afterInstalledSnapshots(batch: readonly GroupWrite[]): void {
     for (const item of batch) {
       if (item.snapshot !== null && item.snapshot.metadata.index > 0) {
         this.snapshots.prune({ groupId: item.groupId, keepIndex: item.snapshot.metadata.index });

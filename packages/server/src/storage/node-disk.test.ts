@@ -47,7 +47,7 @@ describe('on the real file system', () => {
     expect(disk.exists(`${dir}/g`)).toBe(false);
   });
 
-  it('the WAL round-trips, rotates and deletes segments on disk', () => {
+  it('the WAL round-trips, rotates and deletes segments on disk, off the event loop', async () => {
     const dir = path.join(root, 'wal');
     const limits = { segmentBytesMax: 4096 };
     const wal = Wal.open({ disk, dir, limits });
@@ -71,10 +71,33 @@ describe('on the real file system', () => {
     wal.recordSnapshot({ groupId: 1, snapshot: snapshot({ index: 90, term: 1 }) });
     wal.recordSnapshot({ groupId: 2, snapshot: snapshot({ index: 90, term: 1 }) });
     expect(wal.stats().firstSegmentSeq).toBeGreaterThan(1);
+    await wal.unlinksSettled();
     expect(fs.existsSync(path.join(dir, segmentFileName(1)))).toBe(false);
     const before = summarizeWal(wal);
     wal.close();
     expect(summarizeWal(Wal.open({ disk, dir, limits }))).toEqual(before);
+  });
+
+  it('a segment whose background unlink never ran is deleted at the next start', () => {
+    const dir = path.join(root, 'wal');
+    const limits = { segmentBytesMax: 4096 };
+    // The unlinks are lost, as if the process died before the thread pool ran them.
+    const forgetful = Object.assign(Object.create(disk) as NodeDisk, {
+      unlinkAsync: () => Promise.resolve(),
+    });
+    const wal = Wal.open({ disk: forgetful, dir, limits });
+    for (let i = 0; i < 60; i++) {
+      const e = entries({ from: i + 1, count: 1, term: 1, dataBytes: 200 });
+      wal.appendBatch([{ groupId: 1, entries: e, hardState: hs(1, i + 1), snapshot: null }]);
+    }
+    wal.recordSnapshot({ groupId: 1, snapshot: snapshot({ index: 50, term: 1 }) });
+    expect(wal.stats().firstSegmentSeq).toBeGreaterThan(1);
+    expect(fs.existsSync(path.join(dir, segmentFileName(1)))).toBe(true);
+    const before = summarizeWal(wal);
+    wal.close();
+    const reopened = Wal.open({ disk, dir, limits });
+    expect(fs.existsSync(path.join(dir, segmentFileName(1)))).toBe(false);
+    expect(summarizeWal(reopened)).toEqual(before);
   });
 
   it('cuts a torn tail and refuses a corrupt sealed segment', () => {

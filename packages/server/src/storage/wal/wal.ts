@@ -104,8 +104,13 @@ const groupIdMax = 0xffffffff;
  *
  * - `appendBatch` makes one batch of Readys (any number of groups) durable with one write
  *   and one fdatasync: group commit.
+ * - `appendBatchAsync` writes at once and runs the fdatasync on the thread pool, so the event
+ *   loop goes on during it. One at a time: the host never has two batches in flight.
  * - Each group's state lives in memory as a `GroupLog` (the LogStorage its core reads), updated
- *   only after the write carrying the change is durable.
+ *   once the write carrying the change is made: after its fdatasync for `appendBatch`, before
+ *   it for `appendBatchAsync`, whose caller lets nothing depend on the batch (no
+ *   acknowledgement leaves, no entry applies) until the promise resolves. A failed
+ *   fdatasync fails the WAL either way, and the process stops.
  * - Old segments are deleted once no group needs their entries (after snapshots and
  *   compaction), behind a checkpoint in the metadata file.
  * - Any I/O error marks the WAL failed: it refuses all further use (`WalFailedError`), because
@@ -125,6 +130,12 @@ export class Wal {
   #closed = false;
   /** The tail holds a frame written with `sync: false` and not yet covered by an fdatasync. */
   #unsynced = false;
+  /** The fdatasync of `appendBatchAsync` in flight, and the file it syncs (not closed until it settles). */
+  #syncing: { readonly file: DiskFile; readonly done: Promise<void> } | null = null;
+  /** Background unlinks of obsolete segments in flight (#unlinkInBackground). */
+  readonly #unlinking = new Set<Promise<void>>();
+  /** Files retired (rotated away, or the WAL closed) while their fdatasync was in flight. */
+  readonly #closeAfterSync: DiskFile[] = [];
   readonly recovery: WalRecoveryReport;
 
   private constructor(options: {
@@ -375,6 +386,41 @@ export class Wal {
   }
 
   /**
+   * `appendBatch` with its fdatasync off the event loop: the batch is written, and shown in
+   * every group's GroupLog, before this returns its promise, which resolves once the batch
+   * is durable. A disk without `datasyncAsync` syncs at once. One in flight at a time.
+   * Rejects with the I/O error, which marks the WAL failed.
+   */
+  appendBatchAsync(batch: readonly GroupWrite[]): Promise<void> {
+    assert(this.#syncing === null, 'appendBatchAsync: one batch in flight at a time');
+    this.#checkUsable();
+    const planned = this.#plan(batch);
+    for (const frame of packFrames(planned, this.#limits.batchBytesMax)) {
+      this.#writeFrame(frame, { sync: false });
+    }
+    const file = this.#tail;
+    if (file.datasyncAsync === undefined) {
+      this.#syncTail();
+      return Promise.resolve();
+    }
+    const frameSeqAfter = this.#nextFrameSeq;
+    const done = file.datasyncAsync().then(
+      () => {
+        this.#settleSync();
+        // Later frames, if any, were written after the call and are not covered.
+        if (this.#tail === file && this.#nextFrameSeq === frameSeqAfter) this.#unsynced = false;
+      },
+      (error: unknown) => {
+        this.#settleSync();
+        this.#fail(error);
+        throw error;
+      },
+    );
+    this.#syncing = { file, done };
+    return done;
+  }
+
+  /**
    * Record a snapshot the application took (its bytes already in the snapshot store) and
    * drop entries up to `compactThroughIndex` (default: the snapshot's index; keep some for
    * slow followers by passing less). Then deletes segments no group needs any more.
@@ -487,7 +533,28 @@ export class Wal {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#unsynced && this.#failure === null) this.#tail.datasync();
-    this.#tail.close();
+    this.#retire(this.#tail);
+  }
+
+  /** Close a file now, or once the fdatasync in flight on it settles (closing under it is unsafe). */
+  #retire(file: DiskFile): void {
+    if (this.#syncing?.file === file) this.#closeAfterSync.push(file);
+    else file.close();
+  }
+
+  #settleSync(): void {
+    this.#syncing = null;
+    for (const file of this.#closeAfterSync.splice(0)) file.close();
+  }
+
+  #syncTail(): void {
+    try {
+      this.#tail.datasync();
+      this.#unsynced = false;
+    } catch (error) {
+      this.#fail(error);
+      throw error;
+    }
   }
 
   // ---- internals ----
@@ -616,7 +683,7 @@ export class Wal {
     file.append(encodeSegmentHeader({ segmentSeq: seq, firstFrameSeq: this.#nextFrameSeq }));
     file.datasync();
     this.#disk.syncDir(this.#dir);
-    this.#tail.close();
+    this.#retire(this.#tail);
     this.#tail = file;
     const info: SegmentInfo = {
       seq,
@@ -640,6 +707,10 @@ export class Wal {
       count++;
     const firstKept = this.#segments[count];
     if (count === 0 || firstKept === undefined) return;
+    // The checkpoint copies the groups' state from memory, which may run ahead of the disk
+    // (a write whose fdatasync is in flight). Both callers have just written a synced frame,
+    // which made everything before it durable, so the checkpoint names nothing that is not.
+    assert(!this.#unsynced, 'segments are deleted only right after a synced frame');
     const checkpoint: GroupCheckpoint[] = [];
     for (const [groupId, log] of this.#groups) {
       checkpoint.push({
@@ -656,15 +727,43 @@ export class Wal {
         dir: this.#dir,
         meta: { firstSegmentSeq: firstKept.seq, groups: checkpoint },
       });
-      for (const segment of removed) this.#disk.unlink(joinPath(this.#dir, segment.name));
-      this.#disk.syncDir(this.#dir);
+      if (this.#disk.unlinkAsync === undefined) {
+        for (const segment of removed) this.#disk.unlink(joinPath(this.#dir, segment.name));
+        this.#disk.syncDir(this.#dir);
+      }
     } catch (error) {
       this.#fail(error);
       throw error;
     }
+    if (this.#disk.unlinkAsync !== undefined) this.#unlinkInBackground(removed.map((s) => s.name));
     this.#segments.splice(0, count);
     this.#checkpoint = new Map(checkpoint.map((cp) => [cp.groupId, cp]));
     this.#logger.info({ removed: removed.map((s) => s.name) }, 'deleted WAL segments no group needs');
+  }
+
+  /**
+   * Unlinks segments the metadata file already puts before the first live one, off the
+   * event loop. Nothing waits on it: if it fails or a crash cuts it short, the files are
+   * stale and the next start deletes them (see open), so a failure is only logged.
+   */
+  #unlinkInBackground(names: readonly string[]): void {
+    const unlinkAsync = this.#disk.unlinkAsync?.bind(this.#disk);
+    assert(unlinkAsync !== undefined, 'a background unlink needs Disk.unlinkAsync');
+    for (const name of names) {
+      const unlinking = unlinkAsync(joinPath(this.#dir, name)).catch((error: unknown) => {
+        this.#logger.warn(
+          { file: name, err: error },
+          'could not delete a stale WAL segment; the next start retries',
+        );
+      });
+      this.#unlinking.add(unlinking);
+      void unlinking.finally(() => this.#unlinking.delete(unlinking));
+    }
+  }
+
+  /** Resolves once every background unlink begun so far has finished (tests, shutdown). */
+  async unlinksSettled(): Promise<void> {
+    await Promise.all([...this.#unlinking]);
   }
 
   #isObsolete(segment: SegmentInfo): boolean {
