@@ -71,7 +71,7 @@ export async function startAgent(options: {
     dir: dataDir,
     identity: { nodeId: config.nodeId, clusterId: config.clusterId, groups: config.groups },
   });
-  const storage = openStorage({ dir: join(dataDir, 'raft'), logger });
+  const storage = await openStorage({ dir: join(dataDir, 'raft'), logger });
   // Bootstrap whenever the log holds no group yet, not whenever identity.json is new: a crash
   // between writing identity.json and the bootstrap frame must not leave groups without voters,
   // and a data dir that lost only identity.json must not have its log reset. A server that
@@ -208,9 +208,10 @@ export class DataDirDamagedError extends Error {
   }
 }
 
-function openStorage(options: { dir: string; logger: Logger }): DurableStorage {
+async function openStorage(options: { dir: string; logger: Logger }): Promise<DurableStorage> {
   try {
-    return DurableStorage.open({ disk: new NodeDisk(), dir: options.dir, logger: options.logger });
+    // Every group's snapshot file read at once on the thread pool (DurableStorage.openAsync).
+    return await DurableStorage.openAsync({ disk: new NodeDisk(), dir: options.dir, logger: options.logger });
   } catch (error) {
     const refuse = (what: string) =>
       new DataDirDamagedError({

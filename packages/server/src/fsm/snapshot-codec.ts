@@ -6,7 +6,7 @@ import { snapshotChunkBytesTarget, snapshotChunkRows, snapshotPartBytesMax } fro
 import type { PartsHeader, PartsProgress } from './snapshot-parts.js';
 import {
   autopilotFromWire,
-  kvFromWire,
+  kvFromSnapshotWire,
   kvRowBytes,
   kvToWire,
   natural,
@@ -177,7 +177,11 @@ function partsHeaderToWire(h: PartsHeader): unknown[] {
   return [h.appliedIndex, h.kvIndex, h.sessionIndex, h.keys, h.sessionCount, autopilotToWire(h.autopilot)];
 }
 
-/** Decodes a snapshot of version 2, 3 or 4, asserting every field: a bad snapshot must not load. */
+/**
+ * Decodes a snapshot of version 2, 3 or 4, asserting every field: a bad snapshot must not load.
+ * The kv values returned are views of `data` (see kvFromSnapshotWire): the caller hands the
+ * bytes over and must not modify them afterwards.
+ */
 export function decodeSnapshot(data: Uint8Array): FsmState {
   try {
     return decodeOrRefuse(data);
@@ -198,7 +202,7 @@ function decodeOrRefuse(data: Uint8Array): FsmState {
     () => `unknown FSM snapshot version ${String(version)} (header of ${header.length})`,
   );
   const rows = new RowCursor(chunks);
-  const kvs = rows.take(natural(kvCount, 'kvCount'), kvFromWire);
+  const kvs = rows.take(natural(kvCount, 'kvCount'), kvFromSnapshotWire);
   const sessions = rows.take(natural(sessionCount, 'sessionCount'), sessionFromWire);
   let restoreStaging: StagedRestore | null = null;
   if (staging !== undefined && staging !== null) {
@@ -237,7 +241,7 @@ function stagingFromWire(wire: unknown, rows: RowCursor): StagedRestore {
   const [header, stagedKvs, stagedSessions] = stagedRows as unknown[];
   const progress: PartsProgress = {
     header: partsHeaderFromWire(header),
-    kvs: [rows.take(natural(stagedKvs, 'staged kvs'), kvFromWire)],
+    kvs: [rows.take(natural(stagedKvs, 'staged kvs'), kvFromSnapshotWire)],
     sessions: [rows.take(natural(stagedSessions, 'staged sessions'), sessionFromWire)],
   };
   return { restoreId, parts: taken, digest, progress };

@@ -3,7 +3,7 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { encodeCommand } from './commands.js';
 import { ConclaveFsm } from './fsm.js';
-import { snapshotChunkRows, snapshotVersion } from './snapshot-codec.js';
+import { decodeSnapshot, encodeSnapshot, snapshotChunkRows, snapshotVersion } from './snapshot-codec.js';
 import { bytes, FsmDriver, text } from './testing/driver.js';
 
 /** A group's worth of history: keys, flags, locks, both session behaviors, deletes. */
@@ -137,6 +137,36 @@ describe('snapshot and restore', () => {
     expect([fsm.appliedIndex(), fsm.kvIndex(), fsm.sessionIndex()]).toEqual([7, 6, 3]);
     expect(fsm.getKey('k')?.session).toBe('s');
     expect(fsm.autopilot()).toBeNull();
+  });
+});
+
+describe('decoding a Raft snapshot', () => {
+  it('hands out kv values as plain views of the snapshot bytes, not copies', () => {
+    const value = new Uint8Array(64 * 1024).fill(5);
+    const entry = {
+      key: 'big',
+      value,
+      flags: 0,
+      createIndex: 3,
+      modifyIndex: 3,
+      lockIndex: 0,
+      session: null,
+    };
+    const data = encodeSnapshot({
+      appliedIndex: 3,
+      kvIndex: 3,
+      sessionIndex: 0,
+      kvs: [entry],
+      sessions: [],
+      autopilot: null,
+      restoreStaging: null,
+    });
+    const [decoded] = decodeSnapshot(data).kvs;
+    expect(decoded?.value).toEqual(value);
+    expect(decoded?.value.constructor).toBe(Uint8Array);
+    // No second copy of every value at start-up: the snapshot's memory is the state's.
+    expect(decoded?.value.buffer).toBe(data.buffer);
+    expect(decoded?.value.byteLength).toBe(value.byteLength);
   });
 });
 

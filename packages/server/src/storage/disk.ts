@@ -28,6 +28,11 @@ export interface DiskFile {
   size(): number;
   /** Up to `length` bytes from `offset`; shorter only at the end of the file. */
   read(options: { offset: number; length: number }): Uint8Array;
+  /**
+   * Optional: `read` on the thread pool, so that start-up reads every group's snapshot file
+   * at once. The file must not be closed until it settles.
+   */
+  readAsync?(options: { offset: number; length: number }): Promise<Uint8Array>;
   /** Write all of `data` at the end of the file. */
   append(data: Uint8Array): void;
   /** Write all of `data` at `offset`, extending the file if needed. */
@@ -102,6 +107,22 @@ function wrap<T>(options: { op: string; path: string }, fn: () => T): T {
   }
 }
 
+/** One fs.read into `out` from `done` on, on the thread pool. */
+function readAt(options: {
+  fd: number;
+  out: Uint8Array;
+  done: number;
+  position: number;
+}): Promise<{ bytesRead: number }> {
+  const { fd, out, done, position } = options;
+  return new Promise((resolve, reject) => {
+    fs.read(fd, out, done, out.length - done, position, (error, bytesRead) => {
+      if (error === null) resolve({ bytesRead });
+      else reject(error);
+    });
+  });
+}
+
 class NodeDiskFile implements DiskFile {
   readonly path: string;
   #fd: number;
@@ -129,6 +150,23 @@ class NodeDiskFile implements DiskFile {
         done += n;
       }
     });
+    return done === length ? out : out.subarray(0, done);
+  }
+
+  async readAsync(options: { offset: number; length: number }): Promise<Uint8Array> {
+    const fd = this.#openFd();
+    const length = Math.max(0, Math.min(options.length, this.#size - options.offset));
+    const out = new Uint8Array(length);
+    let done = 0;
+    try {
+      while (done < length) {
+        const { bytesRead } = await readAt({ fd, out, done, position: options.offset + done });
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+    } catch (error) {
+      throw new DiskError({ op: 'read', path: this.path, code: errnoCode(error), cause: error });
+    }
     return done === length ? out : out.subarray(0, done);
   }
 

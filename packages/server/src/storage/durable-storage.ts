@@ -57,19 +57,76 @@ export class DurableStorage {
    * if the WAL still holds every entry from there on; otherwise SnapshotUnavailableError.
    */
   static open(options: DurableStorageOptions): DurableStorage {
-    const logger = options.logger ?? silentLogger;
+    const { snapshots, common } = DurableStorage.#openSnapshots(options);
+    const wal = Wal.open({ ...common, dir: joinPath(options.dir, 'wal') });
+    return DurableStorage.#recover({ wal, snapshots, logger: common.logger, prefetched: new Map() });
+  }
+
+  /**
+   * `open`, with the snapshot file each group's log points at read for every group at once on
+   * the thread pool (when the disk can) while the checksums run here: 1 GiB over 8 groups took
+   * ~1.0 s to read and check one file after the other, ~0.6 s at once. Recovery then runs
+   * exactly as in `open`, taking those results (bytes verified, or the error) for the files it
+   * asks for instead of reading them again.
+   *
+   * Not overlapped with the WAL's replay: tried (each group's newest file read during it),
+   * the replay slowed down by more than the reads saved (both are bound by copying into fresh
+   * memory), 2.8 s to start instead of 2.4 s.
+   */
+  static async openAsync(options: DurableStorageOptions): Promise<DurableStorage> {
+    const { snapshots, common } = DurableStorage.#openSnapshots(options);
+    const wal = Wal.open({ ...common, dir: joinPath(options.dir, 'wal') });
+    const prefetched = new Map<number, PrefetchedSnapshot>();
+    const read = async (groupId: number, index: number): Promise<void> => {
+      try {
+        const snapshot = await snapshots.loadAsync({ groupId, index });
+        prefetched.set(groupId, { index, outcome: { ok: true, snapshot } });
+      } catch (error) {
+        // Kept, not thrown: recovery judges it in group order, as `open` would have met it.
+        prefetched.set(groupId, { index, outcome: { ok: false, error } });
+      }
+    };
+    try {
+      const wanted = wal.groupIds().map((groupId) => ({ groupId, ...wal.group(groupId).snapshotMetadata() }));
+      // None rejects: each read's error is kept for recovery.
+      await Promise.all(wanted.filter((w) => w.index > 0).map((w) => read(w.groupId, w.index)));
+    } catch (error) {
+      wal.close();
+      throw error;
+    }
+    return DurableStorage.#recover({ wal, snapshots, logger: common.logger, prefetched });
+  }
+
+  static #openSnapshots(options: DurableStorageOptions): {
+    snapshots: SnapshotStore;
+    common: { disk: Disk; logger: Logger; limits?: Partial<StorageLimits> };
+  } {
     const common = {
       disk: options.disk,
-      logger,
+      logger: options.logger ?? silentLogger,
       ...(options.limits === undefined ? {} : { limits: options.limits }),
     };
-    const snapshots = SnapshotStore.open({ ...common, dir: joinPath(options.dir, 'snap') });
-    const wal = Wal.open({ ...common, dir: joinPath(options.dir, 'wal') });
+    return { snapshots: SnapshotStore.open({ ...common, dir: joinPath(options.dir, 'snap') }), common };
+  }
+
+  static #recover(options: {
+    wal: Wal;
+    snapshots: SnapshotStore;
+    logger: Logger;
+    prefetched: ReadonlyMap<number, PrefetchedSnapshot>;
+  }): DurableStorage {
+    const { wal, snapshots, logger, prefetched } = options;
     const recovery: SnapshotRecovery[] = [];
     try {
       const ids = new Set([...wal.groupIds(), ...snapshots.groupIds()]);
       for (const groupId of [...ids].sort((a, b) => a - b)) {
-        const outcome = recoverGroupSnapshot({ wal, snapshots, groupId, logger });
+        const outcome = recoverGroupSnapshot({
+          wal,
+          snapshots,
+          groupId,
+          logger,
+          prefetched: prefetched.get(groupId) ?? null,
+        });
         if (outcome !== null) recovery.push(outcome);
       }
     } catch (error) {
@@ -239,13 +296,23 @@ export class DurableStorage {
   }
 }
 
+/** A snapshot file read ahead of recovery: its verified bytes, or what reading it threw. */
+interface PrefetchedSnapshot {
+  readonly index: number;
+  readonly outcome:
+    | { readonly ok: true; readonly snapshot: Snapshot }
+    | { readonly ok: false; readonly error: unknown };
+}
+
 function recoverGroupSnapshot(options: {
   wal: Wal;
   snapshots: SnapshotStore;
   groupId: number;
   logger: Logger;
+  /** The file at the WAL's snapshot index, already read (openAsync); null: read it here. */
+  prefetched: PrefetchedSnapshot | null;
 }): SnapshotRecovery | null {
-  const { wal, snapshots, groupId, logger } = options;
+  const { wal, snapshots, groupId, logger, prefetched } = options;
   // A group the WAL does not know never had a snapshot recorded: its files are orphans.
   const known = wal.groupIds().includes(groupId);
   const want = known ? wal.group(groupId).snapshotMetadata() : { index: 0, term: 0 };
@@ -256,9 +323,14 @@ function recoverGroupSnapshot(options: {
       : { groupId, fellBackFrom: null, usedIndex: 0, quarantined: [], orphansRemoved: orphans.length };
   }
   const quarantined: string[] = [];
+  const load = (index: number): Snapshot => {
+    if (prefetched?.index !== index) return snapshots.load({ groupId, index });
+    if (prefetched.outcome.ok) return prefetched.outcome.snapshot;
+    throw prefetched.outcome.error;
+  };
   const tryLoad = (index: number): Snapshot | null => {
     try {
-      return snapshots.load({ groupId, index });
+      return load(index);
     } catch (error) {
       if (error instanceof SnapshotCorruptionError) {
         quarantined.push(snapshots.quarantine({ groupId, index }));

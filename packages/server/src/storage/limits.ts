@@ -19,8 +19,6 @@ export interface StorageLimits {
   readonly snapshotsRetainedMax: number;
   /** The largest snapshot payload the store writes or reads. */
   readonly snapshotBytesMax: number;
-  /** Snapshot files are read and checksummed in chunks of this size. */
-  readonly snapshotReadChunkBytes: number;
 }
 
 export const defaultStorageLimits: StorageLimits = {
@@ -29,7 +27,6 @@ export const defaultStorageLimits: StorageLimits = {
   batchBytesMax: 16 * mib,
   snapshotsRetainedMax: 2,
   snapshotBytesMax: gib,
-  snapshotReadChunkBytes: mib,
 };
 
 /**
@@ -45,7 +42,6 @@ const ranges: { readonly [K in keyof StorageLimits]: { min: number; max: number 
   batchBytesMax: { min: 64, max: formatFrameBytesMax },
   snapshotsRetainedMax: { min: 1, max: 1000 },
   snapshotBytesMax: { min: 1, max: 64 * gib },
-  snapshotReadChunkBytes: { min: 512, max: 256 * mib },
 };
 
 export function resolveStorageLimits(input: Partial<StorageLimits> = {}): StorageLimits {

@@ -1,4 +1,8 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { type Disk, type DiskFile, NodeDisk } from './disk.js';
 import { DurableStorage } from './durable-storage.js';
 import { SnapshotCorruptionError, SnapshotUnavailableError, StorageLimitError } from './errors.js';
 import { SnapshotStore, snapshotFileName } from './snapshot-store.js';
@@ -6,15 +10,112 @@ import { entries, hs, simDisk, snapshot } from './testing/fixtures.js';
 
 const dir = '/data/snap';
 
+interface ReadRecord {
+  readonly path: string;
+  readonly offset: number;
+  readonly result: Uint8Array;
+}
+
+/**
+ * A disk that records every read (path, offset, the array returned), otherwise the inner
+ * disk. With `readAsync`, its files also read on "the thread pool": each such read waits in
+ * `pending` until the test releases it.
+ */
+function recordingDisk(
+  inner: Disk,
+  options: { readAsync?: boolean } = {},
+): { disk: Disk; reads: ReadRecord[]; pending: (() => void)[] } {
+  const reads: ReadRecord[] = [];
+  const pending: (() => void)[] = [];
+  const read = (file: DiskFile, range: { offset: number; length: number }): Uint8Array => {
+    const result = file.read(range);
+    reads.push({ path: file.path, offset: range.offset, result });
+    return result;
+  };
+  const readAsync = (file: DiskFile, range: { offset: number; length: number }): Promise<Uint8Array> =>
+    new Promise((resolve, reject) => {
+      pending.push(() => {
+        try {
+          resolve(read(file, range));
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+  const wrapFile = (file: DiskFile): DiskFile => ({
+    path: file.path,
+    size: () => file.size(),
+    read: (range) => read(file, range),
+    ...(options.readAsync === true ? { readAsync: (range) => readAsync(file, range) } : {}),
+    append: (data) => file.append(data),
+    writeAt: (options) => file.writeAt(options),
+    truncate: (size) => file.truncate(size),
+    datasync: () => file.datasync(),
+    sync: () => file.sync(),
+    close: () => file.close(),
+  });
+  const disk: Disk = {
+    open: (path, options) => wrapFile(inner.open(path, options)),
+    exists: (path) => inner.exists(path),
+    readdir: (d) => inner.readdir(d),
+    mkdir: (d) => inner.mkdir(d),
+    rename: (options) => inner.rename(options),
+    unlink: (path) => inner.unlink(path),
+    syncDir: (d) => inner.syncDir(d),
+  };
+  return { disk, reads, pending };
+}
+
+/** Event-loop turns `settle` allows: each read takes a few; a hang fails instead of spinning. */
+const settleTurnsMax = 1000;
+
+/** Release every pending async read, and those they lead to, until `promise` settles. */
+async function settle<T>(promise: Promise<T>, pending: (() => void)[]): Promise<T> {
+  let done = false;
+  const markDone = () => {
+    done = true;
+  };
+  promise.then(markDone, markDone);
+  for (let turn = 0; !done; turn++) {
+    if (turn >= settleTurnsMax) throw new Error(`not settled after ${settleTurnsMax} turns`);
+    for (const release of pending.splice(0)) release();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return promise;
+}
+
+/** Bytes read at or after `from` in files whose path ends with `suffix`. */
+function bytesReadFrom(reads: readonly ReadRecord[], suffix: string, from: number): number {
+  return reads
+    .filter((r) => r.path.endsWith(suffix) && r.offset >= from)
+    .reduce((n, r) => n + r.result.byteLength, 0);
+}
+
 describe('SnapshotStore', () => {
-  it('round-trips a snapshot, reading it back in chunks', () => {
+  it('round-trips a snapshot', () => {
     const disk = simDisk();
-    const store = SnapshotStore.open({ disk, dir, limits: { snapshotReadChunkBytes: 512 } });
+    const store = SnapshotStore.open({ disk, dir });
     const snap = snapshot({ index: 42, term: 3, voters: ['a', 'b', 'c'], dataBytes: 5000 });
     store.save({ groupId: 7, snapshot: snap });
     expect(store.list(7).map((s) => s.index)).toEqual([42]);
     expect(store.groupIds()).toEqual([7]);
     expect(store.load({ groupId: 7, index: 42 })).toEqual(snap);
+  });
+
+  it('reads the data once, into the very buffer it returns, and verifies it before returning', () => {
+    const inner = simDisk();
+    const { disk, reads } = recordingDisk(inner);
+    const store = SnapshotStore.open({ disk, dir });
+    const snap = snapshot({ index: 42, term: 3, dataBytes: 5000 });
+    store.save({ groupId: 7, snapshot: snap });
+    const name = snapshotFileName({ groupId: 7, index: 42 });
+    const headerBytes = inner.fileBytes(`${dir}/${name}`).length - 5000;
+    const loaded = store.load({ groupId: 7, index: 42 });
+    expect(loaded).toEqual(snap);
+    // Every data byte crosses from the disk once, and no copy is made after that.
+    expect(bytesReadFrom(reads, name, headerBytes)).toBe(5000);
+    const dataReads = reads.filter((r) => r.path.endsWith(name) && r.offset >= headerBytes);
+    expect(dataReads.map((r) => r.result.buffer)).toContain(loaded.data.buffer);
   });
 
   it('is durable once save returns, and a crash mid-save leaves no partial snapshot', () => {
@@ -107,6 +208,128 @@ describe('DurableStorage', () => {
     expect(storage.recovery).toEqual([]);
   });
 
+  it('reads each snapshot file’s data once from open to the state machine’s restore', () => {
+    const inner = simDisk();
+    populate(inner);
+    const { disk, reads } = recordingDisk(inner);
+    const storage = DurableStorage.open({ disk, dir: '/data/node', limits: { snapshotsRetainedMax: 2 } });
+    const name = snapshotFileName({ groupId: 1, index: 20 });
+    const fileBytes = inner.fileBytes(`${snapDir}/${name}`).length;
+    const dataBytes = snapshot({ index: 20, term: 1 }).data.byteLength;
+    const restored = storage.group(1).snapshot();
+    expect(restored).toEqual(snapshot({ index: 20, term: 1 }));
+    expect(bytesReadFrom(reads, name, fileBytes - dataBytes)).toBe(dataBytes);
+    // The older retained snapshot is not read at all while the newest one is sound.
+    expect(reads.some((r) => r.path.endsWith(snapshotFileName({ groupId: 1, index: 10 })))).toBe(false);
+  });
+
+  it('openAsync reads every group’s snapshot at once, then recovers as open does', async () => {
+    const inner = simDisk();
+    const storage = open(inner);
+    for (const groupId of [1, 2, 3]) {
+      storage.persist([
+        { groupId, entries: entries({ from: 1, count: 30, term: 1 }), hardState: hs(1, 30), snapshot: null },
+      ]);
+      storage.saveSnapshot({
+        groupId,
+        snapshot: snapshot({ index: 20 + groupId, term: 1, dataBytes: 3000 }),
+      });
+    }
+    storage.close();
+    const { disk, reads, pending } = recordingDisk(inner, { readAsync: true });
+    const opening = DurableStorage.openAsync({
+      disk,
+      dir: '/data/node',
+      limits: { snapshotsRetainedMax: 2 },
+    });
+    // All three data reads are in flight before any completes.
+    expect(pending).toHaveLength(3);
+    const reopened = await settle(opening, pending);
+    for (const groupId of [1, 2, 3]) {
+      const name = snapshotFileName({ groupId, index: 20 + groupId });
+      const fileBytes = inner.fileBytes(`${snapDir}/${name}`).length;
+      expect(reopened.group(groupId).snapshot()).toEqual(
+        snapshot({ index: 20 + groupId, term: 1, dataBytes: 3000 }),
+      );
+      expect(bytesReadFrom(reads, name, fileBytes - 3000)).toBe(3000);
+    }
+    expect(reopened.recovery).toEqual([]);
+  });
+
+  it('openAsync falls back and quarantines exactly as open does', async () => {
+    const outcomes = [];
+    for (const useAsync of [false, true]) {
+      const inner = simDisk();
+      populate(inner);
+      const path = `${snapDir}/${snapshotFileName({ groupId: 1, index: 20 })}`;
+      inner.corrupt({ path, offset: inner.fileBytes(path).length - 1 });
+      const { disk, pending } = recordingDisk(inner, { readAsync: true });
+      const options = { disk, dir: '/data/node', limits: { snapshotsRetainedMax: 2 } };
+      const storage = useAsync
+        ? await settle(DurableStorage.openAsync(options), pending)
+        : DurableStorage.open(options);
+      outcomes.push({
+        recovery: storage.recovery,
+        snapshot: storage.group(1).snapshot(),
+        files: inner.readdir(snapDir).sort(),
+      });
+      storage.close();
+    }
+    expect(outcomes[0]?.recovery).toEqual([expect.objectContaining({ fellBackFrom: 20, usedIndex: 10 })]);
+    expect(outcomes[1]).toEqual(outcomes[0]);
+  });
+
+  it('openAsync removes a newer orphan and uses the snapshot the WAL recorded, as open does', async () => {
+    const outcomes = [];
+    for (const useAsync of [false, true]) {
+      const inner = simDisk();
+      populate(inner);
+      const storage = open(inner);
+      storage.snapshots.save({ groupId: 1, snapshot: snapshot({ index: 25, term: 1 }) });
+      storage.close();
+      const { disk, pending } = recordingDisk(inner, { readAsync: true });
+      const options = { disk, dir: '/data/node', limits: { snapshotsRetainedMax: 2 } };
+      const reopened = useAsync
+        ? await settle(DurableStorage.openAsync(options), pending)
+        : DurableStorage.open(options);
+      outcomes.push({
+        recovery: reopened.recovery,
+        snapshot: reopened.group(1).snapshot(),
+        files: inner.readdir(snapDir).sort(),
+      });
+      reopened.close();
+    }
+    expect(outcomes[0]?.snapshot).toEqual(snapshot({ index: 20, term: 1 }));
+    expect(outcomes[0]?.recovery).toEqual([expect.objectContaining({ orphansRemoved: 1, usedIndex: 20 })]);
+    expect(outcomes[1]).toEqual(outcomes[0]);
+  });
+
+  it('openAsync refuses a missing snapshot the WAL needs, as open does, and closes the WAL', async () => {
+    const inner = simDisk();
+    const limits = { snapshotsRetainedMax: 1, segmentBytesMax: 1024 };
+    const storage = DurableStorage.open({ disk: inner, dir: '/data/node', limits });
+    for (let i = 1; i <= 30; i++) {
+      storage.persist([
+        {
+          groupId: 1,
+          entries: entries({ from: i, count: 1, term: 1, dataBytes: 200 }),
+          hardState: hs(1, i),
+          snapshot: null,
+        },
+      ]);
+    }
+    storage.saveSnapshot({ groupId: 1, snapshot: snapshot({ index: 20, term: 1 }), compactThroughIndex: 20 });
+    storage.close();
+    inner.unlink(`${snapDir}/${snapshotFileName({ groupId: 1, index: 20 })}`);
+    const { disk, pending } = recordingDisk(inner, { readAsync: true });
+    const options = { disk, dir: '/data/node', limits };
+    await expect(settle(DurableStorage.openAsync(options), pending)).rejects.toThrow(
+      SnapshotUnavailableError,
+    );
+    // The WAL was closed: it opens again (the same refusal, not a lock or a leaked handle).
+    expect(() => DurableStorage.open(options)).toThrow(SnapshotUnavailableError);
+  });
+
   it('falls back to the previous snapshot when the newest is corrupt and the WAL still has the entries', () => {
     const disk = simDisk();
     populate(disk);
@@ -175,5 +398,42 @@ describe('DurableStorage', () => {
     const log = open(disk).group(3);
     expect(log.snapshot().metadata.index).toBe(50);
     expect(log.lastIndex()).toBe(52);
+  });
+});
+
+describe('reading snapshots on the thread pool (NodeDisk)', () => {
+  it('loadAsync and openAsync give the verified bytes, and refuse a damaged file as load does', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'conclave-snapshot-async-'));
+    try {
+      const disk = new NodeDisk();
+      const probe = disk.open(path.join(root, 'probe'), { mode: 'createExclusive' });
+      expect(probe.readAsync).toBeTypeOf('function');
+      probe.close();
+      const storage = DurableStorage.open({ disk, dir: root });
+      storage.persist([
+        { groupId: 2, entries: entries({ from: 1, count: 5, term: 1 }), hardState: hs(1, 5), snapshot: null },
+      ]);
+      const snap = snapshot({ index: 5, term: 1, dataBytes: 3 * 1024 * 1024 + 7 });
+      storage.saveSnapshot({ groupId: 2, snapshot: snap });
+      storage.close();
+      const snapDir = path.join(root, 'snap');
+      const store = SnapshotStore.open({ disk, dir: snapDir });
+      expect(await store.loadAsync({ groupId: 2, index: 5 })).toEqual(snap);
+      const reopened = await DurableStorage.openAsync({ disk, dir: root });
+      expect(reopened.group(2).snapshot()).toEqual(snap);
+      reopened.close();
+      const file = path.join(snapDir, snapshotFileName({ groupId: 2, index: 5 }));
+      const bytes = fs.readFileSync(file);
+      bytes[bytes.length - 10] = (bytes[bytes.length - 10] as number) ^ 1;
+      fs.writeFileSync(file, bytes);
+      await expect(store.loadAsync({ groupId: 2, index: 5 })).rejects.toThrow(
+        expect.objectContaining({ code: 'SNAPSHOT_DATA_CHECKSUM_MISMATCH' }),
+      );
+      expect(() => store.load({ groupId: 2, index: 5 })).toThrow(
+        expect.objectContaining({ code: 'SNAPSHOT_DATA_CHECKSUM_MISMATCH' }),
+      );
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -4,7 +4,7 @@ import { type Logger, pino } from 'pino';
 import { crc32InSlices, writeNewFileDurably } from './background-write.js';
 import { ByteReader, ByteWriter, FormatError } from './codec.js';
 import { crc32 } from './crc32.js';
-import { type Disk, joinPath } from './disk.js';
+import { type Disk, type DiskFile, joinPath } from './disk.js';
 import { DiskError, SnapshotCorruptionCode, SnapshotCorruptionError, StorageLimitError } from './errors.js';
 import { resolveStorageLimits, type StorageLimits } from './limits.js';
 
@@ -17,9 +17,10 @@ import { resolveStorageLimits, type StorageLimits } from './limits.js';
  * (over everything before it) | data.
  *
  * Written to a temporary file, fsynced, renamed into place, directory fsynced: a crash
- * leaves the whole snapshot or none of it. Read back in chunks of `snapshotReadChunkBytes`
- * with the checksum computed as it goes. `prepareInBackground` writes the temporary file off
- * the event loop (see background-write.ts) and leaves the rename to the caller's turn.
+ * leaves the whole snapshot or none of it. Read back with one read into the snapshot's buffer
+ * (on the thread pool with `loadAsync`) and verified, header then data checksum, before any
+ * byte is returned. `prepareInBackground` writes the temporary file off the event loop (see
+ * background-write.ts) and leaves the rename to the caller's turn.
  */
 
 const snapshotMagic = 0x4e534c43;
@@ -190,78 +191,87 @@ export class SnapshotStore {
    * file is damaged, and a DiskError (code ENOENT) when it does not exist.
    */
   load(options: { groupId: number; index: number }): Snapshot {
-    const name = snapshotFileName(options);
-    const file = this.#disk.open(joinPath(this.#dir, name), { mode: 'existing' });
+    const file = this.#disk.open(joinPath(this.#dir, snapshotFileName(options)), { mode: 'existing' });
     try {
-      const fail = (code: SnapshotCorruptionCode, offset: number, detail: string): never => {
-        throw new SnapshotCorruptionError({ code, file: name, offset, detail });
-      };
-      const size = file.size();
-      const fixed = file.read({ offset: 0, length: fixedHeaderBytes });
-      let metaBytes = 0;
-      let dataCrc = 0;
-      let dataBytes = 0;
-      try {
-        const r = new ByteReader({ bytes: fixed });
-        if (r.u32('magic') !== snapshotMagic) fail(SnapshotCorruptionCode.HeaderInvalid, 0, 'bad magic');
-        if (r.u16('version') !== snapshotVersion)
-          fail(SnapshotCorruptionCode.HeaderInvalid, 4, 'unknown version');
-        r.u16('reserved');
-        metaBytes = r.u32('metadata length');
-        dataCrc = r.u32('data crc');
-        dataBytes = r.u64('data length');
-      } catch (error) {
-        if (error instanceof FormatError)
-          fail(SnapshotCorruptionCode.HeaderInvalid, error.offset, error.message);
-        throw error;
-      }
-      // Bounds before allocating anything a corrupt length could make huge.
-      if (metaBytes > 1024 * 1024 || fixedHeaderBytes + metaBytes + 4 > size) {
-        fail(SnapshotCorruptionCode.HeaderInvalid, 8, `metadata length ${metaBytes} does not fit the file`);
-      }
-      const headerBytes = fixedHeaderBytes + metaBytes + 4;
-      const header = file.read({ offset: 0, length: headerBytes });
-      const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
-      if (view.getUint32(headerBytes - 4, true) !== crc32(header.subarray(0, headerBytes - 4))) {
-        fail(SnapshotCorruptionCode.HeaderInvalid, headerBytes - 4, 'header checksum mismatch');
-      }
-      const metadata = decodeMetadata(header.subarray(fixedHeaderBytes, headerBytes - 4));
-      if (metadata === null)
-        return fail(SnapshotCorruptionCode.HeaderInvalid, fixedHeaderBytes, 'metadata does not parse');
-      if (metadata.groupId !== options.groupId || metadata.index !== options.index) {
-        fail(
-          SnapshotCorruptionCode.NameMismatch,
-          fixedHeaderBytes,
-          `header says group ${metadata.groupId} index ${metadata.index}`,
-        );
-      }
-      if (dataBytes > this.#limits.snapshotBytesMax || headerBytes + dataBytes !== size) {
-        fail(
-          SnapshotCorruptionCode.LengthMismatch,
-          16,
-          `data length ${dataBytes} + header ${headerBytes} != file size ${size} (or over snapshotBytesMax)`,
-        );
-      }
-      const data = new Uint8Array(dataBytes);
-      let crc = 0;
-      for (let done = 0; done < dataBytes; ) {
-        const chunk = file.read({
-          offset: headerBytes + done,
-          length: Math.min(this.#limits.snapshotReadChunkBytes, dataBytes - done),
-        });
-        if (chunk.length === 0)
-          fail(SnapshotCorruptionCode.LengthMismatch, headerBytes + done, 'file ended early');
-        data.set(chunk, done);
-        crc = crc32(chunk, crc);
-        done += chunk.length;
-      }
-      if (crc !== dataCrc)
-        fail(SnapshotCorruptionCode.DataChecksumMismatch, headerBytes, 'data checksum mismatch');
-      const { index, term, confState } = metadata;
-      return { metadata: { index, term, confState }, data };
+      const layout = this.#readHeader({ ...options, file });
+      return verifiedData(layout, file.read({ offset: layout.headerBytes, length: layout.dataBytes }));
     } finally {
       file.close();
     }
+  }
+
+  /**
+   * `load` with the data read on the thread pool when the disk can (`readAsync`), so that the
+   * files of several groups are read at once; the checksum is still verified before the
+   * bytes are returned. Same results and errors as `load`.
+   */
+  async loadAsync(options: { groupId: number; index: number }): Promise<Snapshot> {
+    const file = this.#disk.open(joinPath(this.#dir, snapshotFileName(options)), { mode: 'existing' });
+    try {
+      const layout = this.#readHeader({ ...options, file });
+      const range = { offset: layout.headerBytes, length: layout.dataBytes };
+      const data = file.readAsync === undefined ? file.read(range) : await file.readAsync(range);
+      return verifiedData(layout, data);
+    } finally {
+      file.close();
+    }
+  }
+
+  /** Read and verify a snapshot file's header: where its data lies and what it must hash to. */
+  #readHeader(options: { groupId: number; index: number; file: DiskFile }): SnapshotLayout {
+    const { file } = options;
+    const name = snapshotFileName(options);
+    const fail = (code: SnapshotCorruptionCode, offset: number, detail: string): never => {
+      throw new SnapshotCorruptionError({ code, file: name, offset, detail });
+    };
+    const size = file.size();
+    const fixed = file.read({ offset: 0, length: fixedHeaderBytes });
+    let metaBytes = 0;
+    let dataCrc = 0;
+    let dataBytes = 0;
+    try {
+      const r = new ByteReader({ bytes: fixed });
+      if (r.u32('magic') !== snapshotMagic) fail(SnapshotCorruptionCode.HeaderInvalid, 0, 'bad magic');
+      if (r.u16('version') !== snapshotVersion)
+        fail(SnapshotCorruptionCode.HeaderInvalid, 4, 'unknown version');
+      r.u16('reserved');
+      metaBytes = r.u32('metadata length');
+      dataCrc = r.u32('data crc');
+      dataBytes = r.u64('data length');
+    } catch (error) {
+      if (error instanceof FormatError)
+        fail(SnapshotCorruptionCode.HeaderInvalid, error.offset, error.message);
+      throw error;
+    }
+    // Bounds before allocating anything a corrupt length could make huge.
+    if (metaBytes > 1024 * 1024 || fixedHeaderBytes + metaBytes + 4 > size) {
+      fail(SnapshotCorruptionCode.HeaderInvalid, 8, `metadata length ${metaBytes} does not fit the file`);
+    }
+    const headerBytes = fixedHeaderBytes + metaBytes + 4;
+    const header = file.read({ offset: 0, length: headerBytes });
+    const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
+    if (view.getUint32(headerBytes - 4, true) !== crc32(header.subarray(0, headerBytes - 4))) {
+      fail(SnapshotCorruptionCode.HeaderInvalid, headerBytes - 4, 'header checksum mismatch');
+    }
+    const metadata = decodeMetadata(header.subarray(fixedHeaderBytes, headerBytes - 4));
+    if (metadata === null)
+      return fail(SnapshotCorruptionCode.HeaderInvalid, fixedHeaderBytes, 'metadata does not parse');
+    if (metadata.groupId !== options.groupId || metadata.index !== options.index) {
+      fail(
+        SnapshotCorruptionCode.NameMismatch,
+        fixedHeaderBytes,
+        `header says group ${metadata.groupId} index ${metadata.index}`,
+      );
+    }
+    if (dataBytes > this.#limits.snapshotBytesMax || headerBytes + dataBytes !== size) {
+      fail(
+        SnapshotCorruptionCode.LengthMismatch,
+        16,
+        `data length ${dataBytes} + header ${headerBytes} != file size ${size} (or over snapshotBytesMax)`,
+      );
+    }
+    const { index, term, confState } = metadata;
+    return { file: name, metadata: { index, term, confState }, headerBytes, dataBytes, dataCrc };
   }
 
   /** Keep `snapshotsRetainedMax` snapshots of the group, newest first; never the one at `keepIndex`. */
@@ -298,6 +308,31 @@ export class SnapshotStore {
     for (const stored of files) this.#disk.unlink(joinPath(this.#dir, stored.file));
     if (files.length > 0) this.#disk.syncDir(this.#dir);
   }
+}
+
+/** A snapshot file whose header was verified: its metadata, and where its data lies. */
+interface SnapshotLayout {
+  readonly file: string;
+  readonly metadata: SnapshotMetadata;
+  readonly headerBytes: number;
+  readonly dataBytes: number;
+  readonly dataCrc: number;
+}
+
+/**
+ * The data as read, in one read straight into its own buffer and checksummed once in place:
+ * reading in chunks and copying each into the buffer cost a second pass over every byte
+ * (about 0.4 s per GiB at start-up). The bytes are returned only once the checksum matches.
+ */
+function verifiedData(layout: SnapshotLayout, data: Uint8Array): Snapshot {
+  const fail = (code: SnapshotCorruptionCode, offset: number, detail: string): never => {
+    throw new SnapshotCorruptionError({ code, file: layout.file, offset, detail });
+  };
+  if (data.length !== layout.dataBytes)
+    fail(SnapshotCorruptionCode.LengthMismatch, layout.headerBytes + data.length, 'file ended early');
+  if (crc32(data) !== layout.dataCrc)
+    fail(SnapshotCorruptionCode.DataChecksumMismatch, layout.headerBytes, 'data checksum mismatch');
+  return { metadata: layout.metadata, data };
 }
 
 /** The file's header: everything before the data, with its own checksum at the end. */
