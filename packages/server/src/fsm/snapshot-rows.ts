@@ -70,8 +70,9 @@ export function kvFromWire(wire: unknown): KvEntry {
  * a Raft snapshot restored whole (decodeSnapshot), whose bytes are nearly all values anyway.
  * Copying them was measured at ~0.8 s per GiB at start-up (fresh pages faulting in) and
  * doubled the peak memory of a restore. What it costs: the snapshot's buffer stays alive
- * while any of its values does, so with churn memory tends to at most snapshot + live state,
- * which is the peak a copying restore reached anyway. The caller must not modify the bytes.
+ * while any of its values does, for as long as one old key survives (the process's life,
+ * perhaps), so with churn a group's memory tends to snapshot + live state: the peak a
+ * copying restore reached anyway, but kept. The caller must not modify the bytes.
  */
 export function kvFromSnapshotWire(wire: unknown): KvEntry {
   return kvRowFromWire(wire, viewValue);

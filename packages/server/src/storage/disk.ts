@@ -30,7 +30,8 @@ export interface DiskFile {
   read(options: { offset: number; length: number }): Uint8Array;
   /**
    * Optional: `read` on the thread pool, so that start-up reads every group's snapshot file
-   * at once. The file must not be closed until it settles.
+   * at once. The file must not be closed until it settles. Like `read`, it returns memory
+   * the caller owns (never a view of a cache): the FSM keeps views of snapshot bytes.
    */
   readAsync?(options: { offset: number; length: number }): Promise<Uint8Array>;
   /** Write all of `data` at the end of the file. */
@@ -107,6 +108,12 @@ function wrap<T>(options: { op: string; path: string }, fn: () => T): T {
   }
 }
 
+/**
+ * Bytes one read call asks for at most: Node truncates a read's length to a 32-bit signed
+ * integer, so a single call over 2 GiB would fail; the loops go on until all is read.
+ */
+const readCallBytesMax = 1024 * 1024 * 1024;
+
 /** One fs.read into `out` from `done` on, on the thread pool. */
 function readAt(options: {
   fd: number;
@@ -115,8 +122,9 @@ function readAt(options: {
   position: number;
 }): Promise<{ bytesRead: number }> {
   const { fd, out, done, position } = options;
+  const length = Math.min(out.length - done, readCallBytesMax);
   return new Promise((resolve, reject) => {
-    fs.read(fd, out, done, out.length - done, position, (error, bytesRead) => {
+    fs.read(fd, out, done, length, position, (error, bytesRead) => {
       if (error === null) resolve({ bytesRead });
       else reject(error);
     });
@@ -145,7 +153,8 @@ class NodeDiskFile implements DiskFile {
     let done = 0;
     wrap({ op: 'read', path: this.path }, () => {
       while (done < length) {
-        const n = fs.readSync(this.#openFd(), out, done, length - done, options.offset + done);
+        const call = Math.min(length - done, readCallBytesMax);
+        const n = fs.readSync(this.#openFd(), out, done, call, options.offset + done);
         if (n === 0) break;
         done += n;
       }
@@ -154,12 +163,14 @@ class NodeDiskFile implements DiskFile {
   }
 
   async readAsync(options: { offset: number; length: number }): Promise<Uint8Array> {
-    const fd = this.#openFd();
     const length = Math.max(0, Math.min(options.length, this.#size - options.offset));
     const out = new Uint8Array(length);
     let done = 0;
     try {
       while (done < length) {
+        // The fd is looked up per call: a close meanwhile is a typed EBADF, not a read of
+        // whatever file the OS gave that number to since.
+        const fd = this.#openFd();
         const { bytesRead } = await readAt({ fd, out, done, position: options.offset + done });
         if (bytesRead === 0) break;
         done += bytesRead;

@@ -87,9 +87,19 @@ export class DurableStorage {
       }
     };
     try {
-      const wanted = wal.groupIds().map((groupId) => ({ groupId, ...wal.group(groupId).snapshotMetadata() }));
-      // None rejects: each read's error is kept for recovery.
-      await Promise.all(wanted.filter((w) => w.index > 0).map((w) => read(w.groupId, w.index)));
+      const wanted = wal
+        .groupIds()
+        .map((groupId) => ({ groupId, ...wal.group(groupId).snapshotMetadata() }))
+        .filter((w) => w.index > 0);
+      // A few readers share the list: every file at once would hold a descriptor per group
+      // (up to 1024), and libuv runs 4 reads at a time anyway. None rejects: each read's
+      // error is kept for recovery.
+      const next = wanted[Symbol.iterator]();
+      const reader = async (): Promise<void> => {
+        for (let w = next.next(); w.done !== true; w = next.next())
+          await read(w.value.groupId, w.value.index);
+      };
+      await Promise.all(Array.from({ length: Math.min(snapshotReadsInFlightMax, wanted.length) }, reader));
     } catch (error) {
       wal.close();
       throw error;
@@ -303,6 +313,9 @@ interface PrefetchedSnapshot {
     | { readonly ok: true; readonly snapshot: Snapshot }
     | { readonly ok: false; readonly error: unknown };
 }
+
+/** Snapshot files `openAsync` reads at once at most. */
+export const snapshotReadsInFlightMax = 8;
 
 function recoverGroupSnapshot(options: {
   wal: Wal;

@@ -1,9 +1,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { Snapshot } from '@conclave/raft';
 import { describe, expect, it } from 'vitest';
 import { type Disk, type DiskFile, NodeDisk } from './disk.js';
-import { DurableStorage } from './durable-storage.js';
+import { DurableStorage, snapshotReadsInFlightMax } from './durable-storage.js';
 import { SnapshotCorruptionError, SnapshotUnavailableError, StorageLimitError } from './errors.js';
 import { SnapshotStore, snapshotFileName } from './snapshot-store.js';
 import { entries, hs, simDisk, snapshot } from './testing/fixtures.js';
@@ -70,6 +71,12 @@ function recordingDisk(
 const settleTurnsMax = 1000;
 
 /** Release every pending async read, and those they lead to, until `promise` settles. */
+/** Metadata equal, data byte-equal: a deep toEqual of MiBs of typed array takes seconds. */
+function expectSameSnapshot(actual: Snapshot, expected: Snapshot): void {
+  expect(actual.metadata).toEqual(expected.metadata);
+  expect(Buffer.from(actual.data).equals(Buffer.from(expected.data))).toBe(true);
+}
+
 async function settle<T>(promise: Promise<T>, pending: (() => void)[]): Promise<T> {
   let done = false;
   const markDone = () => {
@@ -256,6 +263,30 @@ describe('DurableStorage', () => {
     expect(reopened.recovery).toEqual([]);
   });
 
+  it('openAsync holds at most snapshotReadsInFlightMax reads at once, and still reads every group', async () => {
+    const inner = simDisk();
+    const storage = open(inner);
+    const groupIds = Array.from({ length: snapshotReadsInFlightMax + 3 }, (_, i) => i + 1);
+    for (const groupId of groupIds) {
+      storage.persist([
+        { groupId, entries: entries({ from: 1, count: 30, term: 1 }), hardState: hs(1, 30), snapshot: null },
+      ]);
+      storage.saveSnapshot({ groupId, snapshot: snapshot({ index: 20, term: 1, dataBytes: 1000 }) });
+    }
+    storage.close();
+    const { disk, pending } = recordingDisk(inner, { readAsync: true });
+    const opening = DurableStorage.openAsync({
+      disk,
+      dir: '/data/node',
+      limits: { snapshotsRetainedMax: 2 },
+    });
+    expect(pending).toHaveLength(snapshotReadsInFlightMax);
+    const reopened = await settle(opening, pending);
+    for (const groupId of groupIds) {
+      expect(reopened.group(groupId).snapshot()).toEqual(snapshot({ index: 20, term: 1, dataBytes: 1000 }));
+    }
+  });
+
   it('openAsync falls back and quarantines exactly as open does', async () => {
     const outcomes = [];
     for (const useAsync of [false, true]) {
@@ -418,9 +449,9 @@ describe('reading snapshots on the thread pool (NodeDisk)', () => {
       storage.close();
       const snapDir = path.join(root, 'snap');
       const store = SnapshotStore.open({ disk, dir: snapDir });
-      expect(await store.loadAsync({ groupId: 2, index: 5 })).toEqual(snap);
+      expectSameSnapshot(await store.loadAsync({ groupId: 2, index: 5 }), snap);
       const reopened = await DurableStorage.openAsync({ disk, dir: root });
-      expect(reopened.group(2).snapshot()).toEqual(snap);
+      expectSameSnapshot(reopened.group(2).snapshot(), snap);
       reopened.close();
       const file = path.join(snapDir, snapshotFileName({ groupId: 2, index: 5 }));
       const bytes = fs.readFileSync(file);
