@@ -207,7 +207,7 @@ export async function savePhase(options: {
   }
   const { before, rssBefore, run } = watched;
   const [probes, contact, writeLatency] = stopped;
-  const peaks = pids.map((pid) => readMemory(pid).peakRssBytes);
+  const peaks = peaksSince(pids, rssBefore);
   const after = await selfViews(client);
   const saved = cliJson(run, 'snapshot save');
   return {
@@ -307,7 +307,7 @@ export async function restorePhase(options: {
   const { client, pids } = options.cluster;
   const selves = await selfViews(client);
   const { rssBefore, run } = await runSnapshotCli({ ...options, command: 'restore' });
-  const peaks = pids.map((pid) => readMemory(pid).peakRssBytes);
+  const peaks = peaksSince(pids, rssBefore);
   const answer = cliJson(run, 'snapshot restore');
   return {
     line: {
@@ -406,4 +406,13 @@ export async function verifyPhase(options: {
     /** The first few, by key: enough to start looking. */
     valuesDiffering: differing.sort().slice(0, valuesDifferingShown),
   };
+}
+
+/**
+ * Each process's peak RSS since resetPeak, at least its RSS read just after the reset: the
+ * kernel folds the current RSS into VmHWM lazily (at unmaps and exits), so a peak our own
+ * read saw can be missing from VmHWM by the time the run ends (seen: 0.1 MiB below).
+ */
+function peaksSince(pids: readonly number[], rssBefore: readonly number[]): number[] {
+  return pids.map((pid, i) => Math.max(readMemory(pid).peakRssBytes, rssBefore[i] ?? 0));
 }
