@@ -206,6 +206,31 @@ describe('DurableStorage', () => {
     storage.close();
   }
 
+  /**
+   * The same populated disk, damaged by `prepare`, opened with `open` and then with
+   * `openAsync`: what each recovered (report, group 1's snapshot, the files left).
+   */
+  async function openBothWays(prepare: (inner: ReturnType<typeof simDisk>) => void) {
+    const outcomes = [];
+    for (const useAsync of [false, true]) {
+      const inner = simDisk();
+      populate(inner);
+      prepare(inner);
+      const { disk, pending } = recordingDisk(inner, { readAsync: true });
+      const options = { disk, dir: '/data/node', limits: { snapshotsRetainedMax: 2 } };
+      const storage = useAsync
+        ? await settle(DurableStorage.openAsync(options), pending)
+        : DurableStorage.open(options);
+      outcomes.push({
+        recovery: storage.recovery,
+        snapshot: storage.group(1).snapshot(),
+        files: inner.readdir(snapDir).sort(),
+      });
+      storage.close();
+    }
+    return outcomes;
+  }
+
   it('recovers a group with its snapshot attached', () => {
     const disk = simDisk();
     populate(disk);
@@ -288,48 +313,20 @@ describe('DurableStorage', () => {
   });
 
   it('openAsync falls back and quarantines exactly as open does', async () => {
-    const outcomes = [];
-    for (const useAsync of [false, true]) {
-      const inner = simDisk();
-      populate(inner);
+    const outcomes = await openBothWays((inner) => {
       const path = `${snapDir}/${snapshotFileName({ groupId: 1, index: 20 })}`;
       inner.corrupt({ path, offset: inner.fileBytes(path).length - 1 });
-      const { disk, pending } = recordingDisk(inner, { readAsync: true });
-      const options = { disk, dir: '/data/node', limits: { snapshotsRetainedMax: 2 } };
-      const storage = useAsync
-        ? await settle(DurableStorage.openAsync(options), pending)
-        : DurableStorage.open(options);
-      outcomes.push({
-        recovery: storage.recovery,
-        snapshot: storage.group(1).snapshot(),
-        files: inner.readdir(snapDir).sort(),
-      });
-      storage.close();
-    }
+    });
     expect(outcomes[0]?.recovery).toEqual([expect.objectContaining({ fellBackFrom: 20, usedIndex: 10 })]);
     expect(outcomes[1]).toEqual(outcomes[0]);
   });
 
   it('openAsync removes a newer orphan and uses the snapshot the WAL recorded, as open does', async () => {
-    const outcomes = [];
-    for (const useAsync of [false, true]) {
-      const inner = simDisk();
-      populate(inner);
+    const outcomes = await openBothWays((inner) => {
       const storage = open(inner);
       storage.snapshots.save({ groupId: 1, snapshot: snapshot({ index: 25, term: 1 }) });
       storage.close();
-      const { disk, pending } = recordingDisk(inner, { readAsync: true });
-      const options = { disk, dir: '/data/node', limits: { snapshotsRetainedMax: 2 } };
-      const reopened = useAsync
-        ? await settle(DurableStorage.openAsync(options), pending)
-        : DurableStorage.open(options);
-      outcomes.push({
-        recovery: reopened.recovery,
-        snapshot: reopened.group(1).snapshot(),
-        files: inner.readdir(snapDir).sort(),
-      });
-      reopened.close();
-    }
+    });
     expect(outcomes[0]?.snapshot).toEqual(snapshot({ index: 20, term: 1 }));
     expect(outcomes[0]?.recovery).toEqual([expect.objectContaining({ orphansRemoved: 1, usedIndex: 20 })]);
     expect(outcomes[1]).toEqual(outcomes[0]);
