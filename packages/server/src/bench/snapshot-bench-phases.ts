@@ -219,9 +219,7 @@ export async function savePhase(options: {
       savedBy: before[0]?.nodeId ?? null,
       cliPeakRssMb: megabytes(run.peakRssBytes),
       servers: memoryBy(before, pids, (_, i) => ({
-        rssBeforeMb: megabytes(rssBefore[i] ?? 0),
-        peakRssMb: megabytes(peaks[i] ?? 0),
-        peakDeltaMb: megabytes((peaks[i] ?? 0) - (rssBefore[i] ?? 0)),
+        ...memoryAround({ rssBefore, peaks, i }),
         probeLatencyMs: probes[i],
         agentLoopLagMaxMs: {
           before: round(before[i]?.eventLoopLagMaxMs ?? 0, 1),
@@ -318,11 +316,7 @@ export async function restorePhase(options: {
       restoredBy: selves[0]?.nodeId ?? null,
       urls: client.urls,
       cliPeakRssMb: megabytes(run.peakRssBytes),
-      servers: memoryBy(selves, pids, (_, i) => ({
-        rssBeforeMb: megabytes(rssBefore[i] ?? 0),
-        peakRssMb: megabytes(peaks[i] ?? 0),
-        peakDeltaMb: megabytes((peaks[i] ?? 0) - (rssBefore[i] ?? 0)),
-      })),
+      servers: memoryBy(selves, pids, (_, i) => memoryAround({ rssBefore, peaks, i })),
     },
     groups: groupKeysOf(answer, 'snapshot restore'),
   };
@@ -415,4 +409,15 @@ export async function verifyPhase(options: {
  */
 function peaksSince(pids: readonly number[], rssBefore: readonly number[]): number[] {
   return pids.map((pid, i) => Math.max(readMemory(pid).peakRssBytes, rssBefore[i] ?? 0));
+}
+
+/** Server `i`'s RSS before a CLI run, its peak during it, and the difference (MiB). */
+function memoryAround(options: { rssBefore: readonly number[]; peaks: readonly number[]; i: number }) {
+  const before = options.rssBefore[options.i] ?? 0;
+  const peak = options.peaks[options.i] ?? 0;
+  return {
+    rssBeforeMb: megabytes(before),
+    peakRssMb: megabytes(peak),
+    peakDeltaMb: megabytes(peak - before),
+  };
 }

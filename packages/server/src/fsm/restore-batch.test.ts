@@ -9,20 +9,13 @@ import {
   restoreChunkBytesMax,
   restoreIdBytesMax,
 } from './restore-wire.js';
-import { FsmDriver, text } from './testing/driver.js';
+import { FsmDriver, text, userSnapshotParts } from './testing/driver.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
 /** A source group's state as user snapshot parts: a session holding a lock, and `keys` keys of 100 KiB values. */
 function sourceParts(keys = 12): Uint8Array[] {
-  const d = new FsmDriver();
-  d.createSession('s1', { node: 'n1' });
-  for (let i = 0; i < keys; i++) d.set(`a/${i}`, `v${i}`.padEnd(100 * 1024, '.'), i);
-  d.kv({ verb: 'lock', key: 'lock', session: 's1' });
-  const parts: Uint8Array[] = [];
-  const reader = d.fsm.openSnapshotParts();
-  for (let part = reader.next(); part !== null; part = reader.next()) parts.push(part);
-  return parts;
+  return userSnapshotParts({ keys, skipEntries: 0 });
 }
 
 const begin = (restoreId = 'r1'): FsmCommand => ({ type: 'restore-begin', restoreId });

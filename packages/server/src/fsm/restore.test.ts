@@ -7,23 +7,14 @@ import { ConclaveFsm } from './fsm.js';
 import { PartsDigest } from './parts-digest.js';
 import { restoreChunkBytesMax } from './restore-wire.js';
 import { decodeSnapshot } from './snapshot-codec.js';
-import { FsmDriver, text } from './testing/driver.js';
+import { FsmDriver, text, userSnapshotParts } from './testing/driver.js';
 
 /** The SHA-256 of the whole bytes: what a version 3 snapshot recorded, and a digest the commit never matches. */
 const sha = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 /** A source group's state as user snapshot parts: keys, a lock held by a session; applied far past a fresh log. */
 function sourceParts(keys = 40): Uint8Array[] {
-  const d = new FsmDriver();
-  d.skip(500);
-  d.createSession('s1', { node: 'n1' });
-  // Values of 100 KiB, so the kv rows take several parts.
-  for (let i = 0; i < keys; i++) d.set(`a/${i}`, `v${i}`.padEnd(100 * 1024, '.'), i);
-  d.kv({ verb: 'lock', key: 'lock', session: 's1' });
-  const parts: Uint8Array[] = [];
-  const reader = d.fsm.openSnapshotParts();
-  for (let part = reader.next(); part !== null; part = reader.next()) parts.push(part);
-  return parts;
+  return userSnapshotParts({ keys, skipEntries: 500 });
 }
 
 function restoreResult(result: FsmResult): { ok: boolean; error: string | null } {

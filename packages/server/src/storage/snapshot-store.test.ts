@@ -71,6 +71,14 @@ function recordingDisk(
 const settleTurnsMax = 1000;
 
 /** Release every pending async read, and those they lead to, until `promise` settles. */
+/** Entries 1..count of group 1, one 200-byte entry per write: with small segments, many segments. */
+function persistOneByOne(storage: DurableStorage, count: number): void {
+  for (let i = 1; i <= count; i++) {
+    const write = { groupId: 1, entries: entries({ from: i, count: 1, term: 1, dataBytes: 200 }) };
+    storage.persist([{ ...write, hardState: hs(1, i), snapshot: null }]);
+  }
+}
+
 /** Metadata equal, data byte-equal: a deep toEqual of MiBs of typed array takes seconds. */
 function expectSameSnapshot(actual: Snapshot, expected: Snapshot): void {
   expect(actual.metadata).toEqual(expected.metadata);
@@ -336,16 +344,7 @@ describe('DurableStorage', () => {
     const inner = simDisk();
     const limits = { snapshotsRetainedMax: 1, segmentBytesMax: 1024 };
     const storage = DurableStorage.open({ disk: inner, dir: '/data/node', limits });
-    for (let i = 1; i <= 30; i++) {
-      storage.persist([
-        {
-          groupId: 1,
-          entries: entries({ from: i, count: 1, term: 1, dataBytes: 200 }),
-          hardState: hs(1, i),
-          snapshot: null,
-        },
-      ]);
-    }
+    persistOneByOne(storage, 30);
     storage.saveSnapshot({ groupId: 1, snapshot: snapshot({ index: 20, term: 1 }), compactThroughIndex: 20 });
     storage.close();
     inner.unlink(`${snapDir}/${snapshotFileName({ groupId: 1, index: 20 })}`);
@@ -382,16 +381,7 @@ describe('DurableStorage', () => {
     const disk = simDisk();
     const limits = { snapshotsRetainedMax: 2, segmentBytesMax: 1024 };
     const storage = DurableStorage.open({ disk, dir: '/data/node', limits });
-    for (let i = 1; i <= 30; i++) {
-      storage.persist([
-        {
-          groupId: 1,
-          entries: entries({ from: i, count: 1, term: 1, dataBytes: 200 }),
-          hardState: hs(1, i),
-          snapshot: null,
-        },
-      ]);
-    }
+    persistOneByOne(storage, 30);
     storage.saveSnapshot({ groupId: 1, snapshot: snapshot({ index: 10, term: 1 }), compactThroughIndex: 10 });
     storage.saveSnapshot({ groupId: 1, snapshot: snapshot({ index: 20, term: 1 }), compactThroughIndex: 20 });
     storage.close();

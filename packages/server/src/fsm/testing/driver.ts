@@ -81,3 +81,20 @@ export class FsmDriver {
     return result;
   }
 }
+
+/**
+ * A source group's state as user snapshot parts: `skipEntries` empty entries first (applied
+ * far past a fresh log), a session holding a lock, and `keys` keys of 100 KiB values, so the
+ * kv rows take several parts.
+ */
+export function userSnapshotParts(options: { keys: number; skipEntries: number }): Uint8Array[] {
+  const d = new FsmDriver();
+  if (options.skipEntries > 0) d.skip(options.skipEntries);
+  d.createSession('s1', { node: 'n1' });
+  for (let i = 0; i < options.keys; i++) d.set(`a/${i}`, `v${i}`.padEnd(100 * 1024, '.'), i);
+  d.kv({ verb: 'lock', key: 'lock', session: 's1' });
+  const parts: Uint8Array[] = [];
+  const reader = d.fsm.openSnapshotParts();
+  for (let part = reader.next(); part !== null; part = reader.next()) parts.push(part);
+  return parts;
+}
