@@ -3,17 +3,20 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   resolve: {
-    // Tests run against the sources, so a test run never depends on a stale build.
+    // Tests run against the sources, so a test run never depends on a stale build. Subpaths
+    // come first: an alias matches by prefix.
     alias: {
+      '@conclave/server/archive': fileURLToPath(
+        new URL('./packages/server/src/archive/index.ts', import.meta.url),
+      ),
+      '@conclave/server/fsm': fileURLToPath(new URL('./packages/server/src/fsm/index.ts', import.meta.url)),
       '@conclave/raft': fileURLToPath(new URL('./packages/raft/src/index.ts', import.meta.url)),
-      '@conclave/sim': fileURLToPath(new URL('./packages/sim/src/index.ts', import.meta.url)),
-      '@conclave/server/storage': fileURLToPath(
-        new URL('./packages/server/src/storage/index.ts', import.meta.url),
-      ),
-      '@conclave/server/transport': fileURLToPath(
-        new URL('./packages/server/src/transport/index.ts', import.meta.url),
-      ),
+      '@conclave/protocol': fileURLToPath(new URL('./packages/protocol/src/index.ts', import.meta.url)),
+      '@conclave/storage': fileURLToPath(new URL('./packages/storage/src/index.ts', import.meta.url)),
       '@conclave/server': fileURLToPath(new URL('./packages/server/src/index.ts', import.meta.url)),
+      '@conclave/client': fileURLToPath(new URL('./packages/client/src/index.ts', import.meta.url)),
+      '@conclave/testkit': fileURLToPath(new URL('./packages/testkit/src/index.ts', import.meta.url)),
+      '@conclave/sim': fileURLToPath(new URL('./packages/sim/src/index.ts', import.meta.url)),
     },
   },
   test: {

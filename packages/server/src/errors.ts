@@ -1,113 +1,14 @@
+import { ConclaveError, type ErrorCode, errorCatalogue } from '@conclave/protocol';
 import { RaftError, type RaftErrorCode } from '@conclave/raft';
 
+export { ConclaveError, type ErrorCode, errorCatalogue } from '@conclave/protocol';
+
 /**
- * The one catalogue of expected failures. Every code the core can report and every code
- * the server adds maps to an HTTP status and to advice a person can act on.
+ * Every code the Raft core can report must have a catalogue entry, because the API answers
+ * the core's errors as they are. A code added to the core without one fails this build.
  */
-export const errorCatalogue = {
-  // From the Raft core.
-  NOT_LEADER: {
-    status: 503,
-    advice: 'send the request to the leader named in leaderId, or retry once one is elected',
-  },
-  TRANSFER_IN_PROGRESS: { status: 503, advice: 'retry shortly: leadership is moving to another server' },
-  UNCOMMITTED_BYTES_EXCEEDED: { status: 429, advice: 'slow down: too much data awaits commit' },
-  PROPOSAL_TOO_LARGE: { status: 413, advice: 'send a smaller value' },
-  CONF_CHANGE_PENDING: { status: 409, advice: 'retry after the pending membership change is applied' },
-  CONF_CHANGE_INVALID: { status: 400, advice: 'check the server id and the current membership' },
-  READ_INDEX_QUEUE_FULL: { status: 429, advice: 'slow down: too many consistent reads are waiting' },
-  TRANSFER_TARGET_INVALID: { status: 400, advice: 'name another voter of the group' },
-  SNAPSHOT_OUT_OF_DATE: { status: 409, advice: 'a newer snapshot exists; take it again' },
-  CONFIG_INVALID: { status: 400, advice: 'fix the named setting' },
-  // From the server.
-  OVERLOADED: { status: 429, advice: 'slow down: too many requests are waiting on this server' },
-  TIMEOUT: { status: 504, advice: 'the outcome is unknown; read the key before retrying a write' },
-  SHUTTING_DOWN: { status: 503, advice: 'retry against another server' },
-  NO_LEADER: {
-    status: 503,
-    advice: 'no leader was elected in time; check that a majority of servers is up and connected',
-  },
-  // From the API.
-  ROUTE_NOT_FOUND: { status: 404, advice: 'check the method and path against docs/api.md' },
-  BAD_REQUEST: { status: 400, advice: 'fix the named parameter and send the request again' },
-  KEY_NOT_FOUND: { status: 404, advice: 'check the key; it does not exist (or was deleted)' },
-  SESSION_NOT_FOUND: { status: 404, advice: 'create a new session; this one expired or was destroyed' },
-  INVALID_SESSION: { status: 400, advice: 'create a session first and pass its ID; this one does not exist' },
-  VALUE_TOO_LARGE: {
-    status: 413,
-    advice: 'store a smaller value, or raise the server limit kvValueBytesMax',
-  },
-  TXN_TOO_LARGE: { status: 413, advice: 'split the transaction; it has too many operations' },
-  // 507 Insufficient Storage, not 413: the request may be tiny; what is full is the group.
-  QUOTA_EXCEEDED: {
-    status: 507,
-    advice:
-      'the group named is at its bound (groupStateBytesMax bytes, or sessionsMax sessions): delete keys or destroy sessions there, or spread keys over more groups with different hash tags',
-  },
-  TXN_CROSS_GROUP: {
-    status: 400,
-    advice: 'give the keys one hash tag, e.g. "{app}/a" and "{app}/b", so they live in one group',
-  },
-  FORWARD_FAILED: { status: 502, advice: 'the leader could not be reached; retry shortly' },
-  QUORUM_AT_RISK: {
-    status: 409,
-    advice:
-      'the change would leave the group without a reachable majority of voters: bring the unreachable servers back (or remove them) first',
-  },
-  // From snapshots (archive/, service/snapshot.ts).
-  SNAPSHOT_ARCHIVE_INVALID: {
-    status: 400,
-    advice:
-      'the archive is corrupt, truncated, of another format version or for another cluster shape: take a new snapshot with `conclave snapshot save`',
-  },
-  RESTORE_FAILED: {
-    status: 409,
-    advice:
-      'nothing was replaced in the group named; retry the restore (another restore may have started meanwhile)',
-  },
-  SNAPSHOT_CURSOR_GONE: {
-    status: 410,
-    advice: 'the snapshot was idle too long (or its server restarted): save again',
-  },
-  RESTORE_IN_PROGRESS: {
-    status: 409,
-    advice: 'another restore is running on this server: wait for it to finish, then retry',
-  },
-  // From membership.
-  JOIN_FAILED: {
-    status: 503,
-    advice:
-      'check that --join names a running server of this cluster (same --cluster-id) and that a majority of it is up',
-  },
-  // From the client and the `conclave` CLI (never sent by a server; the status is nominal).
-  CONNECTION_FAILED: {
-    status: 503,
-    advice: 'check that --http-addr (or CONCLAVE_HTTP_ADDR) names a running Conclave server',
-  },
-  BAD_RESPONSE: {
-    status: 502,
-    advice: 'check that --http-addr names a Conclave server of a compatible version',
-  },
-  USAGE: { status: 400, advice: 'run the command with --help to see its arguments and options' },
-  // Not an expected failure: a bug. The API answers it so the client is not left hanging.
-  INTERNAL: { status: 500, advice: 'this is a bug in the server; report it with the server log' },
-} as const satisfies Record<RaftErrorCode | string, { status: number; advice: string }>;
-
-export type ErrorCode = keyof typeof errorCatalogue;
-
-export class ConclaveError extends Error {
-  override readonly name = 'ConclaveError';
-  readonly code: ErrorCode;
-
-  constructor(options: { code: ErrorCode; message: string }) {
-    super(options.message);
-    this.code = options.code;
-  }
-
-  get status(): number {
-    return errorCatalogue[this.code].status;
-  }
-}
+const raftCodesCatalogued: RaftErrorCode extends ErrorCode ? true : never = true;
+void raftCodesCatalogued;
 
 /** The catalogue entry for any expected failure, from the core or the server. */
 export function describeError(error: RaftError | ConclaveError): {

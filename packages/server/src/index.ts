@@ -1,1 +1,23 @@
-export {};
+/**
+ * `@conclave/server`: run a Conclave server inside your own process. Resolve a config the
+ * way `conclave agent` does (defaults, then a file, the environment and flags), start it,
+ * and stop it; everything else is the server's own business.
+ *
+ * ```ts
+ * const agent = await startAgent({ config: resolveAgentConfig([{ dev: true, dataDir: './data' }]) });
+ * await agent.stop();
+ * ```
+ */
+export { type Agent, DataDirDamagedError, type PeerSpec, startAgent } from './agent/agent.js';
+export {
+  type Address,
+  type AgentConfig,
+  agentDefaults,
+  agentLimits,
+  type ConfigInput,
+  configFromEnv,
+  configFromFile,
+  type JoinTarget,
+  resolveAgentConfig,
+} from './agent/config.js';
+export { ConclaveError, type ErrorCode, errorCatalogue, isExpectedError } from './errors.js';

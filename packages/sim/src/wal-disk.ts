@@ -8,7 +8,7 @@ import {
   SnapshotUnavailableError,
   WalCorruptionError,
   WalFailedError,
-} from '@conclave/server/storage';
+} from '@conclave/storage';
 import {
   type CrashOutcome,
   type DiskOptions,

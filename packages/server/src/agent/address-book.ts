@@ -1,6 +1,6 @@
 import { isValidNodeId, type NodeId } from '@conclave/raft';
+import { type Disk, joinPath, NodeDisk, writeFileAtomic } from '@conclave/storage';
 import type { Logger } from 'pino';
-import { type Disk, joinPath, NodeDisk, writeFileAtomic } from '../storage/index.js';
 import type { Address } from './config.js';
 
 /** Where one server listens. Either may be unknown (an older peer announces neither). */

@@ -2,21 +2,21 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fnv1a32 } from '@conclave/protocol';
 import type { NodeId, Snapshot } from '@conclave/raft';
-import type { Logger } from 'pino';
-import type { FsmResult } from '../fsm/index.js';
-import { type HostControl, MultiRaftHost } from '../host/host.js';
-import { fnv1a32 } from '../host/partition.js';
-import type { DurableLog, GroupId } from '../host/ports.js';
-import { hostEvents, Metrics } from '../metrics/index.js';
-import { GroupMachines, type ServiceRuntime, startService } from '../service/index.js';
 import {
   DurableStorage,
   NodeDisk,
   SnapshotCorruptionError,
   SnapshotUnavailableError,
   WalCorruptionError,
-} from '../storage/index.js';
+} from '@conclave/storage';
+import { type Logger, pino } from 'pino';
+import type { FsmResult } from '../fsm/index.js';
+import { type HostControl, MultiRaftHost } from '../host/host.js';
+import type { DurableLog, GroupId } from '../host/ports.js';
+import { hostEvents, Metrics } from '../metrics/index.js';
+import { GroupMachines } from '../service/index.js';
 import { Transport } from '../transport/index.js';
 import type { AddressBookView } from './address-book.js';
 import { type Address, type AgentConfig, groupSnapshotLimits } from './config.js';
@@ -24,6 +24,7 @@ import { type HttpServer, startHttp } from './http.js';
 import { claimDataDir } from './identity.js';
 import { formsNewCluster } from './join.js';
 import { ClusterMembership, type MembershipTuning } from './membership-runtime.js';
+import { type ServiceRuntime, startService } from './runtime.js';
 
 /** A peer named on the command line as `id@host:port`. */
 export interface PeerSpec {
@@ -56,16 +57,23 @@ export interface Agent {
 /** How long a clean shutdown waits for leadership to move before closing anyway. */
 const shutdownTransferTicksMax = 30;
 
+/**
+ * Start a server in this process. `config` comes from {@link resolveAgentConfig};
+ * `peers` defaults to the servers `config.join` names by id (bare addresses are identified
+ * while joining), and `logger` to pino's JSON at `config.logLevel` on stdout.
+ */
 export async function startAgent(options: {
   config: AgentConfig;
-  peers: readonly PeerSpec[];
-  logger: Logger;
+  peers?: readonly PeerSpec[];
+  logger?: Logger;
   /** Leader balancing period in ticks; 0 turns it off (benchmarks pin leaders). */
   balanceIntervalTicks?: number;
   /** Join, promotion and membership request limits (tests shorten them). */
   membership?: MembershipTuning;
 }): Promise<Agent> {
-  const { config, peers, logger } = options;
+  const { config } = options;
+  const peers = options.peers ?? namedPeers(config);
+  const logger = options.logger ?? pino({ level: config.logLevel });
   const dataDir = config.dataDir ?? mkdtempSync(join(tmpdir(), 'conclave-dev-'));
   const { fresh } = claimDataDir({
     dir: dataDir,
@@ -194,6 +202,13 @@ export async function startAgent(options: {
     'conclave agent started',
   );
   return agent;
+}
+
+/** The servers `--join` names as `id@host:port`: peers from the start. */
+function namedPeers(config: AgentConfig): PeerSpec[] {
+  return config.join.flatMap((target) =>
+    target.nodeId === null ? [] : [{ nodeId: target.nodeId, raft: target.raft }],
+  );
 }
 
 /**

@@ -20,8 +20,8 @@
  * after snapshot with too few trailing entries or bytes.
  */
 import { rm } from 'node:fs/promises';
+import { assertBuilt, getKey, ProcessCluster, ServerProcess, waitFor } from '@conclave/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, getKey, ProcessCluster, ServerProcess, waitFor } from './testing/processes.js';
 
 const groups = 1;
 const tickMs = 20;

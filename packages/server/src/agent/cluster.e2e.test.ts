@@ -5,8 +5,7 @@
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { groupOfKey } from '../host/partition.js';
+import { groupOfKey } from '@conclave/protocol';
 import {
   agentSelf,
   assertBuilt,
@@ -17,7 +16,8 @@ import {
   type ServerProcess,
   statusLeader,
   waitFor,
-} from './testing/processes.js';
+} from '@conclave/testkit';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 const groups = 4;
 const poll = { intervalMs: 50 } as const;

@@ -4,10 +4,11 @@
  * reads through another, so each request may be forwarded to its group's leader. Needs
  * `npm run build` (`npm test` builds first).
  */
+
+import { groupOfKey } from '@conclave/protocol';
+import { assertBuilt, waitFor } from '@conclave/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { groupOfKey } from '../host/partition.js';
 import { base64, type ConsulClient, ConsulCluster, refusalStatus } from './testing/consul-cluster.js';
-import { assertBuilt, waitFor } from './testing/processes.js';
 
 const groups = 4;
 const tickMs = 10;

@@ -4,11 +4,12 @@
  * acknowledged write is lost, that writes resume within a few election timeouts, and that
  * the killed server, restarted from its data dir, catches up. Needs `npm run build`.
  */
+
+import { groupOfKey } from '@conclave/protocol';
+import { assertBuilt, forEachLimited, waitFor } from '@conclave/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { groupOfKey } from '../host/partition.js';
 import { AckingWriter, type WriteRecord } from './testing/acking-writer.js';
 import { type ConsulClient, ConsulCluster } from './testing/consul-cluster.js';
-import { assertBuilt, forEachLimited, waitFor } from './testing/processes.js';
 
 const groups = 4;
 const tickMs = 20;

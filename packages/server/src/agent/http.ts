@@ -1,4 +1,5 @@
 import type { IntervalHistogram } from 'node:perf_hooks';
+import { groupOfKey } from '@conclave/protocol';
 import type { ReadMode } from '@conclave/raft';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
@@ -9,10 +10,10 @@ import { registerSnapshotRoutes } from '../api/snapshot-routes.js';
 import { ConclaveError } from '../errors.js';
 import { encodeCommand, type FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
-import { groupOfKey } from '../host/partition.js';
 import { Metrics, registerMetricsRoutes } from '../metrics/index.js';
-import type { GroupMachines, ServiceRuntime } from '../service/index.js';
+import type { GroupMachines } from '../service/index.js';
 import type { Address, AgentConfig } from './config.js';
+import type { ServiceRuntime } from './runtime.js';
 
 export interface HttpServer {
   readonly address: Address;

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { NodeDisk, writeFileAtomic } from '@conclave/storage';
 import { ConclaveError } from '../errors.js';
-import { NodeDisk, writeFileAtomic } from '../storage/index.js';
 
 /** What a data directory was created for. A server never opens another server's data. */
 export interface DataDirIdentity {

@@ -8,12 +8,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { groupOfKey } from '@conclave/protocol';
+import { freePorts, getKey, putKey, waitFor } from '@conclave/testkit';
 import { type Logger, pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { groupOfKey } from '../host/partition.js';
 import { type Agent, startAgent } from './agent.js';
 import { resolveAgentConfig } from './config.js';
-import { freePorts, getKey, putKey, waitFor } from './testing/processes.js';
 
 const groups = 4;
 const tickMs = 20;

@@ -1,8 +1,9 @@
+import { formatGoDuration } from '@conclave/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { Autopilot, AutopilotHealth } from '../autopilot/autopilot.js';
-import { autopilotConfigJson, formatGoDuration, parseAutopilotBody } from '../autopilot/config.js';
 import type { GroupHealth } from '../autopilot/health.js';
 import type { OperatorService } from '../service/operator.js';
+import { autopilotConfigJson, parseAutopilotBody } from './autopilot-json.js';
 import { sendJson } from './consul-json.js';
 import { parseJsonBody } from './json-fields.js';
 import { hasParam, paramValue, parseUnsigned, queryOf } from './query.js';

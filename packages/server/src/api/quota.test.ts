@@ -1,6 +1,6 @@
+import { groupOfKey } from '@conclave/protocol';
 import { describe, expect, it } from 'vitest';
 import { singleServerPerTest } from '../agent/testing/single-server.js';
-import { groupOfKey } from '../host/partition.js';
 
 const groupCount = 2;
 /** Each group holds at most 4 KiB of rows (and 1 session): a few small writes reach it. */

@@ -1,6 +1,6 @@
+import { parseGoDuration } from '@conclave/protocol';
 import type { FastifyReply } from 'fastify';
 import type { ApiLimits, Consistency, ReadMeta, ReadRequest } from '../service/types.js';
-import { parseGoDuration } from './duration.js';
 import { badRequest, hasParam, paramValue, parseUnsigned, type Query, quote } from './query.js';
 
 /**

@@ -1,3 +1,4 @@
+import { parseGoDuration } from '@conclave/protocol';
 import {
   type SessionBehavior,
   type SessionSpec,
@@ -5,7 +6,6 @@ import {
   sessionTtlSecondsMax,
   sessionTtlSecondsMin,
 } from '../service/types.js';
-import { parseGoDuration } from './duration.js';
 import { field, isJsonObject, type JsonObject, parseJsonBody, stringField } from './json-fields.js';
 import { badRequest, quote } from './query.js';
 

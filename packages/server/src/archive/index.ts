@@ -1,3 +1,4 @@
+export type { KvEntry, SessionEntry } from '../fsm/types.js';
 export type { ArchivePart, PartRows } from './contents.js';
 export {
   type ArchiveGroupMeta,

@@ -1,9 +1,10 @@
+import { kvVerbs } from '@conclave/protocol';
 import { assert, defaultLimits as raftLimits } from '@conclave/raft';
 import { Packr } from 'msgpackr';
-import type { KvOp, KvVerb, SessionEntry, SessionSpec, TxnOutcome } from '../service/types.js';
 import { type AutopilotSettings, autopilotSettingsFromWire, autopilotSettingsToWire } from './autopilot.js';
 import type { FsmError } from './quota.js';
 import { restoreFromWire, restoreToWire } from './restore-wire.js';
+import type { KvOp, KvVerb, SessionEntry, SessionSpec, TxnOutcome } from './types.js';
 
 /** A command of Conclave's replicated state machine, as proposed to one Raft group. */
 export type FsmCommand =
@@ -95,14 +96,7 @@ export const writeVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>([
   'delete-cas',
 ]);
 /** Every KV verb a transaction may hold. */
-export const allVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>([
-  ...writeVerbs,
-  'get',
-  'get-tree',
-  'check-index',
-  'check-session',
-  'check-not-exists',
-]);
+export const allVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>(kvVerbs);
 /** Verbs that compare against a ModifyIndex and so must carry one. */
 const indexVerbs: ReadonlySet<KvVerb> = new Set<KvVerb>(['cas', 'delete-cas', 'check-index']);
 

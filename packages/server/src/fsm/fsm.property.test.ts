@@ -1,10 +1,11 @@
+import { kvVerbs } from '@conclave/protocol';
 import { type Entry, EntryType } from '@conclave/raft';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { KvOp, KvVerb } from '../service/types.js';
 import { encodeCommand, type FsmCommand } from './commands.js';
 import { ConclaveFsm } from './fsm.js';
 import { kvRowBytes, sessionRowBytes } from './snapshot-rows.js';
+import type { KvOp, KvVerb } from './types.js';
 
 /**
  * Random command histories over a few keys and sessions. Replaying a history, or
@@ -14,20 +15,7 @@ import { kvRowBytes, sessionRowBytes } from './snapshot-rows.js';
 
 const keyArb = fc.constantFrom('a', 'a/b', 'a/c', 'b', 'b/a');
 const sessionArb = fc.constantFrom('s1', 's2', 's3');
-const verbArb = fc.constantFrom<KvVerb>(
-  'set',
-  'cas',
-  'lock',
-  'unlock',
-  'get',
-  'get-tree',
-  'check-index',
-  'check-session',
-  'check-not-exists',
-  'delete',
-  'delete-tree',
-  'delete-cas',
-);
+const verbArb = fc.constantFrom<KvVerb>(...kvVerbs);
 const opArb = (verbs: fc.Arbitrary<KvVerb>): fc.Arbitrary<KvOp> =>
   fc
     .record({

@@ -1,6 +1,5 @@
 import { assert, type Entry, EntryType } from '@conclave/raft';
 import type { StateMachine } from '../host/ports.js';
-import type { KvEntry, KvOp, TxnError, TxnOutcome } from '../service/types.js';
 import { StateStore, type WatchTarget, type WriteTxn } from '../state/index.js';
 import type { StoredAutopilot } from './autopilot.js';
 import { decodeCommand, type FsmCommand, type FsmResult } from './commands.js';
@@ -25,6 +24,7 @@ import {
 import { groupSessionsMax, groupStateBytesMaxDefault } from './snapshot-limits.js';
 import type { PartsSummary } from './snapshot-parts.js';
 import { kvsTable, sessionsTable } from './tables.js';
+import type { KvEntry, KvOp, TxnError, TxnOutcome } from './types.js';
 import { type FsmQueries, type FsmView, queriesOver } from './view.js';
 
 export interface FsmLimits extends QuotaLimits {

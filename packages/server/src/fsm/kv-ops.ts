@@ -1,6 +1,6 @@
-import type { KvEntry, KvOp } from '../service/types.js';
 import type { FsmTxn } from './quota.js';
 import { kvsTable, sessionsTable } from './tables.js';
+import type { KvEntry, KvOp } from './types.js';
 
 /**
  * The outcome of one KV operation. A failure carries Consul's message for it (a txn

@@ -1,11 +1,11 @@
 import { assert, defaultLimits as raftLimits } from '@conclave/raft';
-import type { KvEntry, SessionEntry } from '../service/types.js';
+import { defaultStorageLimits } from '@conclave/storage';
 import type { AnyTable, TableSchema, WriteTxn } from '../state/index.js';
-import { defaultStorageLimits } from '../storage/limits.js';
 import { snapshotHeaderSlackBytes } from './snapshot-limits.js';
 import { snapshotReferencedSessionsMax } from './snapshot-parts.js';
 import { kvRowBytes, sessionRowBytes } from './snapshot-rows.js';
 import { kvsTable, sessionsTable } from './tables.js';
+import type { KvEntry, SessionEntry } from './types.js';
 
 /** An expected refusal an FSM command reports; the service turns it into a ConclaveError. */
 export interface FsmError {

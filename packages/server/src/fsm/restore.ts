@@ -1,5 +1,4 @@
 import { assert } from '@conclave/raft';
-import type { KvEntry, SessionEntry } from '../service/types.js';
 import type { FsmResult } from './commands.js';
 import { PartsDigest } from './parts-digest.js';
 import type { QuotaLimits } from './quota.js';
@@ -7,6 +6,7 @@ import type { LegacyRestoreCommand, RestoreCommand } from './restore-wire.js';
 import type { StagedRestore } from './snapshot-codec.js';
 import { type PartsSummary, SnapshotPartError, SnapshotPartsReader } from './snapshot-parts.js';
 import { kvRowBytes, sessionRowBytes } from './snapshot-rows.js';
+import type { KvEntry, SessionEntry } from './types.js';
 
 type RestoreResult = Extract<FsmResult, { type: 'restore' }>;
 

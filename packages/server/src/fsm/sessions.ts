@@ -1,7 +1,7 @@
 import { assert } from '@conclave/raft';
-import type { SessionEntry, SessionSpec } from '../service/types.js';
 import type { FsmTxn } from './quota.js';
 import { kvsTable, sessionsTable } from './tables.js';
+import type { SessionEntry, SessionSpec } from './types.js';
 
 /**
  * Stores a session, or returns the stored one if its id exists (a no-op). `createIndex` is

@@ -1,5 +1,4 @@
 import { assert } from '@conclave/raft';
-import type { KvEntry, SessionEntry } from '../service/types.js';
 import { autopilotSettingsToWire, type StoredAutopilot } from './autopilot.js';
 import { type PartsDigestState, partsDigestBytes } from './parts-digest.js';
 import { snapshotChunkBytesTarget, snapshotChunkRows, snapshotPartBytesMax } from './snapshot-limits.js';
@@ -18,6 +17,7 @@ import {
   sessionToWire,
 } from './snapshot-rows.js';
 import { stagingFromV3 } from './snapshot-v3.js';
+import type { KvEntry, SessionEntry } from './types.js';
 
 export { snapshotChunkBytesTarget, snapshotChunkRows, snapshotPartBytesMax } from './snapshot-limits.js';
 

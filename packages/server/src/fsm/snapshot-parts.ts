@@ -1,5 +1,4 @@
 import { assert } from '@conclave/raft';
-import type { KvEntry, SessionEntry } from '../service/types.js';
 import type { StoredAutopilot } from './autopilot.js';
 import { groupSessionsMax, snapshotPartBytesMax, snapshotRowBytesMax } from './snapshot-limits.js';
 import {
@@ -12,6 +11,7 @@ import {
   sessionFromWire,
   sessionRowBytes,
 } from './snapshot-rows.js';
+import type { KvEntry, SessionEntry } from './types.js';
 
 export { SnapshotPartError } from './snapshot-rows.js';
 

@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
-import type { KvEntry, SessionEntry } from '../service/types.js';
 import { autopilotSettingsFromWire, type StoredAutopilot } from './autopilot.js';
+import type { KvEntry, SessionEntry } from './types.js';
 
 /**
  * The rows of an FSM snapshot as msgpack tuples, and their checks. The checks throw

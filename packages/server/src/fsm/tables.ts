@@ -1,5 +1,5 @@
-import type { KvEntry, SessionEntry } from '../service/types.js';
 import { defineTable, fieldIndex } from '../state/index.js';
+import type { KvEntry, SessionEntry } from './types.js';
 
 /**
  * The key-value table. Primary key: the key. 'session': the session holding the lock

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { KvEntry } from '../service/types.js';
 import { bytes, FsmDriver, text } from './testing/driver.js';
+import type { KvEntry } from './types.js';
 
 const empty = new Uint8Array(0);
 

@@ -1,6 +1,6 @@
-import type { KvEntry, SessionEntry } from '../service/types.js';
 import type { StoreReader } from '../state/index.js';
 import { kvsTable, sessionsTable } from './tables.js';
+import type { KvEntry, SessionEntry } from './types.js';
 
 /**
  * The FSM's queries over one consistent state. Entries are the stored values themselves:

@@ -2,11 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { pollUntil } from '@conclave/testkit';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Agent, startAgent } from '../agent/agent.js';
 import { resolveAgentConfig } from '../agent/config.js';
-import { pollUntil } from '../bench/poll.js';
 
 const groups = 2;
 let agent: Agent | null = null;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { groupOfKey } from '@conclave/protocol';
 import { ConclaveError } from '../errors.js';
 import {
   type ConclaveFsm,
@@ -8,7 +9,6 @@ import {
   groupSessionsMax,
 } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
-import { groupOfKey } from '../host/partition.js';
 import type { GroupId } from '../host/ports.js';
 import { expectApply, expectRead, type GroupCaller, type GroupQuery, type GroupReply } from './calls.js';
 import type { PeerDirectory } from './router.js';

@@ -1,6 +1,6 @@
+import { groupOfKey } from '@conclave/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConclaveError } from '../errors.js';
-import { groupOfKey } from '../host/partition.js';
 import { callPackr, internalCallPath, msgpackContentType } from './forward-client.js';
 import { eventually, startTestCluster, type TestCluster } from './testing/cluster.js';
 import type { ReadRequest } from './types.js';

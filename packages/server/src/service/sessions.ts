@@ -33,7 +33,7 @@ export class SessionKeeper {
     private readonly options: {
       host: MultiRaftHost<FsmResult>;
       fsm: (groupId: GroupId) => ConclaveFsm;
-      caller: () => GroupCaller;
+      caller: GroupCaller;
       now: () => number;
       limits?: SessionLimits;
     },
@@ -75,7 +75,7 @@ export class SessionKeeper {
 
   /** Destroy a session in every group: copies first, then the authority in group 0. */
   async destroyEverywhere(id: string): Promise<void> {
-    const caller = this.options.caller();
+    const caller = this.options.caller;
     const command = { type: 'session-destroy', id } as const;
     const others = [...Array(this.options.host.groupCount).keys()].filter((g) => g !== 0);
     await Promise.all(others.map((groupId) => caller.call({ groupId, call: { kind: 'apply', command } })));
@@ -95,7 +95,7 @@ export class SessionKeeper {
       ...orphans.map(({ groupId, id }) =>
         this.destroyOnce(`${groupId}/${id}`, async () => {
           const call = { kind: 'apply', command: { type: 'session-destroy', id } } as const;
-          await this.options.caller().call({ groupId, call });
+          await this.options.caller.call({ groupId, call });
         }),
       ),
     ];

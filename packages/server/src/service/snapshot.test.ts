@@ -1,12 +1,12 @@
 import { PassThrough, Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
+import { groupOfKey } from '@conclave/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ArchiveMeta, type ArchivePart, archiveStream, readArchiveStream } from '../archive/index.js';
 import { ConclaveError } from '../errors.js';
 import type { ConclaveFsm, FsmCommand } from '../fsm/index.js';
 import { restoreBatchBytesMax, restoreBatchPartsMax } from '../fsm/restore-wire.js';
 import { decodeSnapshot } from '../fsm/snapshot-codec.js';
-import { groupOfKey } from '../host/partition.js';
 import { expectReply, type GroupCall } from './calls.js';
 import { type SnapshotCaller, type SnapshotLimits, SnapshotService } from './snapshot.js';
 import { defaultCursorLimits } from './snapshot-cursors.js';

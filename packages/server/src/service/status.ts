@@ -1,3 +1,4 @@
+import type { MemberStatus } from '@conclave/protocol';
 import { ConfChangeType, RaftError, RaftErrorCode } from '@conclave/raft';
 import { ConclaveError } from '../errors.js';
 import type { FsmResult } from '../fsm/index.js';
@@ -5,24 +6,13 @@ import type { MultiRaftHost } from '../host/host.js';
 import type { GroupId } from '../host/ports.js';
 import type { GroupReply } from './calls.js';
 
+export type { MemberStatus } from '@conclave/protocol';
+
 /**
  * Operator calls executed on one server for one group: its status as this server sees it,
  * starting a leadership transfer, and removing a member. The router sends the last two
  * (and a non-stale status) to the group's leader, whose view is the authoritative one.
  */
-
-/** One member of a group. Progress fields come from the leader; null on any other server. */
-export interface MemberStatus {
-  readonly id: string;
-  readonly voter: boolean;
-  readonly leader: boolean;
-  /** The highest index known replicated on the member. */
-  readonly matchIndex: number | null;
-  /** Entries the member is behind the leader's last index. */
-  readonly trailingEntries: number | null;
-  /** Heard from within the current election timeout. */
-  readonly recentActive: boolean | null;
-}
 
 export interface GroupStatus {
   readonly groupId: GroupId;

@@ -6,8 +6,8 @@
  * the views below, which describe what lib/*.js really sends and returns.
  */
 import { EventEmitter } from 'node:events';
+import { ProcessCluster, type ServerProcess, waitFor } from '@conclave/testkit';
 import Consul from 'consul';
-import { ProcessCluster, type ServerProcess, waitFor } from './processes.js';
 
 /** A KV entry as Consul's JSON has it, with Value decoded from base64 by the client. */
 export interface KvEntryJson {

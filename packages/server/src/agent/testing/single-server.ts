@@ -10,9 +10,10 @@ import type { FsmLimits, FsmResult } from '../../fsm/index.js';
 import { MultiRaftHost } from '../../host/host.js';
 import { LoopbackNetwork, MemoryDurableLog } from '../../host/testing/in-memory.js';
 import { hostEvents, Metrics } from '../../metrics/index.js';
-import { GroupMachines, startService } from '../../service/index.js';
+import { GroupMachines } from '../../service/index.js';
 import { resolveAgentConfig } from '../config.js';
 import { buildHttpApp } from '../http.js';
+import { startService } from '../runtime.js';
 
 export const singleServerGroupCount = 4;
 

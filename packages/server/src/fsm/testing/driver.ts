@@ -1,7 +1,7 @@
 import { type Entry, EntryType } from '@conclave/raft';
-import type { KvOp, SessionSpec, TxnOutcome } from '../../service/types.js';
 import { encodeCommand, type FsmCommand, type FsmResult } from '../commands.js';
 import { ConclaveFsm, type FsmLimits } from '../fsm.js';
+import type { KvOp, SessionSpec, TxnOutcome } from '../types.js';
 
 export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 export const text = (value: Uint8Array | undefined): string => new TextDecoder().decode(value);

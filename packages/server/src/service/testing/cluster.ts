@@ -4,12 +4,13 @@
  * to any server exercises the same routing and forwarding as a real cluster.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
+import { type ServiceRuntime, startService } from '../../agent/runtime.js';
 import { sendError } from '../../api/index.js';
 import type { FsmResult } from '../../fsm/index.js';
 import { MultiRaftHost } from '../../host/host.js';
 import { LoopbackNetwork, MemoryDurableLog } from '../../host/testing/in-memory.js';
 import type { Address } from '../forward-client.js';
-import { GroupMachines, type ServiceRuntime, startService } from '../index.js';
+import { GroupMachines } from '../index.js';
 
 export interface TestServer {
   readonly id: string;

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+import { createRequire } from 'node:module';
+import { Command } from 'commander';
+import { registerAgentCommand } from './commands/agent.js';
+import { registerClientCommands } from './commands/index.js';
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+
+const program = new Command('conclave')
+  .description('Conclave: a strongly consistent store for configuration and coordination')
+  .version(version, '-v, --version', 'print the version');
+
+registerAgentCommand(program);
+// The client commands (kv, members, operator, lock, snapshot) live in ./commands/.
+registerClientCommands(program);
+
+await program.parseAsync(process.argv);

@@ -1,8 +1,0 @@
-export type * from './autopilot.js';
-export { AutopilotClient } from './autopilot.js';
-export { baseUrlOf, blockingWaitMaxMs, type ClientOptions, ConclaveClient, kvPath } from './client.js';
-export { ConclaveClientError } from './errors.js';
-export { defaultHttpLimits, type HttpLimits } from './http.js';
-export type * from './operator.js';
-export { type RestoreAnswer, SnapshotClient, type SnapshotTransferLimits } from './snapshot.js';
-export type * from './types.js';
