@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = `${root}packages/server/dist/cli/conclave.js`;
+const cli = `${root}packages/cli/dist/conclave.js`;
 const servers = [1, 2, 3].map((i) => ({ id: `s${i}`, raft: 8300 + i, http: 8500 + i }));
 
 const children = servers.map((server) => {
