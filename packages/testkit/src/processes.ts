@@ -195,7 +195,17 @@ export class ProcessCluster {
     readonly groups: number,
   ) {}
 
-  static async create(options: { size: number; groups: number; tickMs: number }): Promise<ProcessCluster> {
+  /**
+   * `join`: `named` (default) gives each server the others as `id@host:port`; `addresses`
+   * gives every server the same flags, a plain address list of all servers, itself
+   * included, as Consul servers and Kubernetes StatefulSets are started.
+   */
+  static async create(options: {
+    size: number;
+    groups: number;
+    tickMs: number;
+    join?: 'named' | 'addresses';
+  }): Promise<ProcessCluster> {
     assertBuilt();
     const root = await mkdtemp(join(tmpdir(), 'conclave-e2e-'));
     const ports = await freePorts(options.size * 2);
@@ -204,11 +214,14 @@ export class ProcessCluster {
     const httpPort = (i: number) => ports[options.size + i] ?? 0;
     const servers = ids.map((nodeId, i) => {
       const dataDir = join(root, nodeId);
-      const join_ = ids
-        .map((id, j) => ({ id, j }))
-        .filter(({ j }) => j !== i)
-        .map(({ id, j }) => `${id}@${loopback}:${raftPort(j)}`)
-        .join(',');
+      const join_ =
+        options.join === 'addresses'
+          ? ids.map((_, j) => `${loopback}:${raftPort(j)}`).join(',')
+          : ids
+              .map((id, j) => ({ id, j }))
+              .filter(({ j }) => j !== i)
+              .map(({ id, j }) => `${id}@${loopback}:${raftPort(j)}`)
+              .join(',');
       return new ServerProcess({
         nodeId,
         dataDir,

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
   return {
     nodeId: flags.nodeId,
+    advertise: flags.advertise,
     dataDir: flags.dataDir,
     bind: flags.bind,
     httpAddr: flags.httpAddr,
@@ -63,14 +64,21 @@ export function registerAgentCommand(program: Command): void {
     .command('agent')
     .description('run a Conclave server')
     .option('--config <file>', 'read settings from a JSON or YAML file')
-    .option('--node-id <id>', "this server's id, stable across restarts")
+    .option(
+      '--node-id <id>',
+      "this server's id, stable across restarts (default: the id its data dir was created with, else the host name)",
+    )
     .option('--data-dir <dir>', 'where the WAL and snapshots live')
     .option('--bind <host:port>', 'the Raft address other servers reach (default 127.0.0.1:8300)')
     .option('--http-addr <host:port>', 'the HTTP API address (default 127.0.0.1:8500)')
+    .option(
+      '--advertise <host>',
+      "the host name or IP others reach this server at, with the --bind and --http-addr ports (a pod's DNS name when binding 0.0.0.0)",
+    )
     .option('--bootstrap-expect <n>', 'form a new cluster of n servers')
     .option(
       '--join <addr,...>',
-      'servers to meet, as id@host:port (to form a cluster with --bootstrap-expect) or host:port (to join a running one)',
+      'servers to meet, host:port or DNS names: with --bootstrap-expect, the same list on every server (itself included, or id@host:port of the others); else any member of a running cluster to join',
     )
     .option('--groups <n>', 'Raft groups per server (default 8)')
     .option('--cluster-id <id>', 'servers of other clusters are refused')

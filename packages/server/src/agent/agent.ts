@@ -20,6 +20,7 @@ import { GroupMachines } from '../service/index.js';
 import { Transport } from '../transport/index.js';
 import type { AddressBookView } from './address-book.js';
 import { type Address, type AgentConfig, groupSnapshotLimits } from './config.js';
+import { discoverCluster } from './discovery.js';
 import { type HttpServer, startHttp } from './http.js';
 import { claimDataDir } from './identity.js';
 import { formsNewCluster } from './join.js';
@@ -80,13 +81,6 @@ export async function startAgent(options: {
     identity: { nodeId: config.nodeId, clusterId: config.clusterId, groups: config.groups },
   });
   const storage = await openStorage({ dir: join(dataDir, 'raft'), logger });
-  // Bootstrap whenever the log holds no group yet, not whenever identity.json is new: a crash
-  // between writing identity.json and the bootstrap frame must not leave groups without voters,
-  // and a data dir that lost only identity.json must not have its log reset. A server that
-  // joins a running cluster instead starts with empty groups and receives them from leaders.
-  const formsCluster = formsNewCluster({ config, peers });
-  if (storage.wal.groupIds().length === 0 && formsCluster)
-    bootstrapGroups({ storage, config, peers, logger });
   const membership = new ClusterMembership({
     config,
     peers,
@@ -117,9 +111,28 @@ export async function startAgent(options: {
     peers: new Map(peers.map((p) => [p.nodeId, p.raft])),
     logger,
     onMessages: (_from, envelopes) => host?.receive(envelopes),
+    ...(config.advertise === null
+      ? {}
+      : { advertiseRaft: { host: config.advertise, port: config.bind.port } }),
     ...membership.transportHooks(),
   });
-  const raftAddress = await transport.start();
+  const boundRaft = await transport.start();
+  // What others are told and shown: the advertised host (a pod's DNS name) with our ports.
+  const raftAddress = advertised(config, boundRaft);
+  // Bootstrap whenever the log holds no group yet, not whenever identity.json is new: a crash
+  // between writing identity.json and the bootstrap frame must not leave groups without voters,
+  // and a data dir that lost only identity.json must not have its log reset. A server that
+  // joins a running cluster instead starts with empty groups and receives them from leaders.
+  // The transport listens first: servers forming a cluster from a plain address list learn
+  // each other's ids by asking, and must be able to answer while they ask.
+  let formsCluster: boolean;
+  try {
+    formsCluster = await bootstrapIfFirstStart({ storage, config, peers, logger, transport });
+  } catch (error) {
+    await transport.close();
+    storage.close();
+    throw error;
+  }
   host = new MultiRaftHost<FsmResult>({
     nodeId: config.nodeId,
     groupCount: config.groups,
@@ -192,7 +205,7 @@ export async function startAgent(options: {
     },
   };
   try {
-    await membership.start({ raftAddress, httpAddress: http.address, formsCluster });
+    await membership.start({ raftAddress, httpAddress: advertised(config, http.address), formsCluster });
   } catch (error) {
     await agent.stop({ transferLeadership: false });
     throw error;
@@ -202,6 +215,11 @@ export async function startAgent(options: {
     'conclave agent started',
   );
   return agent;
+}
+
+/** `address` with the advertised host in place of the bound one, when `--advertise` is set. */
+function advertised(config: AgentConfig, address: Address): Address {
+  return config.advertise === null ? address : { host: config.advertise, port: address.port };
 }
 
 /** The servers `--join` names as `id@host:port`: peers from the start. */
@@ -248,19 +266,52 @@ async function openStorage(options: { dir: string; logger: Logger }): Promise<Du
   }
 }
 
-/** First start: every group begins with the same voters on every server. */
-function bootstrapGroups(options: {
+/**
+ * On a first start (no group in the log), decide whether this server forms the cluster, and
+ * if so write every group's first configuration. `--dev` and a `--join` list naming every
+ * server by id decide at once; a list with plain addresses asks them first (discovery.ts).
+ * Returns whether this server formed the cluster (false: it joins one, or it restarted).
+ */
+async function bootstrapIfFirstStart(options: {
   storage: DurableStorage;
   config: AgentConfig;
   peers: readonly PeerSpec[];
   logger: Logger;
+  transport: Transport;
+}): Promise<boolean> {
+  const { storage, config, peers, logger, transport } = options;
+  const formsCluster = formsNewCluster({ config, peers });
+  if (storage.wal.groupIds().length > 0) return formsCluster;
+  if (formsCluster) {
+    bootstrapGroups({ storage, config, voters: [config.nodeId, ...peers.map((p) => p.nodeId)], logger });
+    return true;
+  }
+  if (config.bootstrapExpect === null || config.join.every((target) => target.nodeId !== null)) return false;
+  const outcome = await discoverCluster({
+    selfId: config.nodeId,
+    bootstrapExpect: config.bootstrapExpect,
+    targets: config.join,
+    identify: (address) => transport.identify(address),
+    logger,
+  });
+  if (outcome.kind === 'join') return false;
+  bootstrapGroups({ storage, config, voters: outcome.voters, logger });
+  return true;
+}
+
+/** First start: every group begins with the same voters on every server. */
+function bootstrapGroups(options: {
+  storage: DurableStorage;
+  config: AgentConfig;
+  voters: readonly NodeId[];
+  logger: Logger;
 }): void {
-  const { storage, config, peers, logger } = options;
-  const voters = [...new Set([config.nodeId, ...peers.map((p) => p.nodeId)])].sort();
+  const { storage, config, logger } = options;
+  const voters = [...new Set(options.voters)].sort();
   const expect = config.bootstrapExpect ?? voters.length;
   if (voters.length !== expect) {
     throw new Error(
-      `--bootstrap-expect ${expect} but ${voters.length} servers are named (${voters.join(', ')}); name every server with --join id@host:port`,
+      `--bootstrap-expect ${expect} but ${voters.length} servers are named (${voters.join(', ')}); name every server with --join`,
     );
   }
   storage.persist(

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { configFromEnv, configFromFile, resolveAgentConfig } from './config.js';
+import { configFromEnv, configFromFile, hostNodeId, resolveAgentConfig } from './config.js';
+import { claimDataDir } from './identity.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'conclave-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -83,5 +84,32 @@ describe('agent configuration', () => {
     const list = join(dir, 'list.yaml');
     writeFileSync(list, '- a\n- b\n');
     expect(() => configFromFile(list)).toThrow(/must hold an object/);
+  });
+
+  it('defaults the node id to the one the data dir was created with, else to the host name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conclave-node-id-'));
+    try {
+      const fresh = resolveAgentConfig([{ dataDir: dir, bootstrapExpect: 1 }]);
+      expect(fresh.nodeId).toBe(hostNodeId());
+      expect(fresh.nodeId).toMatch(/^[A-Za-z0-9._:@-]{1,64}$/);
+      claimDataDir({ dir, identity: { nodeId: 'kept-id', clusterId: 'conclave', groups: 8 } });
+      expect(resolveAgentConfig([{ dataDir: dir, bootstrapExpect: 1 }]).nodeId).toBe('kept-id');
+      // An explicit --node-id still wins (and claimDataDir then refuses the mismatch).
+      expect(resolveAgentConfig([{ dataDir: dir, bootstrapExpect: 1, nodeId: 'other' }]).nodeId).toBe(
+        'other',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes --advertise as a host without a port, and refuses anything else', () => {
+    const base = { dataDir: '/tmp/x', bootstrapExpect: 1, nodeId: 's1' };
+    expect(
+      resolveAgentConfig([{ ...base, advertise: 'conclave-0.conclave.default.svc.cluster.local' }]).advertise,
+    ).toBe('conclave-0.conclave.default.svc.cluster.local');
+    expect(resolveAgentConfig([base]).advertise).toBeNull();
+    for (const bad of ['host:8300', 'a b', '', 'x'.repeat(254)])
+      expect(() => resolveAgentConfig([{ ...base, advertise: bad }])).toThrow(/advertise/);
   });
 });

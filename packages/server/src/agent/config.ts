@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { isValidNodeId } from '@conclave/raft';
 import { parse as parseYaml } from 'yaml';
 import { ConclaveError } from '../errors.js';
+import { storedNodeId } from './identity.js';
 
 export interface Address {
   readonly host: string;
@@ -15,7 +17,13 @@ export interface JoinTarget {
 }
 
 export interface AgentConfig {
+  /** Defaults to the id the data dir was created with, else the host name (made a valid id). */
   readonly nodeId: string;
+  /**
+   * The host name or IP other servers and clients should use to reach this one (its pod
+   * DNS name in Kubernetes), with the ports of `bind` and `httpAddr`; null: the bound ones.
+   */
+  readonly advertise: string | null;
   /** Where the WAL and snapshots live; `--dev` without one uses a fresh temporary directory. */
   readonly dataDir: string | null;
   /** The Raft (server-to-server) address. */
@@ -94,6 +102,7 @@ export const agentDefaults = {
 
 const envNames: Record<keyof AgentConfig, string> = {
   nodeId: 'CONCLAVE_NODE_ID',
+  advertise: 'CONCLAVE_ADVERTISE',
   dataDir: 'CONCLAVE_DATA_DIR',
   bind: 'CONCLAVE_BIND',
   httpAddr: 'CONCLAVE_HTTP_ADDR',
@@ -163,10 +172,17 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
       if (value !== undefined) merged[key as keyof ConfigInput] = value;
   }
   const dev = parseBoolean('dev', merged.dev ?? false);
-  const nodeId = parseString('nodeId', merged.nodeId ?? (dev ? 'dev' : undefined));
-  if (!isValidNodeId(nodeId)) throw invalid('nodeId', 'node-id must be 1-64 characters of [A-Za-z0-9._:@-]');
   const dataDir =
     merged.dataDir === undefined || merged.dataDir === null ? null : parseString('dataDir', merged.dataDir);
+  const nodeId = parseString(
+    'nodeId',
+    merged.nodeId ?? (dev ? 'dev' : ((dataDir === null ? null : storedNodeId(dataDir)) ?? hostNodeId())),
+  );
+  if (!isValidNodeId(nodeId)) throw invalid('nodeId', 'node-id must be 1-64 characters of [A-Za-z0-9._:@-]');
+  const advertise =
+    merged.advertise === undefined || merged.advertise === null
+      ? null
+      : parseHost('advertise', merged.advertise);
   if (dataDir === null && !dev)
     throw invalid('dataDir', '--data-dir is required (only --dev may run without one)');
   const bootstrapExpect =
@@ -191,6 +207,7 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
   }
   return {
     nodeId,
+    advertise,
     dataDir,
     bind: parseAddress('bind', merged.bind ?? agentDefaults.bind),
     httpAddr: parseAddress('httpAddr', merged.httpAddr ?? agentDefaults.httpAddr),
@@ -307,6 +324,27 @@ export function parseDurationMs(setting: string, value: unknown, range: { max: n
     );
   }
   return ms;
+}
+
+/** The machine's host name as a node id: characters a node id may not hold become '-'. */
+export function hostNodeId(): string {
+  const id = hostname()
+    .replace(/[^A-Za-z0-9._:@-]/g, '-')
+    .slice(0, nodeIdLengthMax);
+  return id === '' ? 'conclave' : id;
+}
+
+/** Longest node id (characters), as the Raft core validates it. */
+const nodeIdLengthMax = 64;
+/** Longest host name (characters), as DNS allows. */
+const hostLengthMax = 253;
+
+function parseHost(setting: string, value: unknown): string {
+  const text = parseString(setting, value);
+  if (text.length === 0 || text.length > hostLengthMax || /[\s/:]/.test(text.replace(/^\[.*\]$/, 'v6'))) {
+    throw invalid(setting, `${setting} must be a host name or IP address (no port), got "${text}"`);
+  }
+  return text;
 }
 
 export function parseAddress(setting: string, value: unknown): Address {

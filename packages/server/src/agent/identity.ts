@@ -14,6 +14,26 @@ export interface DataDirIdentity {
 const fileName = 'identity.json';
 
 /**
+ * The node id `dir` was created for, or null when it holds no identity yet (or an unreadable
+ * one, which `claimDataDir` reports). A server started again without `--node-id` keeps it.
+ */
+export function storedNodeId(dir: string): string | null {
+  try {
+    const stored: unknown = JSON.parse(readFileSync(join(dir, fileName), 'utf8'));
+    if (
+      typeof stored === 'object' &&
+      stored !== null &&
+      'nodeId' in stored &&
+      typeof stored.nodeId === 'string'
+    )
+      return stored.nodeId;
+  } catch {
+    // No identity yet (a first start), or a damaged one: claimDataDir says which, later.
+  }
+  return null;
+}
+
+/**
  * Check (or, on first start, record) which server owns `dir`. Starting a data directory
  * under another node id, cluster or group count would corrupt the cluster, so it is refused.
  */

@@ -103,7 +103,16 @@ export interface Hello {
   readonly raft?: PeerAddress;
   /** The dialer's HTTP API address, if it serves one. */
   readonly http?: PeerAddress;
+  /**
+   * A random id of the dialing process, new at every start. A server that dials its own
+   * address (a `--join` list that names every server, itself included) is told apart from
+   * another server claiming its node id by this: only its own welcome carries it back.
+   */
+  readonly instance?: string;
 }
+
+/** Longest `instance` a hello or welcome may carry (characters). */
+export const instanceLengthMax = 64;
 
 export interface Welcome {
   readonly version: number;
@@ -112,6 +121,8 @@ export interface Welcome {
   readonly http?: PeerAddress;
   /** The acceptor understands control frames. */
   readonly control?: boolean;
+  /** The acceptor process's random id (see {@link Hello.instance}). */
+  readonly instance?: string;
 }
 
 export const RejectReason = {
@@ -150,7 +161,7 @@ export function parseHello(value: unknown): Hello {
     nodeId: nodeId(f.nodeId, 'hello.nodeId'),
     to: f.to === '' ? null : nodeId(f.to, 'hello.to'),
   };
-  return { ...hello, ...optionalAddresses(f, 'hello') };
+  return { ...hello, ...optionalAddresses(f, 'hello'), ...optionalInstance(f, 'hello') };
 }
 
 export function parseWelcome(value: unknown): Welcome {
@@ -160,7 +171,15 @@ export function parseWelcome(value: unknown): Welcome {
     ...welcome,
     ...optionalAddresses(f, 'welcome'),
     ...(f.control === true ? { control: true } : {}),
+    ...optionalInstance(f, 'welcome'),
   };
+}
+
+/** The `instance` key a hello or welcome may carry; older servers send none. */
+function optionalInstance(f: Readonly<Record<string, unknown>>, path: string): { instance?: string } {
+  return f.instance === undefined || f.instance === null
+    ? {}
+    : { instance: string(f.instance, `${path}.instance`, instanceLengthMax) };
 }
 
 /** The `raft` and `http` keys a hello or welcome may carry; absent (or nil) ones are left out. */

@@ -33,22 +33,30 @@ export class IdentifyError extends Error {
  * reach a server known only by address (`--join host:port`); the Raft traffic that follows
  * goes over ordinary connections, keyed by the id learned here.
  */
+/** What an identify dial learns: who answered, and whether it was this very process. */
+export interface IdentifiedPeer extends PeerIdentity {
+  /** The answer carried our own process's instance id: we dialed ourselves. */
+  readonly self: boolean;
+}
+
 export function identifyPeer(options: {
   address: PeerAddress;
   localNodeId: NodeId;
+  /** This process's random id, sent in the hello; a welcome that echoes it is our own. */
+  instance: string;
   clusterId: string;
   local: LocalAddresses;
   timeoutMs: number;
   /** Aborting fails the dial at once (the transport is closing). */
   signal?: AbortSignal;
-}): Promise<PeerIdentity> {
+}): Promise<IdentifiedPeer> {
   const { address, timeoutMs } = options;
   const where = formatAddress(address);
   return new Promise((resolve, reject) => {
     let settled = false;
     const socket: Socket = connect({ host: address.host, port: address.port });
     const decoder = new FrameDecoder({ frameBytesMax: handshakeFrameBytesMax });
-    const finish = (outcome: PeerIdentity | IdentifyError): void => {
+    const finish = (outcome: IdentifiedPeer | IdentifyError): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -73,6 +81,7 @@ export function identifyPeer(options: {
           clusterId: options.clusterId,
           nodeId: options.localNodeId,
           to: null,
+          instance: options.instance,
           ...(local.raft === null ? {} : { raft: local.raft }),
           ...(local.http === null ? {} : { http: local.http }),
         }),
@@ -91,6 +100,7 @@ export function identifyPeer(options: {
             nodeId: welcome.nodeId,
             raft: dialableAddress(welcome.raft ?? address, address.host),
             http: welcome.http === undefined ? null : dialableAddress(welcome.http, address.host),
+            self: welcome.nodeId === options.localNodeId && welcome.instance === options.instance,
           });
         } else if (frame.type === FrameType.Reject) {
           const refusal = parseReject(body);

@@ -71,12 +71,14 @@ describe('identify dials to a bare address', () => {
     const member = await introducedNode('s1', { http: { host: loopback, port: 8501 } });
     const joiner = await introducedNode('s4', { http: { host: loopback, port: 8504 } });
     const identity = await joiner.transport.identify(member.address);
-    expect(identity).toStrictEqual({
+    const { self, ...learnt } = identity;
+    expect(self).toBe(false);
+    expect(learnt).toStrictEqual({
       nodeId: 's1',
       raft: member.address,
       http: { host: loopback, port: 8501 },
     });
-    expect(joiner.learned.get('s1')).toStrictEqual(identity);
+    expect(joiner.learned.get('s1')).toStrictEqual(learnt);
     await member.waiters.until(() => member.learned.has('s4'), 'the member learns the joiner');
     expect(member.learned.get('s4')).toStrictEqual({
       nodeId: 's4',
@@ -101,9 +103,18 @@ describe('identify dials to a bare address', () => {
     expect(b.logs.lines.some((l) => l.msg.includes('opened a newer connection'))).toBe(false);
   });
 
+  it('recognise the dialer itself: a --join list may name every server, this one included', async () => {
+    const node = await introducedNode('s1');
+    const answer = await node.transport.identify(node.address);
+    expect(answer).toMatchObject({ nodeId: 's1', self: true });
+    expect(node.transport.stats()).toMatchObject({ identifies: 1, identifyFailures: 0 });
+    // Nothing is learned about oneself from one's own answer.
+    expect(node.learned.size).toBe(0);
+  });
+
   it.each([
     ['another cluster', 'clusterMismatch'],
-    ['itself', 'duplicateNodeId'],
+    ['another server with its node id', 'duplicateNodeId'],
     ['nothing listening', 'unreachable'],
   ])('fail with a typed reason when the address leads to %s', async (what, reason) => {
     const member = await introducedNode('s1', { clusterId: 'other-cluster' });
@@ -111,8 +122,8 @@ describe('identify dials to a bare address', () => {
     const address =
       what === 'another cluster'
         ? member.address
-        : what === 'itself'
-          ? joiner.address
+        : what === 'another server with its node id'
+          ? (await introducedNode('s4')).address
           : { host: loopback, port: await freePort() };
     const failure = await joiner.transport.identify(address).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(IdentifyError);
@@ -180,6 +191,7 @@ describe('hellos that announce addresses', () => {
       nodeId: 's1',
       raft: member.address,
       control: true,
+      instance: member.transport.instance,
     });
     expect(member.learned.get('w')).toStrictEqual({
       nodeId: 'w',

@@ -26,6 +26,8 @@ import type { Envelope, LocalAddresses, PeerIdentity } from './types.js';
 /** What an inbound connection shares with its transport. */
 export interface InboundContext {
   readonly localNodeId: NodeId;
+  /** This process's random id: a hello carrying it was dialed by this very process. */
+  readonly instance: string;
   readonly clusterId: string;
   readonly limits: TransportLimits;
   readonly logger: Logger;
@@ -162,6 +164,9 @@ export class InboundConnection {
         RejectReason.WrongNode,
         `${them} meant to reach node ${hello.to}, but reached node ${localNodeId}: its peer table is wrong`,
       );
+    } else if (hello.to === null && hello.nodeId === localNodeId && hello.instance === this.ctx.instance) {
+      // We dialed ourselves (a --join list naming every server): say who we are, learn nothing.
+      this.answerIdentify();
     } else if (hello.nodeId === localNodeId) {
       this.reject(
         RejectReason.DuplicateNodeId,
@@ -200,6 +205,7 @@ export class InboundConnection {
       ...(local.raft === null ? {} : { raft: local.raft }),
       ...(local.http === null ? {} : { http: local.http }),
       control: true,
+      instance: this.ctx.instance,
     });
   }
 

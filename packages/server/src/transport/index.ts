@@ -7,7 +7,7 @@ export {
 } from './codec.js';
 export type { CoalescedHeartbeats, HeartbeatBundle } from './heartbeats.js';
 export { coalesceHeartbeats, expandHeartbeats } from './heartbeats.js';
-export { IdentifyError } from './identify.js';
+export { type IdentifiedPeer, IdentifyError } from './identify.js';
 export type { TransportLimits } from './limits.js';
 export { defaultTransportLimits } from './limits.js';
 export type { PeerState, PeerStats, TransportCounters, TransportStats } from './stats.js';

@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { isValidNodeId, type NodeId, RaftInvariantError } from '@conclave/raft';
 import type { Logger } from 'pino';
 import { clusterIdLengthMax, encodeControlFrame } from './codec.js';
-import { identifyPeer } from './identify.js';
+import { type IdentifiedPeer, identifyPeer } from './identify.js';
 import { InboundConnection, type InboundContext } from './inbound.js';
 import { resolveTransportLimits, type TransportLimits } from './limits.js';
 import { isValidPeerAddress, OutboundPeer, type PeerContext } from './peer.js';
@@ -61,6 +62,11 @@ export interface TransportOptions {
  */
 export class Transport {
   readonly nodeId: NodeId;
+  /**
+   * Random, new at every start: tells this process's own identify dials (see
+   * the hello's `instance`) from another server that claims this node id.
+   */
+  readonly instance = randomBytes(8).toString('hex');
   private readonly options: TransportOptions;
   private readonly limits: TransportLimits;
   private readonly logger: Logger;
@@ -97,6 +103,7 @@ export class Transport {
 
     const shared = {
       localNodeId: this.nodeId,
+      instance: this.instance,
       clusterId: options.clusterId,
       limits: this.limits,
       logger: this.logger,
@@ -218,12 +225,13 @@ export class Transport {
    * see docs/transport.md), bounded by `handshakeTimeoutMs`. What it announces is also
    * reported to `onPeerIdentified`. Rejects with an {@link IdentifyError}.
    */
-  async identify(address: PeerAddress): Promise<PeerIdentity> {
+  async identify(address: PeerAddress): Promise<IdentifiedPeer> {
     if (this.closed) throw new Error('the transport is closed');
     this.counters.identifies++;
     const pending = identifyPeer({
       address,
       localNodeId: this.nodeId,
+      instance: this.instance,
       clusterId: this.options.clusterId,
       local: this.localAddresses(),
       timeoutMs: this.limits.handshakeTimeoutMs,
@@ -232,7 +240,8 @@ export class Transport {
     this.identifying.add(pending);
     try {
       const peer = await pending;
-      this.identified(peer);
+      const { self, ...identity } = peer;
+      if (!self) this.identified(identity);
       return peer;
     } catch (error) {
       this.counters.identifyFailures++;
