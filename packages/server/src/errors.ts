@@ -79,6 +79,12 @@ export const errorCatalogue = {
     advice:
       'check that --join names a running server of this cluster (same --cluster-id) and that a majority of it is up',
   },
+  // From `conclave agent` at start (never sent by a server; the status is nominal).
+  DATA_DIR_LOCKED: {
+    status: 409,
+    advice:
+      'another conclave agent uses this data dir: stop that process (its pid is named) or give this agent another --data-dir; if the pid named is not a conclave agent, or runs on another host and uses another data dir, delete the lock file named',
+  },
   // From the client and the `conclave` CLI (never sent by a server; the status is nominal).
   CONNECTION_FAILED: {
     status: 503,
