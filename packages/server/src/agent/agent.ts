@@ -20,6 +20,7 @@ import {
 import { Transport } from '../transport/index.js';
 import type { AddressBookView } from './address-book.js';
 import { type Address, type AgentConfig, groupSnapshotLimits } from './config.js';
+import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import { type HttpServer, startHttp } from './http.js';
 import { claimDataDir } from './identity.js';
 import { formsNewCluster } from './join.js';
@@ -65,8 +66,27 @@ export async function startAgent(options: {
   /** Join, promotion and membership request limits (tests shorten them). */
   membership?: MembershipTuning;
 }): Promise<Agent> {
-  const { config, peers, logger } = options;
-  const dataDir = config.dataDir ?? mkdtempSync(join(tmpdir(), 'conclave-dev-'));
+  const dataDir = options.config.dataDir ?? mkdtempSync(join(tmpdir(), 'conclave-dev-'));
+  // Before anything in the data dir is opened: a second agent on it would write the same WAL.
+  const lock = acquireDataDirLock({ dir: dataDir, nodeId: options.config.nodeId });
+  for (const stale of lock.replacedStale)
+    options.logger.warn(
+      { lock: lock.path, holder: stale.record },
+      `took over a stale data dir lock: ${stale.reason}`,
+    );
+  try {
+    return await startLocked({ ...options, dataDir, lock });
+  } catch (error) {
+    // A failed start in a process that goes on (tests, embedders) must not keep the data dir.
+    lock.release();
+    throw error;
+  }
+}
+
+async function startLocked(
+  options: Parameters<typeof startAgent>[0] & { dataDir: string; lock: DataDirLock },
+): Promise<Agent> {
+  const { config, peers, logger, dataDir } = options;
   const { fresh } = claimDataDir({
     dir: dataDir,
     identity: { nodeId: config.nodeId, clusterId: config.clusterId, groups: config.groups },
@@ -180,6 +200,7 @@ export async function startAgent(options: {
       await http.close();
       await transport.close();
       storage.close();
+      options.lock.release();
       logger.info({ nodeId: config.nodeId }, 'conclave agent stopped');
     },
   };

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { type PeerSpec, startAgent } from '../agent/agent.js';
 import { type ConfigInput, configFromEnv, configFromFile, resolveAgentConfig } from '../agent/config.js';
-import { isExpectedError } from '../errors.js';
+import { describeError, isExpectedError } from '../errors.js';
 import { registerClientCommands } from './commands/index.js';
 
 /** Flags, as commander hands them over, mapped to settings. Unset flags stay undefined. */
@@ -37,7 +37,15 @@ async function runAgent(flags: Record<string, unknown>): Promise<void> {
   for (const target of config.join) {
     if (target.nodeId !== null) peers.push({ nodeId: target.nodeId, raft: target.raft });
   }
-  const agent = await startAgent({ config, peers, logger });
+  const agent = await startAgent({ config, peers, logger }).catch((error: unknown) => {
+    // Also in the log, at error level, for whoever reads the logs rather than the terminal.
+    const code = isExpectedError(error) ? error.code : undefined;
+    logger.error(
+      { code, err: error },
+      `refusing to start: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    throw error;
+  });
   const http = `http://${agent.httpAddress.host}:${agent.httpAddress.port}`;
   process.stdout.write(
     `Conclave ${config.nodeId} is up: HTTP ${http}, Raft ${agent.raftAddress.host}:${agent.raftAddress.port}, data ${agent.dataDir}\n` +
@@ -110,6 +118,7 @@ program
       await runAgent(flags);
     } catch (error) {
       process.stderr.write(`conclave agent: ${error instanceof Error ? error.message : String(error)}\n`);
+      if (isExpectedError(error)) process.stderr.write(`  ${describeError(error).advice}\n`);
       process.exit(isExpectedError(error) ? 2 : 1);
     }
   });
