@@ -27,6 +27,12 @@ export const errorCatalogue = {
     status: 503,
     advice: 'no leader was elected in time; check that a majority of servers is up and connected',
   },
+  // A transfer to a voter the group's leader has not heard from recently (down or cut off).
+  TRANSFER_TARGET_UNAVAILABLE: {
+    status: 409,
+    advice:
+      'the server named is not answering the group leader: bring it back (or reconnect it), then retry, or name another voter',
+  },
   // From the API.
   ROUTE_NOT_FOUND: { status: 404, advice: 'check the method and path against docs/api.md' },
   BAD_REQUEST: { status: 400, advice: 'fix the named parameter and send the request again' },
