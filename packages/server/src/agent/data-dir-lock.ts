@@ -159,6 +159,10 @@ function staleReason(found: DataDirLockRecord): string | null {
  * if it is not the one judged stale (another agent removed that one and took the lock
  * meanwhile), it is linked back, and the retry then finds that agent holding the lock.
  * Returns whether the stale lock was the one removed.
+ *
+ * What this cannot close without flock: a third agent creating the lock in the microseconds
+ * it is away. Then two agents hold it. That takes three agents starting on one data dir at
+ * once, over a stale lock.
  */
 function removeStale(options: { path: string; judged: DataDirLockRecord | 'unreadable' }): boolean {
   const aside = `${options.path}.${randomUUID()}.stale`;
@@ -179,7 +183,7 @@ function removeStale(options: { path: string; judged: DataDirLockRecord | 'unrea
     try {
       linkSync(aside, options.path);
     } catch (error) {
-      // A third agent took the lock in the instant it was away: that one holds it now.
+      // A third agent took the lock in the instant it was away (see above).
       if (errorCode(error) !== 'EEXIST') throw error;
     }
     return false;
