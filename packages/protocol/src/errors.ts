@@ -26,6 +26,12 @@ export const errorCatalogue = {
     status: 503,
     advice: 'no leader was elected in time; check that a majority of servers is up and connected',
   },
+  // A transfer to a voter the group's leader has not heard from recently (down or cut off).
+  TRANSFER_TARGET_UNAVAILABLE: {
+    status: 409,
+    advice:
+      'the server named is not answering the group leader: bring it back (or reconnect it), then retry, or name another voter',
+  },
   // From the API.
   ROUTE_NOT_FOUND: { status: 404, advice: 'check the method and path against docs/api.md' },
   BAD_REQUEST: { status: 400, advice: 'fix the named parameter and send the request again' },
@@ -77,6 +83,12 @@ export const errorCatalogue = {
     status: 503,
     advice:
       'check that --join names a running server of this cluster (same --cluster-id) and that a majority of it is up',
+  },
+  // From `conclave agent` at start (never sent by a server; the status is nominal).
+  DATA_DIR_LOCKED: {
+    status: 409,
+    advice:
+      'another conclave agent uses this data dir: stop that process (its pid is named) or give this agent another --data-dir; if the pid named is not a conclave agent, or runs on another host and uses another data dir, delete the lock file named',
   },
   // From the client and the `conclave` CLI (never sent by a server; the status is nominal).
   CONNECTION_FAILED: {

@@ -31,6 +31,12 @@ export interface ProgressStatus {
   readonly state: ProgressState;
   readonly isLearner: boolean;
   readonly recentActive: boolean;
+  /**
+   * Ticks since the leader last heard from it; null if it has not since this leader's term
+   * began (or since it joined). Unlike recentActive, which is cleared every election timeout,
+   * this never reads as silence a member that answered a tick ago.
+   */
+  readonly sinceHeardTicks: number | null;
 }
 
 export interface RaftStatus {
@@ -255,6 +261,7 @@ export class RawNode {
           state: pr.state,
           isLearner: pr.isLearner,
           recentActive: pr.recentActive,
+          sinceHeardTicks: pr.heard ? raft.ticks - pr.activeTick : null,
         });
       }
     }

@@ -20,4 +20,4 @@ export {
   type JoinTarget,
   resolveAgentConfig,
 } from './agent/config.js';
-export { ConclaveError, type ErrorCode, errorCatalogue, isExpectedError } from './errors.js';
+export { ConclaveError, describeError, type ErrorCode, errorCatalogue, isExpectedError } from './errors.js';

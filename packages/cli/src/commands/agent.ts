@@ -32,7 +32,15 @@ async function runAgent(server: ServerModule, flags: Record<string, unknown>): P
   const file = typeof flags.config === 'string' ? configFromFile(flags.config) : {};
   const config = resolveAgentConfig([file, configFromEnv(process.env), flagsToConfig(flags)]);
   const logger = pino({ level: config.logLevel });
-  const agent = await startAgent({ config, logger });
+  const agent = await startAgent({ config, logger }).catch((error: unknown) => {
+    // Also in the log, at error level, for whoever reads the logs rather than the terminal.
+    const code = server.isExpectedError(error) ? error.code : undefined;
+    logger.error(
+      { code, err: error },
+      `refusing to start: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    throw error;
+  });
   const http = `http://${agent.httpAddress.host}:${agent.httpAddress.port}`;
   process.stdout.write(
     `Conclave ${config.nodeId} is up: HTTP ${http}, Raft ${agent.raftAddress.host}:${agent.raftAddress.port}, data ${agent.dataDir}\n` +
@@ -118,6 +126,7 @@ export function registerAgentCommand(program: Command): void {
         await runAgent(server, flags);
       } catch (error) {
         process.stderr.write(`conclave agent: ${error instanceof Error ? error.message : String(error)}\n`);
+        if (server.isExpectedError(error)) process.stderr.write(`  ${server.describeError(error).advice}\n`);
         process.exit(server.isExpectedError(error) ? 2 : 1);
       }
     });

@@ -32,6 +32,7 @@ export function stepLeader(raft: Raft, message: Message): void {
       if (pr === undefined) return; // no longer a member
       pr.recentActive = true;
       pr.activeTick = raft.ticks;
+      pr.heard = true;
       if (message.type === 'appResp') handleAppendResponse(raft, pr, message);
       else if (message.type === 'heartbeatResp') handleHeartbeatResponse(raft, pr, message);
       else handleSnapshotResponse(raft, pr, message);

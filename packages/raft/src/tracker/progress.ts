@@ -20,6 +20,11 @@ export class Progress {
   recentActive = false;
   /** The leader's tick when it last heard from this member (CheckQuorum's sliding window). */
   activeTick = 0;
+  /**
+   * Heard from since this progress began. Until then activeTick is only the grace a new
+   * leader gives every member, so it says nothing about whether the member is up.
+   */
+  heard = false;
   /** The highest heartbeat round this follower has acknowledged. */
   roundAcked = 0;
   readonly inflights: Inflights;

@@ -20,6 +20,7 @@ import { GroupMachines } from '../service/index.js';
 import { Transport } from '../transport/index.js';
 import type { AddressBookView } from './address-book.js';
 import { type Address, type AgentConfig, groupSnapshotLimits } from './config.js';
+import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import { discoverCluster } from './discovery.js';
 import { type HttpServer, startHttp } from './http.js';
 import { claimDataDir } from './identity.js';
@@ -76,6 +77,32 @@ export async function startAgent(options: {
   const peers = options.peers ?? namedPeers(config);
   const logger = options.logger ?? pino({ level: config.logLevel });
   const dataDir = config.dataDir ?? mkdtempSync(join(tmpdir(), 'conclave-dev-'));
+  // Before anything in the data dir is opened: a second agent on it would write the same WAL.
+  const lock = acquireDataDirLock({ dir: dataDir, nodeId: config.nodeId });
+  for (const stale of lock.replacedStale)
+    logger.warn(
+      { lock: lock.path, holder: stale.record },
+      `took over a stale data dir lock: ${stale.reason}`,
+    );
+  try {
+    return await startLocked({ ...options, config, peers, logger, dataDir, lock });
+  } catch (error) {
+    // A failed start in a process that goes on (tests, embedders) must not keep the data dir.
+    lock.release();
+    throw error;
+  }
+}
+
+async function startLocked(options: {
+  config: AgentConfig;
+  peers: readonly PeerSpec[];
+  logger: Logger;
+  dataDir: string;
+  lock: DataDirLock;
+  balanceIntervalTicks?: number;
+  membership?: MembershipTuning;
+}): Promise<Agent> {
+  const { config, peers, logger, dataDir } = options;
   const { fresh } = claimDataDir({
     dir: dataDir,
     identity: { nodeId: config.nodeId, clusterId: config.clusterId, groups: config.groups },
@@ -201,6 +228,7 @@ export async function startAgent(options: {
       await http.close();
       await transport.close();
       storage.close();
+      options.lock.release();
       logger.info({ nodeId: config.nodeId }, 'conclave agent stopped');
     },
   };

@@ -23,7 +23,9 @@ function world(answers: Record<number, Answer & { upFrom?: number }>) {
     rounds: () => round,
     options: {
       identify: async (address: Address): Promise<Answer> => {
-        (asked[round] ??= []).push(address.port);
+        const thisRound = asked[round] ?? [];
+        asked[round] = thisRound;
+        thisRound.push(address.port);
         const answer = answers[address.port];
         if (answer === undefined || round < (answer.upFrom ?? 0)) throw new Error('ECONNREFUSED');
         return { nodeId: answer.nodeId, self: answer.self };

@@ -37,6 +37,7 @@ function fakeHost() {
             state: 'replicate',
             isLearner: true,
             recentActive: learner.recentActive,
+            sinceHeardTicks: learner.recentActive ? 0 : null,
           },
         ],
       ]),

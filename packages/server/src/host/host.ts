@@ -1,16 +1,25 @@
 import {
   type ConfChange,
+  defaultLimits,
   type Message,
   type NodeId,
   type NodeReady,
   type ProposeResult,
   type RaftConfigInput,
   RaftError,
+  type RaftResult,
+  type RaftStatus,
   type RawNode,
   type ReadMode,
 } from '@conclave/raft';
 import { ConclaveError } from '../errors.js';
-import { planLeaderTransfer } from './balancer.js';
+import {
+  isTransferTarget,
+  type LeaderView,
+  planLeaderTransfer,
+  type TransferTargetLimits,
+  transferTargetTrailingEntriesMax,
+} from './balancer.js';
 import { defaultGroupLimits, type GroupLimits, RaftGroup } from './group.js';
 import type { HostObserver } from './observer.js';
 import type { DurableLog, Envelope, GroupId, GroupWrite, PeerTransport, StateMachine } from './ports.js';
@@ -67,6 +76,13 @@ export class MultiRaftHost<Result> implements HostControl {
   private stopped = false;
   private ticks = 0;
   private readonly balanceIntervalTicks: number;
+  /** Who leader balancing may hand a leadership to: heard from recently and caught up. */
+  private readonly transferTargetLimits: TransferTargetLimits;
+  /**
+   * Who a leader going away, or an operator, may hand it to: heard from recently, however
+   * far behind, since the core catches a target up before handing over.
+   */
+  private readonly handOverLimits: TransferTargetLimits;
   /** Per group, the term and vote last made durable: a change to either needs an fsync. */
   private readonly durableVotes = new Map<GroupId, { term: number; vote: NodeId | null }>();
 
@@ -100,6 +116,13 @@ export class MultiRaftHost<Result> implements HostControl {
       this.durableVotes.set(groupId, { term: hardState.term, vote: hardState.vote });
     }
     this.balanceIntervalTicks = options.balanceIntervalTicks ?? 50;
+    // CheckQuorum's window: a voter silent for an election timeout counts as down. Within it a
+    // voter that just went down still looks up; a transfer to it is then abandoned in time.
+    this.transferTargetLimits = {
+      heardWithinTicks: options.raft?.electionTimeoutTicks ?? defaultLimits.electionTimeoutTicks,
+      trailingEntriesMax: transferTargetTrailingEntriesMax,
+    };
+    this.handOverLimits = { ...this.transferTargetLimits, trailingEntriesMax: Number.POSITIVE_INFINITY };
   }
 
   get nodeId(): NodeId {
@@ -186,22 +209,55 @@ export class MultiRaftHost<Result> implements HostControl {
     return result;
   }
 
+  /**
+   * Start handing the group's leadership to `to`, named by an operator (leader only). A
+   * voter this leader has not heard from recently is refused: the transfer would hold the
+   * group's writes for an election timeout and then fail. A lagging one is caught up first.
+   */
+  transferLeader(options: {
+    groupId: GroupId;
+    to: NodeId;
+  }): RaftResult | { ok: false; error: ConclaveError } {
+    if (this.stopped) return { ok: false, error: shuttingDown() };
+    const raw = this.group(options.groupId).raw;
+    const status = raw.status();
+    const view = leaderViewOf(status);
+    const limits = this.handOverLimits;
+    // Anything else (not the leader, not another voter) the core refuses with its own error.
+    if (
+      view !== null &&
+      status.confState.voters.includes(options.to) &&
+      options.to !== status.id &&
+      !isTransferTarget({ id: options.to, view, limits })
+    ) {
+      const heard = status.progress?.get(options.to)?.sinceHeardTicks ?? null;
+      const silence =
+        heard === null
+          ? 'in this term'
+          : `for ${heard} ticks (an election timeout is ${limits.heardWithinTicks})`;
+      const message = `${options.to} has not answered ${status.id}, the leader of group ${options.groupId}, ${silence}: it may be down or cut off`;
+      return { ok: false, error: new ConclaveError({ code: 'TRANSFER_TARGET_UNAVAILABLE', message }) };
+    }
+    const started = raw.transferLeader(options.to);
+    this.scheduleTurn();
+    return started;
+  }
+
   /** Hand every group this server leads to another voter, for a clean shutdown. */
   transferAllLeadership(): number {
     let started = 0;
     for (const group of this.groups) {
       const status = group.raw.status();
-      if (status.role !== 'leader') continue;
+      const view = leaderViewOf(status);
+      if (view === null) continue;
       // The most caught-up voter heard from recently: the first voter in the list may be
-      // down or far behind, and a transfer to it would only time out.
+      // down or far behind, and a transfer to it would only time out. A lagging one will do:
+      // this leader is going away, and the core catches the target up before handing over.
+      const limits = this.handOverLimits;
       const to = status.confState.voters
-        .filter((id) => id !== this.options.nodeId)
-        .map((id) => ({ id, progress: status.progress?.get(id) }))
-        .sort(
-          (a, b) =>
-            Number(b.progress?.recentActive ?? false) - Number(a.progress?.recentActive ?? false) ||
-            (b.progress?.match ?? 0) - (a.progress?.match ?? 0),
-        )[0]?.id;
+        .filter((id) => id !== this.options.nodeId && isTransferTarget({ id, view, limits }))
+        .map((id) => ({ id, match: view.progress.get(id)?.match ?? 0 }))
+        .sort((a, b) => b.match - a.match)[0]?.id;
       if (to !== undefined && group.raw.transferLeader(to).ok) started++;
     }
     this.scheduleTurn();
@@ -400,11 +456,26 @@ export class MultiRaftHost<Result> implements HostControl {
   private balanceLeaders(): void {
     const groups = this.groups.map((group) => {
       const status = group.raw.status();
-      return { groupId: group.groupId, leaderId: status.leaderId, voters: status.confState.voters };
+      const leaderView = leaderViewOf(status);
+      return {
+        groupId: group.groupId,
+        leaderId: status.leaderId,
+        voters: status.confState.voters,
+        leaderView,
+      };
     });
-    const move = planLeaderTransfer({ self: this.options.nodeId, groups });
+    const move = planLeaderTransfer({
+      self: this.options.nodeId,
+      groups,
+      limits: this.transferTargetLimits,
+    });
     if (move !== null) this.group(move.groupId).raw.transferLeader(move.to);
   }
+}
+
+/** What a group's leader knows of its members' progress; null on any other role. */
+function leaderViewOf(status: RaftStatus): LeaderView | null {
+  return status.progress === null ? null : { lastIndex: status.lastIndex, progress: status.progress };
 }
 
 /**

@@ -79,7 +79,7 @@ export function startLeaderTransfer(options: { host: Host; groupId: GroupId; to:
   const status = raw.status();
   requireLeader({ groupId: options.groupId, role: status.role, leaderId: status.leaderId });
   if (options.to === status.id) return { kind: 'transfer-leader', from: status.id, started: false };
-  const started = raw.transferLeader(options.to);
+  const started = options.host.transferLeader({ groupId: options.groupId, to: options.to });
   if (!started.ok) throw started.error;
   return { kind: 'transfer-leader', from: status.id, started: true };
 }
