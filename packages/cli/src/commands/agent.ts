@@ -32,7 +32,14 @@ async function runAgent(server: ServerModule, flags: Record<string, unknown>): P
   const file = typeof flags.config === 'string' ? configFromFile(flags.config) : {};
   const config = resolveAgentConfig([file, configFromEnv(process.env), flagsToConfig(flags)]);
   const logger = pino({ level: config.logLevel });
-  const agent = await startAgent({ config, logger }).catch((error: unknown) => {
+  // A server that cannot go on (the cluster refuses to take it back) stops and exits 1, so
+  // its supervisor sees the failure instead of a process that waits forever.
+  const onFatal = (): void => {
+    void started?.stop({ transferLeadership: false }).finally(() => process.exit(1));
+    if (started === null) process.exit(1);
+  };
+  let started: Awaited<ReturnType<ServerModule['startAgent']>> | null = null;
+  const agent = await startAgent({ config, logger, onFatal }).catch((error: unknown) => {
     // Also in the log, at error level, for whoever reads the logs rather than the terminal.
     const code = server.isExpectedError(error) ? error.code : undefined;
     logger.error(
@@ -41,6 +48,7 @@ async function runAgent(server: ServerModule, flags: Record<string, unknown>): P
     );
     throw error;
   });
+  started = agent;
   const http = `http://${agent.httpAddress.host}:${agent.httpAddress.port}`;
   process.stdout.write(
     `Conclave ${config.nodeId} is up: HTTP ${http}, Raft ${agent.raftAddress.host}:${agent.raftAddress.port}, data ${agent.dataDir}\n` +

@@ -72,6 +72,11 @@ export async function startAgent(options: {
   balanceIntervalTicks?: number;
   /** Join, promotion and membership request limits (tests shorten them). */
   membership?: MembershipTuning;
+  /**
+   * The server cannot go on (the cluster refuses to take it back after it was removed).
+   * Default: log it at error level and stop the agent; `conclave agent` then exits 1.
+   */
+  onFatal?: (error: Error) => void;
 }): Promise<Agent> {
   const { config } = options;
   const peers = options.peers ?? namedPeers(config);
@@ -101,6 +106,7 @@ async function startLocked(options: {
   lock: DataDirLock;
   balanceIntervalTicks?: number;
   membership?: MembershipTuning;
+  onFatal?: (error: Error) => void;
 }): Promise<Agent> {
   const { config, peers, logger, dataDir } = options;
   const { fresh } = claimDataDir({
@@ -114,7 +120,13 @@ async function startLocked(options: {
     dataDir,
     logger,
     ...(options.membership === undefined ? {} : { tuning: options.membership }),
+    onFatal: (error) => {
+      logger.error({ err: error }, `stopping: ${error.message}`);
+      if (options.onFatal !== undefined) options.onFatal(error);
+      else void agentRef?.stop({ transferLeadership: false });
+    },
   });
+  let agentRef: Agent | null = null;
   const machines = new GroupMachines();
   const log: DurableLog = {
     storage: (groupId) => storage.group(groupId),
@@ -232,6 +244,7 @@ async function startLocked(options: {
       logger.info({ nodeId: config.nodeId }, 'conclave agent stopped');
     },
   };
+  agentRef = agent;
   try {
     await membership.start({ raftAddress, httpAddress: advertised(config, http.address), formsCluster });
   } catch (error) {

@@ -11,11 +11,14 @@ import {
   type MembershipLimits,
   MembershipService,
 } from './membership.js';
+import type { MemberInfo } from './membership-protocol.js';
 import { LearnerPromoter, type PromotionLimits, type PromotionPolicy } from './promotion.js';
+import { type RejoinLimits, RejoinWatcher } from './rejoin.js';
 
 /** Knobs for tests and operators; every field has a default. */
 export interface MembershipTuning {
   readonly promotion?: Partial<PromotionLimits>;
+  readonly rejoin?: Partial<RejoinLimits>;
   readonly join?: Partial<JoinLimits>;
   readonly requests?: Partial<MembershipLimits>;
 }
@@ -29,6 +32,9 @@ export class ClusterMembership {
   readonly addressBook: AddressBook;
   private service: MembershipService | null = null;
   private promoter: LearnerPromoter | null = null;
+  private rejoin: RejoinWatcher | null = null;
+  /** This server as others reach it, known once start() has the listening addresses. */
+  private self: MemberInfo | null = null;
   private host: MembershipHost | null = null;
   private transport: Transport | null = null;
   private readonly joinAbort = new AbortController();
@@ -43,6 +49,8 @@ export class ClusterMembership {
       dataDir: string;
       logger: Logger;
       tuning?: MembershipTuning;
+      /** The cluster refuses to take this server back: it cannot serve, and should stop. */
+      onFatal?: (error: Error) => void;
     },
   ) {
     this.addressBook = AddressBook.open({ dir: options.dataDir, logger: options.logger });
@@ -83,6 +91,15 @@ export class ClusterMembership {
       ...(tuning?.promotion === undefined ? {} : { limits: tuning.promotion }),
       policy: () => this.promotionPolicy?.() ?? {},
     });
+    const service = this.service;
+    this.rejoin = new RejoinWatcher({
+      self: () => this.self ?? { nodeId: config.nodeId, raft: config.bind, http: config.httpAddr },
+      host: options.host,
+      requestJoin: (request) => service.requestJoin(request),
+      logger,
+      onGiveUp: (error) => this.options.onFatal?.(error),
+      ...(tuning?.rejoin === undefined ? {} : { limits: tuning.rejoin }),
+    });
   }
 
   /** Let autopilot's replicated settings decide when learners are stable (set once the service runs). */
@@ -93,6 +110,8 @@ export class ClusterMembership {
   /** Once per host tick. */
   tick(): void {
     this.promoter?.tick();
+    // Only once this server announced where it listens: a rejoin request carries it.
+    if (this.self !== null) this.rejoin?.tick();
   }
 
   /**
@@ -104,6 +123,7 @@ export class ClusterMembership {
     const { host, transport, service } = this;
     if (host === null || transport === null || service === null) throw new Error('start() before attach()');
     transport.setAdvertisedHttp(options.httpAddress);
+    this.self = { nodeId: config.nodeId, raft: options.raftAddress, http: options.httpAddress };
     this.addressBook.learn(config.nodeId, { raft: options.raftAddress, http: options.httpAddress });
     if (options.formsCluster || config.join.length === 0) return;
     const waiting = groupsAwaitingMembership(host);
@@ -126,6 +146,7 @@ export class ClusterMembership {
   }
 
   stop(): void {
+    this.rejoin?.stop();
     this.joinAbort.abort();
     this.service?.stop();
   }
