@@ -36,8 +36,9 @@ export interface AutopilotServerHealth {
   readonly Voter: boolean;
   readonly Healthy: boolean;
   readonly LastContact: string | null;
-  readonly LastTerm: number;
-  readonly LastIndex: number;
+  /** Null when the server could not be asked (it is down or unreachable). */
+  readonly LastTerm: number | null;
+  readonly LastIndex: number | null;
   readonly StableSince: string;
   readonly UnhealthyGroups: readonly number[];
 }
@@ -63,7 +64,7 @@ export interface AutopilotStateServer {
   readonly Status: string;
   readonly Healthy: boolean;
   readonly LastContact: string | null;
-  readonly LastIndex: number;
+  readonly LastIndex: number | null;
   readonly StableSince: string;
 }
 
@@ -123,7 +124,7 @@ const serverHealthFields = {
   Voter: 'boolean',
   Leader: 'boolean',
   LastContact: 'string|null',
-  LastIndex: 'number',
+  LastIndex: 'number|null',
   UnhealthyGroups: 'array',
 };
 const groupHealthFields = {

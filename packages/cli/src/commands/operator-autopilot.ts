@@ -162,7 +162,7 @@ export function healthText(h: AutopilotHealthReply): string {
       s.Leader ? 'leader' : s.Voter ? 'voter' : 'learner',
       yesNo(s.Healthy),
       s.LastContact ?? '-',
-      String(s.LastIndex),
+      s.LastIndex === null ? '-' : String(s.LastIndex),
       s.StableSince,
       s.UnhealthyGroups.length === 0 ? '-' : s.UnhealthyGroups.join(','),
     ]),
@@ -192,7 +192,7 @@ export function stateText(s: AutopilotStateReply): string {
       v.Status,
       yesNo(v.Healthy),
       v.LastContact ?? '-',
-      String(v.LastIndex),
+      v.LastIndex === null ? '-' : String(v.LastIndex),
       v.StableSince,
     ]),
   ]);
