@@ -56,6 +56,13 @@ export interface AutopilotHealthReply {
   readonly FailureTolerance: number;
   readonly Servers: readonly AutopilotServerHealth[];
   readonly Groups: readonly AutopilotGroupHealth[];
+  /** Conclave's addition: servers removed from groups and not added back (absent from older servers). */
+  readonly RemovedServers?: readonly {
+    readonly ID: string;
+    readonly Groups: readonly number[];
+    readonly RemovedAt: string;
+    readonly Reason: string;
+  }[];
 }
 
 export interface AutopilotStateServer {

@@ -1,4 +1,4 @@
-import type { MemberStatus } from '@conclave/protocol';
+import type { MemberStatus, RemovedServer } from '@conclave/protocol';
 import { type CallOptions, signalOf } from './call.js';
 import { badResponse, errorFromAnswer } from './errors.js';
 import type { HttpAnswer, HttpCall, HttpTransport } from './http.js';
@@ -33,6 +33,8 @@ export interface OperatorGroup {
 
 export interface OperatorCluster {
   readonly nodeId: string;
+  /** Servers removed from groups and not added back (absent from older servers). */
+  readonly removedServers?: readonly RemovedServer[];
   readonly groups: readonly {
     readonly groupId: number;
     readonly leaderId: string | null;

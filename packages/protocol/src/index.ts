@@ -7,4 +7,4 @@ export { formatGoDuration, parseGoDuration } from './duration.js';
 export { ConclaveError, type ErrorCode, errorCatalogue, isErrorCode } from './errors.js';
 export { fnv1a32, fnv1a32Utf8, type GroupId, groupOfKey, hashTag } from './keys.js';
 export { type KvVerb, kvVerbs } from './kv.js';
-export type { MemberStatus } from './operator.js';
+export type { MemberStatus, RemovedServer } from './operator.js';

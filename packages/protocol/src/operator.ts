@@ -15,3 +15,17 @@ export interface MemberStatus {
   /** Heard from within the current election timeout. */
   readonly recentActive: boolean | null;
 }
+
+/**
+ * A server removed from one or more groups (by autopilot's dead-server cleanup or an
+ * operator) and not added back since, as the server answering has applied it.
+ */
+export interface RemovedServer {
+  readonly id: string;
+  /** The groups it was removed from, ascending. */
+  readonly groups: readonly number[];
+  /** When this server applied the latest of those removals (RFC 3339). */
+  readonly removedAt: string;
+  /** Who removed it and why, as the remover said. */
+  readonly reason: string;
+}

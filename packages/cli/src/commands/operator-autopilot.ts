@@ -179,7 +179,15 @@ export function healthText(h: AutopilotHealthReply): string {
         : g.UnhealthyServers.map((u) => `${u.ID} (${u.Reason})`).join(', '),
     ]),
   ]);
-  return `${head}${servers}\n${groups}`;
+  const removed = h.RemovedServers ?? [];
+  const removedText =
+    removed.length === 0
+      ? ''
+      : `\nRemoved (not added back)\n${table([
+          ['Node', 'Groups', 'RemovedAt', 'Reason'],
+          ...removed.map((r) => [r.ID, r.Groups.join(','), r.RemovedAt, r.Reason]),
+        ])}`;
+  return `${head}${servers}\n${groups}${removedText}`;
 }
 
 export function stateText(s: AutopilotStateReply): string {

@@ -1,4 +1,5 @@
 import type { ConclaveClient } from '@conclave/client';
+import type { RemovedServer } from '@conclave/protocol';
 import type { Command } from 'commander';
 import { type CliContext, printJson, runWithClient, type ServerFlags, serverOptions } from './common.js';
 import { table } from './format.js';
@@ -63,7 +64,15 @@ async function printStatus(
       `Servers\n${table([['ID', 'Address', 'Voter of', 'Learner of', 'Leads'], ...serverRows])}`,
       `Groups\n${table([['Group', 'Leader', 'Term', 'Followers', 'Commit', 'Last', 'Log', 'Snapshot'], ...groupRows])}`,
       `Members\n${table([['Server', 'Group', 'State', 'Kind', 'Term', 'Last contact', 'Snapshot'], ...memberRows])}`,
+      ...removedSection(cluster.removedServers ?? []),
     ].join('\n'),
   );
   return exitCodes.ok;
+}
+
+/** Servers removed from groups and not added back: which, from what, when, why. */
+function removedSection(removed: readonly RemovedServer[]): string[] {
+  if (removed.length === 0) return [];
+  const rows = removed.map((r) => [r.id, r.groups.join(','), r.removedAt, r.reason]);
+  return [`Removed (not added back)\n${table([['Server', 'Groups', 'Removed at', 'Reason'], ...rows])}`];
 }

@@ -208,6 +208,7 @@ async function startLocked(options: {
   // Learners are promoted once stable for autopilot's ServerStabilizationTime (replicated).
   membership.usePromotionPolicy(() => service.autopilot.promotionPolicy());
   const http: HttpServer = await startHttp({
+    removedServers: () => membership.removals.list(),
     config,
     host: running,
     machines,

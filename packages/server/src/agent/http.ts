@@ -1,4 +1,5 @@
 import type { IntervalHistogram } from 'node:perf_hooks';
+import type { RemovedServer } from '@conclave/protocol';
 import { groupOfKey } from '@conclave/protocol';
 import type { ReadMode } from '@conclave/raft';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
@@ -49,6 +50,8 @@ export interface HttpOptions {
    * one, the app makes its own over host, machines and lag (tests).
    */
   readonly metrics?: Metrics;
+  /** Servers removed from groups and not added back (the agent's removal log); none without. */
+  readonly removedServers?: () => readonly RemovedServer[];
 }
 
 /** Listen on the configured HTTP address. */
@@ -136,9 +139,14 @@ export function buildHttpApp(options: HttpOptions) {
   );
 
   // Operator views and commands (transfer-leader, remove-peer), forwarded to each group's leader.
-  registerOperatorRoutes(app, { operator: options.service.operator });
+  const removedServers = options.removedServers ?? (() => []);
+  registerOperatorRoutes(app, { operator: options.service.operator, removedServers });
   // Autopilot: its replicated configuration, health (429 when unhealthy) and state.
-  registerAutopilotRoutes(app, { autopilot: options.service.autopilot, operator: options.service.operator });
+  registerAutopilotRoutes(app, {
+    autopilot: options.service.autopilot,
+    operator: options.service.operator,
+    removedServers,
+  });
   // User snapshots: GET saves an archive of every group, PUT restores one through Raft.
   registerSnapshotRoutes(app, { snapshots: options.service.snapshots, clusterId: config.clusterId });
 

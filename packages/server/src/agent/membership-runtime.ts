@@ -1,6 +1,7 @@
-import type { ConfChange, NodeId } from '@conclave/raft';
+import { type ConfChange, ConfChangeType, type NodeId } from '@conclave/raft';
 import type { Logger } from 'pino';
 import type { GroupId } from '../host/ports.js';
+import { decodeRemovalReason } from '../service/removal-context.js';
 import type { Transport, TransportOptions } from '../transport/transport.js';
 import { AddressBook } from './address-book.js';
 import type { Address, AgentConfig } from './config.js';
@@ -14,6 +15,7 @@ import {
 import type { MemberInfo } from './membership-protocol.js';
 import { LearnerPromoter, type PromotionLimits, type PromotionPolicy } from './promotion.js';
 import { type RejoinLimits, RejoinWatcher } from './rejoin.js';
+import { RemovalLog } from './removals.js';
 
 /** Knobs for tests and operators; every field has a default. */
 export interface MembershipTuning {
@@ -30,6 +32,8 @@ export interface MembershipTuning {
  */
 export class ClusterMembership {
   readonly addressBook: AddressBook;
+  /** Servers removed from groups and not added back (which, when, why), kept in the data dir. */
+  readonly removals: RemovalLog;
   private service: MembershipService | null = null;
   private promoter: LearnerPromoter | null = null;
   private rejoin: RejoinWatcher | null = null;
@@ -54,6 +58,7 @@ export class ClusterMembership {
     },
   ) {
     this.addressBook = AddressBook.open({ dir: options.dataDir, logger: options.logger });
+    this.removals = RemovalLog.open({ dir: options.dataDir, logger: options.logger });
     for (const peer of options.peers) this.addressBook.learn(peer.nodeId, { raft: peer.raft });
   }
 
@@ -70,6 +75,17 @@ export class ClusterMembership {
   readonly onConfChange = (event: { groupId: GroupId; index: number; change: ConfChange }): void => {
     const { config, logger } = this.options;
     learnFromConfChange({ selfId: config.nodeId, addressBook: this.addressBook, logger, event });
+    const { change, groupId } = event;
+    if (change.type === ConfChangeType.RemoveNode) {
+      const reason = decodeRemovalReason(change.context) ?? 'removed (no reason recorded)';
+      this.removals.removed({ nodeId: change.nodeId, groupId, atMs: Date.now(), reason });
+      logger.warn(
+        { groupId, index: event.index, nodeId: change.nodeId, reason },
+        `group ${groupId}: removed ${change.nodeId} at index ${event.index}: ${reason}`,
+      );
+    } else {
+      this.removals.readded({ nodeId: change.nodeId, groupId });
+    }
   };
 
   /** Once the host and transport exist. */

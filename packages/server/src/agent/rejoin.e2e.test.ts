@@ -45,6 +45,24 @@ describe('a server removed while down', () => {
       },
       { timeoutMs: 30_000, intervalMs: 100, what: 'autopilot to remove s3 from every group' },
     );
+    // Every survivor says which server was removed, from which groups, when and why.
+    for (const survivor of [s1, s2]) {
+      const health = (await fetch(`${survivor.url}/v1/operator/autopilot/health`).then((r) => r.json())) as {
+        RemovedServers: { ID: string; Groups: number[]; RemovedAt: string; Reason: string }[];
+      };
+      expect(health.RemovedServers).toEqual([
+        {
+          ID: 's3',
+          Groups: [0, 1, 2, 3],
+          RemovedAt: expect.any(String),
+          Reason: expect.stringMatching(/^autopilot: not heard from/),
+        },
+      ]);
+      const cluster = (await fetch(`${survivor.url}/v1/operator/cluster`).then((r) => r.json())) as {
+        removedServers: { id: string }[];
+      };
+      expect(cluster.removedServers.map((r) => r.id)).toEqual(['s3']);
+    }
     // Through a client, which retries what a server refused before applying (NOT_LEADER while
     // leadership settles after the removal), as an application would.
     const viaS1 = new ConclaveClient({ address: s1.url });
@@ -61,6 +79,10 @@ describe('a server removed while down', () => {
       { timeoutMs: 60_000, intervalMs: 200, what: 's3 to be a voter of every group again, on every server' },
     );
     expect(s3.output).toMatch(/rejoining: groups .* had removed s3 while it was down/);
+    const healed = (await fetch(`${s1.url}/v1/operator/autopilot/health`).then((r) => r.json())) as {
+      RemovedServers: unknown[];
+    };
+    expect(healed.RemovedServers).toEqual([]);
     // It serves: writes through it apply, and it reads what was written while it was away.
     const viaS3 = new ConclaveClient({ address: s3.url });
     for (let i = 0; i < 20; i++)

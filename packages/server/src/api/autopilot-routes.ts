@@ -1,4 +1,4 @@
-import { formatGoDuration } from '@conclave/protocol';
+import { formatGoDuration, type RemovedServer } from '@conclave/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { Autopilot, AutopilotHealth } from '../autopilot/autopilot.js';
 import type { GroupHealth } from '../autopilot/health.js';
@@ -19,9 +19,15 @@ export const autopilotBodyBytesMax = 16 * 1024;
  */
 export function registerAutopilotRoutes(
   app: FastifyInstance,
-  options: { autopilot: Autopilot; operator: OperatorService },
+  options: {
+    autopilot: Autopilot;
+    operator: OperatorService;
+    /** Servers removed from groups and not added back, as this server applied it. */
+    removedServers?: () => readonly RemovedServer[];
+  },
 ): void {
   const { autopilot, operator } = options;
+  const removed = options.removedServers ?? (() => []);
   app.register(async (api) => {
     api.removeAllContentTypeParsers();
     api.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
@@ -46,13 +52,22 @@ export function registerAutopilotRoutes(
 
     api.get('/v1/operator/autopilot/health', async (_request, reply) => {
       const health = await autopilot.health();
-      return sendJson(reply, healthJson(health, addresses(operator)), health.healthy ? 200 : 429);
+      const body = { ...healthJson(health, addresses(operator)), RemovedServers: removedJson(removed()) };
+      return sendJson(reply, body, health.healthy ? 200 : 429);
     });
 
     api.get('/v1/operator/autopilot/state', async (_request, reply) => {
       return sendJson(reply, stateJson(await autopilot.health(), addresses(operator)));
     });
   });
+}
+
+/**
+ * A Conclave addition to Consul's reply: servers autopilot (or an operator) removed and that
+ * have not come back, so a server that vanished from Servers is still accounted for.
+ */
+export function removedJson(removed: readonly RemovedServer[]) {
+  return removed.map((r) => ({ ID: r.id, Groups: r.groups, RemovedAt: r.removedAt, Reason: r.reason }));
 }
 
 type AddressOf = (id: string) => string;

@@ -1,3 +1,4 @@
+import type { RemovedServer } from '@conclave/protocol';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ConclaveError, type ErrorCode, errorCatalogue } from '../errors.js';
 import type { GroupOutcome, OperatorService } from '../service/operator.js';
@@ -13,10 +14,18 @@ const nodeIdCharsMax = 64;
  * commands: remove a server from groups, move leadership. Commands are forwarded to each
  * group's leader, so any server accepts them.
  */
-export function registerOperatorRoutes(app: FastifyInstance, options: { operator: OperatorService }): void {
+export function registerOperatorRoutes(
+  app: FastifyInstance,
+  options: {
+    operator: OperatorService;
+    /** Servers removed from groups and not added back, as this server applied it. */
+    removedServers?: () => readonly RemovedServer[];
+  },
+): void {
   const { operator } = options;
+  const removed = options.removedServers ?? (() => []);
 
-  app.get('/v1/operator/cluster', async () => operator.cluster());
+  app.get('/v1/operator/cluster', async () => ({ ...operator.cluster(), removedServers: removed() }));
 
   app.get<{ Params: { groupId: string } }>('/v1/operator/groups/:groupId', async (request) => {
     const groupId = groupParam(request.params.groupId, operator.groupCount, 'BAD_REQUEST');

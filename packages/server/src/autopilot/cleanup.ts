@@ -131,7 +131,8 @@ export class DeadServerCleaner {
       { groupId, term, nodeId, silentMs },
       `autopilot: group ${groupId}: removing dead server ${nodeId} (not heard from for ${silentMs} ms)`,
     );
-    removeFromGroup({ host, groupId, nodeId, tickMs, limits: removeLimits, signal })
+    const reason = `autopilot: not heard from for ${silentMs} ms, past its dead server threshold`;
+    removeFromGroup({ host, groupId, nodeId, tickMs, reason, limits: removeLimits, signal })
       .then((reply) => {
         const index = reply.kind === 'remove-peer' ? reply.index : null;
         logger.info(

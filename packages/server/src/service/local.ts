@@ -50,7 +50,13 @@ export class LocalGroups {
       case 'transfer-leader':
         return startLeaderTransfer({ host: this.options.host, groupId, to: call.to });
       case 'remove-peer':
-        return removeFromGroup({ ...this.options, groupId, nodeId: call.nodeId, signal });
+        return removeFromGroup({
+          ...this.options,
+          groupId,
+          nodeId: call.nodeId,
+          reason: 'an operator removed it (operator raft remove-peer)',
+          signal,
+        });
       case 'snapshot-open':
         return this.openSnapshot({ groupId, stale: call.stale });
       case 'snapshot-read': {

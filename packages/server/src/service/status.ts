@@ -5,6 +5,7 @@ import type { FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
 import type { GroupId } from '../host/ports.js';
 import type { GroupReply } from './calls.js';
+import { encodeRemovalContext } from './removal-context.js';
 
 export type { MemberStatus } from '@conclave/protocol';
 
@@ -101,6 +102,8 @@ export async function removeFromGroup(options: {
   groupId: GroupId;
   nodeId: string;
   tickMs: number;
+  /** Who removes it and why: replicated with the change, shown by operator status and health. */
+  reason: string;
   limits?: RemoveLimits;
   signal?: AbortSignal | undefined;
 }): Promise<GroupReply> {
@@ -130,7 +133,10 @@ export async function removeFromGroup(options: {
     status = group.raw.status();
     requireLeader({ groupId, role: status.role, leaderId: status.leaderId });
   }
-  const proposed = host.proposeConfChange({ groupId, change: { type: ConfChangeType.RemoveNode, nodeId } });
+  const proposed = host.proposeConfChange({
+    groupId,
+    change: { type: ConfChangeType.RemoveNode, nodeId, context: encodeRemovalContext(options.reason) },
+  });
   if (!proposed.ok) throw proposed.error;
   while (group.applied < proposed.index) {
     if (Date.now() >= deadlineMs) {
