@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isValidNodeId } from '@conclave/raft';
 import { parse as parseYaml } from 'yaml';
 import { ConclaveError } from '../errors.js';
+import { type AgentOption, agentLimits, agentOptions, logLevels } from './options.js';
 
 export interface Address {
   readonly host: string;
@@ -56,65 +57,14 @@ export interface AgentConfig {
 /** The settings as they arrive from one source, before validation. */
 export type ConfigInput = Partial<Record<keyof AgentConfig | 'config', unknown>>;
 
-export const agentLimits = {
-  groupsMax: 1024,
-  bootstrapExpectMax: 7,
-  joinAddressesMax: 64,
-  tickMsMin: 5,
-  tickMsMax: 1000,
-  configFileBytesMax: 1024 * 1024,
-  // Below a few dozen entries a snapshot (the whole state) per handful of writes is waste.
-  snapshotThresholdEntriesMin: 16,
-  snapshotThresholdEntriesMax: 100_000_000,
-  snapshotIntervalMsMax: 24 * 60 * 60 * 1000,
-  snapshotTrailingEntriesMax: 100_000_000,
-  // As for entries: a snapshot (the whole state) per few KiB written would be waste.
-  snapshotThresholdBytesMin: 64 * 1024,
-  // Far above any memory a server should hold in its log; a typo (a missing unit) is caught.
-  snapshotThresholdBytesMax: 64 * 1024 ** 3,
-  snapshotTrailingBytesMax: 64 * 1024 ** 3,
-} as const;
+export { type AgentOption, agentDefaults, agentLimits, agentOptions } from './options.js';
 
-export const agentDefaults = {
-  bind: '127.0.0.1:8300',
-  httpAddr: '127.0.0.1:8500',
-  groups: 8,
-  clusterId: 'conclave',
-  logLevel: 'info',
-  tickMs: 50,
-  // Consul's defaults (raft_snapshot_threshold, raft_snapshot_interval, raft_trailing_logs).
-  snapshotThresholdEntries: 16_384,
-  snapshotIntervalMs: 120_000,
-  snapshotTrailingEntries: 10_240,
-  // With 512 KiB values the count bounds alone would allow 8 GiB (threshold) and 5 GiB
-  // (trailing) of log per group in memory; 64 MiB each bounds a group to about 128 MiB.
-  snapshotThresholdBytes: 64 * 1024 * 1024,
-  snapshotTrailingBytesMax: 64 * 1024 * 1024,
-} as const;
-
-const envNames: Record<keyof AgentConfig, string> = {
-  nodeId: 'CONCLAVE_NODE_ID',
-  dataDir: 'CONCLAVE_DATA_DIR',
-  bind: 'CONCLAVE_BIND',
-  httpAddr: 'CONCLAVE_HTTP_ADDR',
-  bootstrapExpect: 'CONCLAVE_BOOTSTRAP_EXPECT',
-  join: 'CONCLAVE_JOIN',
-  groups: 'CONCLAVE_GROUPS',
-  dev: 'CONCLAVE_DEV',
-  clusterId: 'CONCLAVE_CLUSTER_ID',
-  logLevel: 'CONCLAVE_LOG_LEVEL',
-  tickMs: 'CONCLAVE_TICK_MS',
-  snapshotThresholdEntries: 'CONCLAVE_SNAPSHOT_THRESHOLD',
-  snapshotIntervalMs: 'CONCLAVE_SNAPSHOT_INTERVAL',
-  snapshotTrailingEntries: 'CONCLAVE_TRAILING_LOGS',
-  snapshotThresholdBytes: 'CONCLAVE_SNAPSHOT_THRESHOLD_BYTES',
-  snapshotTrailingBytesMax: 'CONCLAVE_TRAILING_LOGS_BYTES',
-};
+const optionsByKey = new Map(agentOptions.map((option) => [option.key, option]));
 
 /** Settings from the environment, by their CONCLAVE_* names. */
 export function configFromEnv(env: Readonly<Record<string, string | undefined>>): ConfigInput {
   const out: ConfigInput = {};
-  for (const [key, name] of Object.entries(envNames) as [keyof AgentConfig, string][]) {
+  for (const { key, env: name } of agentOptions) {
     const value = env[name];
     if (value !== undefined && value !== '') out[key] = value;
   }
@@ -147,7 +97,7 @@ export function configFromFile(path: string): ConfigInput {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw invalid('config', `config file ${path} must hold an object of settings`);
   }
-  const known = new Set<string>(Object.keys(envNames));
+  const known = new Set<string>(optionsByKey.keys());
   for (const key of Object.keys(parsed)) {
     if (!known.has(key))
       throw invalid('config', `unknown setting "${key}" in ${path}; known: ${[...known].join(', ')}`);
@@ -169,13 +119,15 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
     merged.dataDir === undefined || merged.dataDir === null ? null : parseString('dataDir', merged.dataDir);
   if (dataDir === null && !dev)
     throw invalid('dataDir', '--data-dir is required (only --dev may run without one)');
+  // Defaults and ranges come from each setting's row of the option table.
+  const setting = (key: keyof AgentConfig): unknown => merged[key] ?? optionOf(key).default;
+  const integer = (key: keyof AgentConfig) => parseInteger(key, setting(key), rangeOf(key));
+  const bytes = (key: keyof AgentConfig) => parseByteSize(key, setting(key), rangeOf(key));
+  const duration = (key: keyof AgentConfig) => parseDurationMs(key, setting(key), rangeOf(key));
   const bootstrapExpect =
     merged.bootstrapExpect === undefined || merged.bootstrapExpect === null
       ? null
-      : parseInteger('bootstrapExpect', merged.bootstrapExpect, {
-          min: 1,
-          max: agentLimits.bootstrapExpectMax,
-        });
+      : integer('bootstrapExpect');
   const join = parseJoin(merged.join ?? []);
   if (!dev && bootstrapExpect === null && join.length === 0) {
     throw invalid(
@@ -192,47 +144,33 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
   return {
     nodeId,
     dataDir,
-    bind: parseAddress('bind', merged.bind ?? agentDefaults.bind),
-    httpAddr: parseAddress('httpAddr', merged.httpAddr ?? agentDefaults.httpAddr),
+    bind: parseAddress('bind', setting('bind')),
+    httpAddr: parseAddress('httpAddr', setting('httpAddr')),
     bootstrapExpect: dev ? 1 : bootstrapExpect,
     join,
-    groups: parseInteger('groups', merged.groups ?? agentDefaults.groups, {
-      min: 1,
-      max: agentLimits.groupsMax,
-    }),
+    groups: integer('groups'),
     dev,
-    clusterId: parseString('clusterId', merged.clusterId ?? agentDefaults.clusterId),
-    logLevel: parseLogLevel(merged.logLevel ?? agentDefaults.logLevel),
-    tickMs: parseInteger('tickMs', merged.tickMs ?? agentDefaults.tickMs, {
-      min: agentLimits.tickMsMin,
-      max: agentLimits.tickMsMax,
-    }),
-    snapshotThresholdEntries: parseInteger(
-      'snapshotThresholdEntries',
-      merged.snapshotThresholdEntries ?? agentDefaults.snapshotThresholdEntries,
-      { min: agentLimits.snapshotThresholdEntriesMin, max: agentLimits.snapshotThresholdEntriesMax },
-    ),
-    snapshotIntervalMs: parseDurationMs(
-      'snapshotIntervalMs',
-      merged.snapshotIntervalMs ?? agentDefaults.snapshotIntervalMs,
-      { max: agentLimits.snapshotIntervalMsMax },
-    ),
-    snapshotTrailingEntries: parseInteger(
-      'snapshotTrailingEntries',
-      merged.snapshotTrailingEntries ?? agentDefaults.snapshotTrailingEntries,
-      { min: 0, max: agentLimits.snapshotTrailingEntriesMax },
-    ),
-    snapshotThresholdBytes: parseByteSize(
-      'snapshotThresholdBytes',
-      merged.snapshotThresholdBytes ?? agentDefaults.snapshotThresholdBytes,
-      { min: agentLimits.snapshotThresholdBytesMin, max: agentLimits.snapshotThresholdBytesMax },
-    ),
-    snapshotTrailingBytesMax: parseByteSize(
-      'snapshotTrailingBytesMax',
-      merged.snapshotTrailingBytesMax ?? agentDefaults.snapshotTrailingBytesMax,
-      { min: 0, max: agentLimits.snapshotTrailingBytesMax },
-    ),
+    clusterId: parseString('clusterId', setting('clusterId')),
+    logLevel: parseLogLevel(setting('logLevel')),
+    tickMs: integer('tickMs'),
+    snapshotThresholdEntries: integer('snapshotThresholdEntries'),
+    snapshotIntervalMs: duration('snapshotIntervalMs'),
+    snapshotTrailingEntries: integer('snapshotTrailingEntries'),
+    snapshotThresholdBytes: bytes('snapshotThresholdBytes'),
+    snapshotTrailingBytesMax: bytes('snapshotTrailingBytesMax'),
   };
+}
+
+function optionOf(key: keyof AgentConfig): AgentOption {
+  const option = optionsByKey.get(key);
+  if (option === undefined) throw new Error(`agentOptions has no row for ${key}`);
+  return option;
+}
+
+function rangeOf(key: keyof AgentConfig): { min: number; max: number } {
+  const { range } = optionOf(key);
+  if (range === null) throw new Error(`agentOptions gives ${key} no range`);
+  return range;
 }
 
 /** The truncation policy in the host's terms: the interval becomes whole ticks (at least one). */
@@ -290,7 +228,11 @@ const durationUnitsMs: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 6
  * A duration as a number of milliseconds, or a string: "120s", "2m", "1h30m", "500ms"
  * (Go's and Consul's form); bare digits are milliseconds.
  */
-export function parseDurationMs(setting: string, value: unknown, range: { max: number }): number {
+export function parseDurationMs(
+  setting: string,
+  value: unknown,
+  range: { min?: number; max: number },
+): number {
   let ms: number | null = null;
   if (typeof value === 'number') ms = value;
   else if (typeof value === 'string' && /^\d+$/.test(value)) ms = Number(value);
@@ -300,10 +242,13 @@ export function parseDurationMs(setting: string, value: unknown, range: { max: n
       ms += Number(amount) * (durationUnitsMs[unit ?? ''] ?? Number.NaN);
     }
   }
-  if (ms === null || !Number.isInteger(ms) || ms < 0 || ms > range.max) {
+  const min = range.min ?? 0;
+  const bounds =
+    min === 0 ? ` (0 turns it off), at most ${range.max} ms` : `, from ${min} to ${range.max} ms`;
+  if (ms === null || !Number.isInteger(ms) || ms < min || ms > range.max) {
     throw invalid(
       setting,
-      `${setting} must be a duration such as 120s, 2m or 1h (0 turns it off), at most ${range.max} ms, got ${String(value)}`,
+      `${setting} must be a duration such as 120s, 2m or 1h${bounds}, got ${String(value)}`,
     );
   }
   return ms;
@@ -360,9 +305,8 @@ function parseBoolean(setting: string, value: unknown): boolean {
 }
 
 function parseLogLevel(value: unknown): AgentConfig['logLevel'] {
-  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
-  const found = levels.find((level) => level === value);
-  if (found === undefined) throw invalid('logLevel', `log-level must be one of ${levels.join(', ')}`);
+  const found = logLevels.find((level) => level === value);
+  if (found === undefined) throw invalid('logLevel', `log-level must be one of ${logLevels.join(', ')}`);
   return found;
 }
 
