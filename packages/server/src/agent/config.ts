@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { isValidNodeId } from '@conclave/raft';
 import { parse as parseYaml } from 'yaml';
+import { resolveApiLimits } from '../api/limits.js';
 import { ConclaveError } from '../errors.js';
+import { type ApiLimits, defaultApiLimits } from '../service/types.js';
 import { type AgentOption, agentLimits, agentOptions, logLevels } from './options.js';
 
 export interface Address {
@@ -52,6 +54,14 @@ export interface AgentConfig {
    * snapshot is sent to a follower.
    */
   readonly snapshotTrailingBytesMax: number;
+  /** Largest value of a PUT, and of a transaction's values together (bytes). */
+  readonly kvValueBytesMax: number;
+  /** Longest key (UTF-8 bytes). */
+  readonly kvKeyBytesMax: number;
+  /** Most operations in one transaction. */
+  readonly txnOpsMax: number;
+  /** Longest `?wait` of a blocking query (ms). */
+  readonly blockingWaitMaxMs: number;
 }
 
 /** The settings as they arrive from one source, before validation. */
@@ -141,7 +151,7 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
       `--bootstrap-expect ${bootstrapExpect} needs --join with the other servers' addresses`,
     );
   }
-  return {
+  const config: AgentConfig = {
     nodeId,
     dataDir,
     bind: parseAddress('bind', setting('bind')),
@@ -158,6 +168,25 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
     snapshotTrailingEntries: integer('snapshotTrailingEntries'),
     snapshotThresholdBytes: bytes('snapshotThresholdBytes'),
     snapshotTrailingBytesMax: bytes('snapshotTrailingBytesMax'),
+    kvValueBytesMax: bytes('kvValueBytesMax'),
+    kvKeyBytesMax: bytes('kvKeyBytesMax'),
+    txnOpsMax: integer('txnOpsMax'),
+    blockingWaitMaxMs: duration('blockingWaitMaxMs'),
+  };
+  // The limits must also fit together (a row in a snapshot part, a transaction in a proposal).
+  resolveApiLimits(apiLimitsOf(config));
+  return config;
+}
+
+/** The API's limits from the agent's settings. */
+export function apiLimitsOf(config: AgentConfig): ApiLimits {
+  return {
+    kvValueBytesMax: config.kvValueBytesMax,
+    kvKeyBytesMax: config.kvKeyBytesMax,
+    txnOpsMax: config.txnOpsMax,
+    // Consul's default wait (5 minutes), unless the longest wait allowed is shorter.
+    blockingWaitDefaultMs: Math.min(defaultApiLimits.blockingWaitDefaultMs, config.blockingWaitMaxMs),
+    blockingWaitMaxMs: config.blockingWaitMaxMs,
   };
 }
 

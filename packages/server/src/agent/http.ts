@@ -12,7 +12,7 @@ import { encodeCommand, type FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
 import { Metrics, registerMetricsRoutes } from '../metrics/index.js';
 import type { GroupMachines } from '../service/index.js';
-import type { Address, AgentConfig } from './config.js';
+import { type Address, type AgentConfig, apiLimitsOf } from './config.js';
 import type { ServiceRuntime } from './runtime.js';
 
 export interface HttpServer {
@@ -72,7 +72,11 @@ export function buildHttpApp(options: HttpOptions) {
   // First, so that its onResponse hook times every route registered after it.
   registerMetricsRoutes(app, options.metrics ?? ownMetrics({ host, machines, lag }));
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-  registerConsulApi(app, { service: options.service.service, nodeName: config.nodeId });
+  registerConsulApi(app, {
+    service: options.service.service,
+    nodeName: config.nodeId,
+    limits: apiLimitsOf(config),
+  });
   options.service.registerRoutes(app);
 
   app.get('/v1/agent/self', async () => ({

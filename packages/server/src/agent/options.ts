@@ -1,11 +1,14 @@
+// Both modules are constants only, so the CLI still loads no server code.
+import { snapshotRowBytesMax } from '../fsm/snapshot-limits.js';
+import { defaultApiLimits, kvKeyBytesMaxCeiling, txnOpsMaxCeiling } from '../service/types.js';
 import type { AgentConfig } from './config.js';
 
 /**
  * The agent's settings in one table: each has a `conclave agent` flag, a config-file key
  * (the AgentConfig field) and a CONCLAVE_* environment variable, and the CLI's flags, the
  * environment mapping, the config-file keys and docs/configuration.md all come from here
- * (a test checks the doc against it). This module imports nothing at run time, so the CLI
- * can declare the agent's flags without loading the server.
+ * (a test checks the doc against it). This module imports only constants, so the CLI can
+ * declare the agent's flags without loading the server.
  */
 
 export const agentLimits = {
@@ -226,6 +229,52 @@ export const agentOptions: readonly AgentOption[] = [
     range: { min: 0, max: agentLimits.snapshotTrailingBytesMax },
     summary:
       'at most this many bytes of entries kept behind a snapshot, with --trailing-logs; must exceed what a group writes while a follower receives a snapshot',
+  }),
+  option({
+    key: 'kvValueBytesMax',
+    flag: '--kv-value-bytes-max',
+    arg: '<size>',
+    env: 'CONCLAVE_KV_VALUE_BYTES_MAX',
+    kind: 'bytes',
+    default: defaultApiLimits.kvValueBytesMax,
+    // A key's row (value, 3 x key, session) must fit a snapshot part; checked with the key limit.
+    range: { min: 1, max: snapshotRowBytesMax },
+    summary:
+      'largest value of a PUT, and of the values of one transaction together; with 3 x --kv-key-bytes-max it must fit a snapshot part',
+  }),
+  option({
+    key: 'kvKeyBytesMax',
+    flag: '--kv-key-bytes-max',
+    arg: '<size>',
+    env: 'CONCLAVE_KV_KEY_BYTES_MAX',
+    kind: 'bytes',
+    default: defaultApiLimits.kvKeyBytesMax,
+    range: { min: 1, max: kvKeyBytesMaxCeiling },
+    summary: 'longest key, in UTF-8 bytes',
+  }),
+  option({
+    key: 'txnOpsMax',
+    flag: '--txn-ops-max',
+    arg: '<n>',
+    env: 'CONCLAVE_TXN_OPS_MAX',
+    kind: 'integer',
+    unit: 'operations',
+    default: defaultApiLimits.txnOpsMax,
+    range: { min: 1, max: txnOpsMaxCeiling },
+    summary:
+      'most operations in one transaction; the largest transaction (its keys and values) must fit one Raft proposal of 1MiB',
+  }),
+  option({
+    key: 'blockingWaitMaxMs',
+    flag: '--blocking-wait-max',
+    arg: '<duration>',
+    env: 'CONCLAVE_BLOCKING_WAIT_MAX',
+    kind: 'duration',
+    default: defaultApiLimits.blockingWaitMaxMs,
+    // Below a second a blocking query is polling; above an hour a dead client holds its request long.
+    range: { min: 1000, max: 60 * 60_000 },
+    summary:
+      'longest ?wait of a blocking query (longer ones are cut to it, plus up to 1/16 of jitter); the default wait is 5m, or this if shorter',
   }),
   option({
     key: 'logLevel',
