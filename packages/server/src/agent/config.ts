@@ -62,6 +62,8 @@ export interface AgentConfig {
   readonly txnOpsMax: number;
   /** Longest `?wait` of a blocking query (ms). */
   readonly blockingWaitMaxMs: number;
+  /** Largest request line and headers of an HTTP request (bytes). */
+  readonly httpHeaderBytesMax: number;
 }
 
 /** The settings as they arrive from one source, before validation. */
@@ -172,6 +174,7 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
     kvKeyBytesMax: bytes('kvKeyBytesMax'),
     txnOpsMax: integer('txnOpsMax'),
     blockingWaitMaxMs: duration('blockingWaitMaxMs'),
+    httpHeaderBytesMax: bytes('httpHeaderBytesMax'),
   };
   // The limits must also fit together (a row in a snapshot part, a transaction in a proposal).
   resolveApiLimits(apiLimitsOf(config));

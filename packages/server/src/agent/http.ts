@@ -4,7 +4,12 @@ import type { ReadMode } from '@conclave/raft';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import { registerAutopilotRoutes } from '../api/autopilot-routes.js';
-import { registerConsulApi, sendError } from '../api/index.js';
+import {
+  answerErrorsFromCatalogue,
+  frameworkErrorOptions,
+  registerConsulApi,
+  sendError,
+} from '../api/index.js';
 import { registerOperatorRoutes } from '../api/operator-routes.js';
 import { registerSnapshotRoutes } from '../api/snapshot-routes.js';
 import { ConclaveError } from '../errors.js';
@@ -68,7 +73,10 @@ export function buildHttpApp(options: HttpOptions) {
     // Typed as fastify's logger so the app is a plain FastifyInstance to the route modules.
     loggerInstance: options.logger.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: internalBodyBytesMax,
+    ...frameworkErrorOptions({ headerBytesMax: config.httpHeaderBytesMax }),
   });
+  // Before any route: even fastify's own refusals answer {code, message, advice}.
+  answerErrorsFromCatalogue(app);
   // First, so that its onResponse hook times every route registered after it.
   registerMetricsRoutes(app, options.metrics ?? ownMetrics({ host, machines, lag }));
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
@@ -146,16 +154,6 @@ export function buildHttpApp(options: HttpOptions) {
   // User snapshots: GET saves an archive of every group, PUT restores one through Raft.
   registerSnapshotRoutes(app, { snapshots: options.service.snapshots, clusterId: config.clusterId });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendError(
-      reply,
-      new ConclaveError({
-        code: 'ROUTE_NOT_FOUND',
-        message: `no route ${request.method} ${request.url.split('?')[0]}`,
-      }),
-    ),
-  );
-  app.setErrorHandler((error, _request, reply) => sendError(reply, error));
   return app;
 }
 

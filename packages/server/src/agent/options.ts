@@ -45,6 +45,8 @@ export const agentDefaults = {
   // (trailing) of log per group in memory; 64 MiB each bounds a group to about 128 MiB.
   snapshotThresholdBytes: 64 * 1024 * 1024,
   snapshotTrailingBytesMax: 64 * 1024 * 1024,
+  // Node's own default (its --max-http-header-size).
+  httpHeaderBytesMax: 16 * 1024,
 } as const;
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -275,6 +277,18 @@ export const agentOptions: readonly AgentOption[] = [
     range: { min: 1000, max: 60 * 60_000 },
     summary:
       'longest ?wait of a blocking query (longer ones are cut to it, plus up to 1/16 of jitter); the default wait is 5m, or this if shorter',
+  }),
+  option({
+    key: 'httpHeaderBytesMax',
+    flag: '--http-header-bytes-max',
+    arg: '<size>',
+    env: 'CONCLAVE_HTTP_HEADER_BYTES_MAX',
+    kind: 'bytes',
+    default: agentDefaults.httpHeaderBytesMax,
+    // Below 1 KiB ordinary clients' headers would not fit; above 1 MiB a client could make
+    // the server buffer a lot before it is refused.
+    range: { min: 1024, max: 1024 * 1024 },
+    summary: 'largest request line and headers of one HTTP request; larger ones are refused with 431',
   }),
   option({
     key: 'logLevel',
