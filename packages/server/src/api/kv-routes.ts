@@ -129,7 +129,7 @@ function bodyBytes(body: unknown, valueBytesMax: number): Uint8Array {
   if (body.byteLength > valueBytesMax) {
     throw new ConclaveError({
       code: 'VALUE_TOO_LARGE',
-      message: `the value is ${body.byteLength} bytes, more than the limit of ${valueBytesMax}`,
+      message: `the value is ${body.byteLength} bytes, more than the limit of ${valueBytesMax} (kvValueBytesMax)`,
     });
   }
   return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
