@@ -148,6 +148,15 @@ describe("fastify's own refusals, in the catalogue's shape", () => {
     );
   });
 
+  it("answers a missing key on the leader-only path with 404 KEY_NOT_FOUND and the catalogue's advice", async () => {
+    const server = await setup();
+    await expectRefused(
+      server,
+      { method: 'GET', url: '/v1/internal/kv/missing?mode=stale' },
+      { code: 'KEY_NOT_FOUND', message: /no key missing/ },
+    );
+  });
+
   it('answers a body that is shorter than its Content-Length with 400 BAD_REQUEST', async () => {
     const server = await setup();
     await expectRefused(

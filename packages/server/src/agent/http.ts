@@ -136,7 +136,8 @@ export function buildHttpApp(options: HttpOptions) {
       try {
         if (mode !== 'stale') await host.read({ groupId, mode: mode as ReadMode });
         const item = machines.fsm(groupId).getKey(key);
-        if (item === null) return reply.code(404).send({ code: 'KEY_NOT_FOUND', message: `no key ${key}` });
+        if (item === null)
+          return sendError(reply, new ConclaveError({ code: 'KEY_NOT_FOUND', message: `no key ${key}` }));
         return reply
           .header('x-conclave-index', String(item.modifyIndex))
           .type('application/octet-stream')
