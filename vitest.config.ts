@@ -9,6 +9,9 @@ export default defineConfig({
       '@conclave/server/archive': fileURLToPath(
         new URL('./packages/server/src/archive/index.ts', import.meta.url),
       ),
+      '@conclave/server/agent-options': fileURLToPath(
+        new URL('./packages/server/src/agent/options.ts', import.meta.url),
+      ),
       '@conclave/server/fsm': fileURLToPath(new URL('./packages/server/src/fsm/index.ts', import.meta.url)),
       '@conclave/raft': fileURLToPath(new URL('./packages/raft/src/index.ts', import.meta.url)),
       '@conclave/protocol': fileURLToPath(new URL('./packages/protocol/src/index.ts', import.meta.url)),

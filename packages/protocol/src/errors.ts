@@ -35,19 +35,42 @@ export const errorCatalogue = {
   // From the API.
   ROUTE_NOT_FOUND: { status: 404, advice: 'check the method and path against docs/api.md' },
   BAD_REQUEST: { status: 400, advice: 'fix the named parameter and send the request again' },
+  BODY_TOO_LARGE: {
+    status: 413,
+    advice: 'send a smaller body: no valid request to this route is that large; check the route and the body',
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    advice:
+      'send a valid Content-Type header, such as application/octet-stream for a KV value or application/json for a transaction, or none',
+  },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    advice:
+      'send a shorter URL and fewer or smaller headers (many keys belong in one /v1/txn body), or raise the limit on every server with --http-header-bytes-max (config key httpHeaderBytesMax)',
+  },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    advice: 'send each request whole, without pausing partway, then retry it',
+  },
   KEY_NOT_FOUND: { status: 404, advice: 'check the key; it does not exist (or was deleted)' },
   SESSION_NOT_FOUND: { status: 404, advice: 'create a new session; this one expired or was destroyed' },
   INVALID_SESSION: { status: 400, advice: 'create a session first and pass its ID; this one does not exist' },
   VALUE_TOO_LARGE: {
     status: 413,
-    advice: 'store a smaller value, or raise the server limit kvValueBytesMax',
+    advice:
+      'store a smaller value, or raise the limit on every server with --kv-value-bytes-max (config key kvValueBytesMax)',
   },
-  TXN_TOO_LARGE: { status: 413, advice: 'split the transaction; it has too many operations' },
+  TXN_TOO_LARGE: {
+    status: 413,
+    advice:
+      'split the transaction into smaller ones, or raise the limits on every server: --txn-ops-max (config key txnOpsMax) for its operations, --kv-value-bytes-max (config key kvValueBytesMax) for its values together',
+  },
   // 507 Insufficient Storage, not 413: the request may be tiny; what is full is the group.
   QUOTA_EXCEEDED: {
     status: 507,
     advice:
-      'the group named is at its bound (groupStateBytesMax bytes, or sessionsMax sessions): delete keys or destroy sessions there, or spread keys over more groups with different hash tags',
+      'the group named is full (its bytes or sessions are at the fixed bound of one group, docs/api.md): delete keys or destroy sessions there, or spread keys over more groups with other hash tags; a new cluster can have more groups (--groups, config key groups)',
   },
   TXN_CROSS_GROUP: {
     status: 400,

@@ -12,8 +12,10 @@ export { type Agent, DataDirDamagedError, type PeerSpec, startAgent } from './ag
 export {
   type Address,
   type AgentConfig,
+  type AgentOption,
   agentDefaults,
   agentLimits,
+  agentOptions,
   type ConfigInput,
   configFromEnv,
   configFromFile,

@@ -1,28 +1,34 @@
 import type { ConfigInput } from '@conclave/server';
+// Only the option table (no run-time imports): the client commands stay free of the server.
+import { type AgentOption, agentOptions, formatOptionValue } from '@conclave/server/agent-options';
 import { type Command, Option } from 'commander';
 import { pino } from 'pino';
 
+interface AgentFlag {
+  readonly key: AgentOption['key'];
+  readonly flag: Option;
+}
+
+/** A setting's flag, from its row of the agent's option table. */
+function agentFlag(option: AgentOption): Option {
+  const spec = option.arg === null ? option.flag : `${option.flag} ${option.arg}`;
+  const unit = option.unit === null ? '' : ` ${option.unit}`;
+  const shownDefault =
+    option.default === null || option.kind === 'switch'
+      ? ''
+      : ` (default ${formatOptionValue(option, option.default)}${unit})`;
+  const flag = new Option(spec, `${option.summary}${shownDefault}`);
+  return option.choices === null ? flag : flag.choices(option.choices);
+}
+
+const agentFlags = (): AgentFlag[] =>
+  agentOptions.map((option) => ({ key: option.key, flag: agentFlag(option) }));
+
 /** Flags, as commander hands them over, mapped to settings. Unset flags stay undefined. */
-function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
-  return {
-    nodeId: flags.nodeId,
-    advertise: flags.advertise,
-    dataDir: flags.dataDir,
-    bind: flags.bind,
-    httpAddr: flags.httpAddr,
-    bootstrapExpect: flags.bootstrapExpect,
-    join: flags.join,
-    groups: flags.groups,
-    dev: flags.dev,
-    clusterId: flags.clusterId,
-    logLevel: flags.logLevel,
-    tickMs: flags.tickMs,
-    snapshotThresholdEntries: flags.snapshotThreshold,
-    snapshotIntervalMs: flags.snapshotInterval,
-    snapshotTrailingEntries: flags.trailingLogs,
-    snapshotThresholdBytes: flags.snapshotThresholdBytes,
-    snapshotTrailingBytesMax: flags.trailingLogsBytes,
-  };
+export function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
+  const config: ConfigInput = {};
+  for (const { key, flag } of agentFlags()) config[key] = flags[flag.attributeName()];
+  return config;
 }
 
 type ServerModule = typeof import('@conclave/server');
@@ -76,66 +82,20 @@ async function runAgent(server: ServerModule, flags: Record<string, unknown>): P
  * exits 2 on a setting the server refuses (an expected failure) and 1 on anything else.
  */
 export function registerAgentCommand(program: Command): void {
-  program
+  const command = program
     .command('agent')
     .description('run a Conclave server')
-    .option('--config <file>', 'read settings from a JSON or YAML file')
-    .option(
-      '--node-id <id>',
-      "this server's id, stable across restarts (default: the id its data dir was created with, else the host name)",
-    )
-    .option('--data-dir <dir>', 'where the WAL and snapshots live')
-    .option('--bind <host:port>', 'the Raft address other servers reach (default 127.0.0.1:8300)')
-    .option('--http-addr <host:port>', 'the HTTP API address (default 127.0.0.1:8500)')
-    .option(
-      '--advertise <host>',
-      "the host name or IP others reach this server at, with the --bind and --http-addr ports (a pod's DNS name when binding 0.0.0.0)",
-    )
-    .option('--bootstrap-expect <n>', 'form a new cluster of n servers')
-    .option(
-      '--join <addr,...>',
-      'servers to meet, host:port or DNS names: with --bootstrap-expect, the same list on every server (itself included, or id@host:port of the others); else any member of a running cluster to join',
-    )
-    .option('--groups <n>', 'Raft groups per server (default 8)')
-    .option('--cluster-id <id>', 'servers of other clusters are refused')
-    .option(
-      '--tick-ms <ms>',
-      'real time per Raft tick (default 50: heartbeats every 50 ms, elections after 0.5-1 s)',
-    )
-    .option(
-      '--snapshot-threshold <entries>',
-      'snapshot a group once this many entries were applied since its last snapshot (default 16384)',
-    )
-    .option(
-      '--snapshot-interval <duration>',
-      'also snapshot a group this long after its last one if anything was applied, e.g. 120s, 2m; 0 turns it off (default 120s)',
-    )
-    .option(
-      '--trailing-logs <entries>',
-      'entries kept in the log behind a snapshot; must exceed what a group commits while a follower receives a snapshot (default 10240)',
-    )
-    .option(
-      '--snapshot-threshold-bytes <size>',
-      'also snapshot a group once the entries applied since its last snapshot take this many bytes, e.g. 64MiB (default 64MiB)',
-    )
-    .option(
-      '--trailing-logs-bytes <size>',
-      'at most this many bytes of entries kept behind a snapshot, with --trailing-logs; must exceed what a group writes while a follower receives a snapshot (default 64MiB)',
-    )
-    .addOption(
-      new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
-    )
-    .option('--dev', 'one server that elects itself; a temporary data dir unless --data-dir is given')
-    .action(async (flags: Record<string, unknown>) => {
-      // Loaded here, not at the top: the client commands never load the server (fastify,
-      // the Raft host), so they start fast.
-      const server = await import('@conclave/server');
-      try {
-        await runAgent(server, flags);
-      } catch (error) {
-        process.stderr.write(`conclave agent: ${error instanceof Error ? error.message : String(error)}\n`);
-        if (server.isExpectedError(error)) process.stderr.write(`  ${server.describeError(error).advice}\n`);
-        process.exit(server.isExpectedError(error) ? 2 : 1);
-      }
-    });
+    .option('--config <file>', 'read settings from a JSON or YAML file (its keys: docs/configuration.md)');
+  for (const { flag } of agentFlags()) command.addOption(flag);
+  command.action(async (flags: Record<string, unknown>) => {
+    // Loaded here, not at the top: the client commands never load the server (fastify,
+    // the Raft host), so they start fast.
+    const server = await import('@conclave/server');
+    try {
+      await runAgent(server, flags);
+    } catch (error) {
+      process.stderr.write(`conclave agent: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(server.isExpectedError(error) ? 2 : 1);
+    }
+  });
 }

@@ -2,8 +2,11 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isValidNodeId } from '@conclave/raft';
 import { parse as parseYaml } from 'yaml';
+import { resolveApiLimits } from '../api/limits.js';
 import { ConclaveError } from '../errors.js';
+import { type ApiLimits, defaultApiLimits } from '../service/types.js';
 import { storedNodeId } from './identity.js';
+import { type AgentOption, agentLimits, agentOptions, logLevels } from './options.js';
 
 export interface Address {
   readonly host: string;
@@ -59,71 +62,29 @@ export interface AgentConfig {
    * snapshot is sent to a follower.
    */
   readonly snapshotTrailingBytesMax: number;
+  /** Largest value of a PUT, and of a transaction's values together (bytes). */
+  readonly kvValueBytesMax: number;
+  /** Longest key (UTF-8 bytes). */
+  readonly kvKeyBytesMax: number;
+  /** Most operations in one transaction. */
+  readonly txnOpsMax: number;
+  /** Longest `?wait` of a blocking query (ms). */
+  readonly blockingWaitMaxMs: number;
+  /** Largest request line and headers of an HTTP request (bytes). */
+  readonly httpHeaderBytesMax: number;
 }
 
 /** The settings as they arrive from one source, before validation. */
 export type ConfigInput = Partial<Record<keyof AgentConfig | 'config', unknown>>;
 
-export const agentLimits = {
-  groupsMax: 1024,
-  bootstrapExpectMax: 7,
-  joinAddressesMax: 64,
-  tickMsMin: 5,
-  tickMsMax: 1000,
-  configFileBytesMax: 1024 * 1024,
-  // Below a few dozen entries a snapshot (the whole state) per handful of writes is waste.
-  snapshotThresholdEntriesMin: 16,
-  snapshotThresholdEntriesMax: 100_000_000,
-  snapshotIntervalMsMax: 24 * 60 * 60 * 1000,
-  snapshotTrailingEntriesMax: 100_000_000,
-  // As for entries: a snapshot (the whole state) per few KiB written would be waste.
-  snapshotThresholdBytesMin: 64 * 1024,
-  // Far above any memory a server should hold in its log; a typo (a missing unit) is caught.
-  snapshotThresholdBytesMax: 64 * 1024 ** 3,
-  snapshotTrailingBytesMax: 64 * 1024 ** 3,
-} as const;
+export { type AgentOption, agentDefaults, agentLimits, agentOptions } from './options.js';
 
-export const agentDefaults = {
-  bind: '127.0.0.1:8300',
-  httpAddr: '127.0.0.1:8500',
-  groups: 8,
-  clusterId: 'conclave',
-  logLevel: 'info',
-  tickMs: 50,
-  // Consul's defaults (raft_snapshot_threshold, raft_snapshot_interval, raft_trailing_logs).
-  snapshotThresholdEntries: 16_384,
-  snapshotIntervalMs: 120_000,
-  snapshotTrailingEntries: 10_240,
-  // With 512 KiB values the count bounds alone would allow 8 GiB (threshold) and 5 GiB
-  // (trailing) of log per group in memory; 64 MiB each bounds a group to about 128 MiB.
-  snapshotThresholdBytes: 64 * 1024 * 1024,
-  snapshotTrailingBytesMax: 64 * 1024 * 1024,
-} as const;
-
-const envNames: Record<keyof AgentConfig, string> = {
-  nodeId: 'CONCLAVE_NODE_ID',
-  advertise: 'CONCLAVE_ADVERTISE',
-  dataDir: 'CONCLAVE_DATA_DIR',
-  bind: 'CONCLAVE_BIND',
-  httpAddr: 'CONCLAVE_HTTP_ADDR',
-  bootstrapExpect: 'CONCLAVE_BOOTSTRAP_EXPECT',
-  join: 'CONCLAVE_JOIN',
-  groups: 'CONCLAVE_GROUPS',
-  dev: 'CONCLAVE_DEV',
-  clusterId: 'CONCLAVE_CLUSTER_ID',
-  logLevel: 'CONCLAVE_LOG_LEVEL',
-  tickMs: 'CONCLAVE_TICK_MS',
-  snapshotThresholdEntries: 'CONCLAVE_SNAPSHOT_THRESHOLD',
-  snapshotIntervalMs: 'CONCLAVE_SNAPSHOT_INTERVAL',
-  snapshotTrailingEntries: 'CONCLAVE_TRAILING_LOGS',
-  snapshotThresholdBytes: 'CONCLAVE_SNAPSHOT_THRESHOLD_BYTES',
-  snapshotTrailingBytesMax: 'CONCLAVE_TRAILING_LOGS_BYTES',
-};
+const optionsByKey = new Map(agentOptions.map((option) => [option.key, option]));
 
 /** Settings from the environment, by their CONCLAVE_* names. */
 export function configFromEnv(env: Readonly<Record<string, string | undefined>>): ConfigInput {
   const out: ConfigInput = {};
-  for (const [key, name] of Object.entries(envNames) as [keyof AgentConfig, string][]) {
+  for (const { key, env: name } of agentOptions) {
     const value = env[name];
     if (value !== undefined && value !== '') out[key] = value;
   }
@@ -156,7 +117,7 @@ export function configFromFile(path: string): ConfigInput {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw invalid('config', `config file ${path} must hold an object of settings`);
   }
-  const known = new Set<string>(Object.keys(envNames));
+  const known = new Set<string>(optionsByKey.keys());
   for (const key of Object.keys(parsed)) {
     if (!known.has(key))
       throw invalid('config', `unknown setting "${key}" in ${path}; known: ${[...known].join(', ')}`);
@@ -185,13 +146,15 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
       : parseHost('advertise', merged.advertise);
   if (dataDir === null && !dev)
     throw invalid('dataDir', '--data-dir is required (only --dev may run without one)');
+  // Defaults and ranges come from each setting's row of the option table.
+  const setting = (key: keyof AgentConfig): unknown => merged[key] ?? optionOf(key).default;
+  const integer = (key: keyof AgentConfig) => parseInteger(key, setting(key), rangeOf(key));
+  const bytes = (key: keyof AgentConfig) => parseByteSize(key, setting(key), rangeOf(key));
+  const duration = (key: keyof AgentConfig) => parseDurationMs(key, setting(key), rangeOf(key));
   const bootstrapExpect =
     merged.bootstrapExpect === undefined || merged.bootstrapExpect === null
       ? null
-      : parseInteger('bootstrapExpect', merged.bootstrapExpect, {
-          min: 1,
-          max: agentLimits.bootstrapExpectMax,
-        });
+      : integer('bootstrapExpect');
   const join = parseJoin(merged.join ?? []);
   if (!dev && bootstrapExpect === null && join.length === 0) {
     throw invalid(
@@ -205,51 +168,57 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
       `--bootstrap-expect ${bootstrapExpect} needs --join with the other servers' addresses`,
     );
   }
-  return {
+  const config: AgentConfig = {
     nodeId,
     advertise,
     dataDir,
-    bind: parseAddress('bind', merged.bind ?? agentDefaults.bind),
-    httpAddr: parseAddress('httpAddr', merged.httpAddr ?? agentDefaults.httpAddr),
+    bind: parseAddress('bind', setting('bind')),
+    httpAddr: parseAddress('httpAddr', setting('httpAddr')),
     bootstrapExpect: dev ? 1 : bootstrapExpect,
     join,
-    groups: parseInteger('groups', merged.groups ?? agentDefaults.groups, {
-      min: 1,
-      max: agentLimits.groupsMax,
-    }),
+    groups: integer('groups'),
     dev,
-    clusterId: parseString('clusterId', merged.clusterId ?? agentDefaults.clusterId),
-    logLevel: parseLogLevel(merged.logLevel ?? agentDefaults.logLevel),
-    tickMs: parseInteger('tickMs', merged.tickMs ?? agentDefaults.tickMs, {
-      min: agentLimits.tickMsMin,
-      max: agentLimits.tickMsMax,
-    }),
-    snapshotThresholdEntries: parseInteger(
-      'snapshotThresholdEntries',
-      merged.snapshotThresholdEntries ?? agentDefaults.snapshotThresholdEntries,
-      { min: agentLimits.snapshotThresholdEntriesMin, max: agentLimits.snapshotThresholdEntriesMax },
-    ),
-    snapshotIntervalMs: parseDurationMs(
-      'snapshotIntervalMs',
-      merged.snapshotIntervalMs ?? agentDefaults.snapshotIntervalMs,
-      { max: agentLimits.snapshotIntervalMsMax },
-    ),
-    snapshotTrailingEntries: parseInteger(
-      'snapshotTrailingEntries',
-      merged.snapshotTrailingEntries ?? agentDefaults.snapshotTrailingEntries,
-      { min: 0, max: agentLimits.snapshotTrailingEntriesMax },
-    ),
-    snapshotThresholdBytes: parseByteSize(
-      'snapshotThresholdBytes',
-      merged.snapshotThresholdBytes ?? agentDefaults.snapshotThresholdBytes,
-      { min: agentLimits.snapshotThresholdBytesMin, max: agentLimits.snapshotThresholdBytesMax },
-    ),
-    snapshotTrailingBytesMax: parseByteSize(
-      'snapshotTrailingBytesMax',
-      merged.snapshotTrailingBytesMax ?? agentDefaults.snapshotTrailingBytesMax,
-      { min: 0, max: agentLimits.snapshotTrailingBytesMax },
-    ),
+    clusterId: parseString('clusterId', setting('clusterId')),
+    logLevel: parseLogLevel(setting('logLevel')),
+    tickMs: integer('tickMs'),
+    snapshotThresholdEntries: integer('snapshotThresholdEntries'),
+    snapshotIntervalMs: duration('snapshotIntervalMs'),
+    snapshotTrailingEntries: integer('snapshotTrailingEntries'),
+    snapshotThresholdBytes: bytes('snapshotThresholdBytes'),
+    snapshotTrailingBytesMax: bytes('snapshotTrailingBytesMax'),
+    kvValueBytesMax: bytes('kvValueBytesMax'),
+    kvKeyBytesMax: bytes('kvKeyBytesMax'),
+    txnOpsMax: integer('txnOpsMax'),
+    blockingWaitMaxMs: duration('blockingWaitMaxMs'),
+    httpHeaderBytesMax: bytes('httpHeaderBytesMax'),
   };
+  // The limits must also fit together (a row in a snapshot part, a transaction in a proposal).
+  resolveApiLimits(apiLimitsOf(config));
+  return config;
+}
+
+/** The API's limits from the agent's settings. */
+export function apiLimitsOf(config: AgentConfig): ApiLimits {
+  return {
+    kvValueBytesMax: config.kvValueBytesMax,
+    kvKeyBytesMax: config.kvKeyBytesMax,
+    txnOpsMax: config.txnOpsMax,
+    // Consul's default wait (5 minutes), unless the longest wait allowed is shorter.
+    blockingWaitDefaultMs: Math.min(defaultApiLimits.blockingWaitDefaultMs, config.blockingWaitMaxMs),
+    blockingWaitMaxMs: config.blockingWaitMaxMs,
+  };
+}
+
+function optionOf(key: keyof AgentConfig): AgentOption {
+  const option = optionsByKey.get(key);
+  if (option === undefined) throw new Error(`agentOptions has no row for ${key}`);
+  return option;
+}
+
+function rangeOf(key: keyof AgentConfig): { min: number; max: number } {
+  const { range } = optionOf(key);
+  if (range === null) throw new Error(`agentOptions gives ${key} no range`);
+  return range;
 }
 
 /** The truncation policy in the host's terms: the interval becomes whole ticks (at least one). */
@@ -307,7 +276,11 @@ const durationUnitsMs: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 6
  * A duration as a number of milliseconds, or a string: "120s", "2m", "1h30m", "500ms"
  * (Go's and Consul's form); bare digits are milliseconds.
  */
-export function parseDurationMs(setting: string, value: unknown, range: { max: number }): number {
+export function parseDurationMs(
+  setting: string,
+  value: unknown,
+  range: { min?: number; max: number },
+): number {
   let ms: number | null = null;
   if (typeof value === 'number') ms = value;
   else if (typeof value === 'string' && /^\d+$/.test(value)) ms = Number(value);
@@ -317,10 +290,13 @@ export function parseDurationMs(setting: string, value: unknown, range: { max: n
       ms += Number(amount) * (durationUnitsMs[unit ?? ''] ?? Number.NaN);
     }
   }
-  if (ms === null || !Number.isInteger(ms) || ms < 0 || ms > range.max) {
+  const min = range.min ?? 0;
+  const bounds =
+    min === 0 ? ` (0 turns it off), at most ${range.max} ms` : `, from ${min} to ${range.max} ms`;
+  if (ms === null || !Number.isInteger(ms) || ms < min || ms > range.max) {
     throw invalid(
       setting,
-      `${setting} must be a duration such as 120s, 2m or 1h (0 turns it off), at most ${range.max} ms, got ${String(value)}`,
+      `${setting} must be a duration such as 120s, 2m or 1h${bounds}, got ${String(value)}`,
     );
   }
   return ms;
@@ -398,9 +374,8 @@ function parseBoolean(setting: string, value: unknown): boolean {
 }
 
 function parseLogLevel(value: unknown): AgentConfig['logLevel'] {
-  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
-  const found = levels.find((level) => level === value);
-  if (found === undefined) throw invalid('logLevel', `log-level must be one of ${levels.join(', ')}`);
+  const found = logLevels.find((level) => level === value);
+  if (found === undefined) throw invalid('logLevel', `log-level must be one of ${logLevels.join(', ')}`);
   return found;
 }
 

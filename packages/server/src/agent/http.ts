@@ -5,7 +5,12 @@ import type { ReadMode } from '@conclave/raft';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import { registerAutopilotRoutes } from '../api/autopilot-routes.js';
-import { registerConsulApi, sendError } from '../api/index.js';
+import {
+  answerErrorsFromCatalogue,
+  frameworkErrorOptions,
+  registerConsulApi,
+  sendError,
+} from '../api/index.js';
 import { registerOperatorRoutes } from '../api/operator-routes.js';
 import { registerSnapshotRoutes } from '../api/snapshot-routes.js';
 import { ConclaveError } from '../errors.js';
@@ -13,7 +18,7 @@ import { encodeCommand, type FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
 import { Metrics, registerMetricsRoutes } from '../metrics/index.js';
 import type { GroupMachines } from '../service/index.js';
-import type { Address, AgentConfig } from './config.js';
+import { type Address, type AgentConfig, apiLimitsOf } from './config.js';
 import type { ServiceRuntime } from './runtime.js';
 
 export interface HttpServer {
@@ -71,11 +76,18 @@ export function buildHttpApp(options: HttpOptions) {
     // Typed as fastify's logger so the app is a plain FastifyInstance to the route modules.
     loggerInstance: options.logger.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: internalBodyBytesMax,
+    ...frameworkErrorOptions({ headerBytesMax: config.httpHeaderBytesMax }),
   });
+  // Before any route: even fastify's own refusals answer {code, message, advice}.
+  answerErrorsFromCatalogue(app);
   // First, so that its onResponse hook times every route registered after it.
   registerMetricsRoutes(app, options.metrics ?? ownMetrics({ host, machines, lag }));
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-  registerConsulApi(app, { service: options.service.service, nodeName: config.nodeId });
+  registerConsulApi(app, {
+    service: options.service.service,
+    nodeName: config.nodeId,
+    limits: apiLimitsOf(config),
+  });
   options.service.registerRoutes(app);
 
   app.get('/v1/agent/self', async () => ({
@@ -127,7 +139,8 @@ export function buildHttpApp(options: HttpOptions) {
       try {
         if (mode !== 'stale') await host.read({ groupId, mode: mode as ReadMode });
         const item = machines.fsm(groupId).getKey(key);
-        if (item === null) return reply.code(404).send({ code: 'KEY_NOT_FOUND', message: `no key ${key}` });
+        if (item === null)
+          return sendError(reply, new ConclaveError({ code: 'KEY_NOT_FOUND', message: `no key ${key}` }));
         return reply
           .header('x-conclave-index', String(item.modifyIndex))
           .type('application/octet-stream')
@@ -150,16 +163,6 @@ export function buildHttpApp(options: HttpOptions) {
   // User snapshots: GET saves an archive of every group, PUT restores one through Raft.
   registerSnapshotRoutes(app, { snapshots: options.service.snapshots, clusterId: config.clusterId });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendError(
-      reply,
-      new ConclaveError({
-        code: 'ROUTE_NOT_FOUND',
-        message: `no route ${request.method} ${request.url.split('?')[0]}`,
-      }),
-    ),
-  );
-  app.setErrorHandler((error, _request, reply) => sendError(reply, error));
   return app;
 }
 

@@ -1,7 +1,9 @@
-import { RaftError } from '@conclave/raft';
+import { RaftError, defaultLimits as raftLimits } from '@conclave/raft';
 import { describe, expect, it } from 'vitest';
 import { ConclaveError } from '../errors.js';
-import { resolveApiLimits } from './limits.js';
+import { encodeCommand } from '../fsm/index.js';
+import { defaultApiLimits, txnOpsMaxCeiling } from '../service/types.js';
+import { resolveApiLimits, txnOpEntryBytesMax } from './limits.js';
 import { apiApp } from './testing/app.js';
 
 describe('sendError: every failure as {code, message, advice} with the catalogue status', () => {
@@ -75,6 +77,28 @@ describe('limits', () => {
     const small = resolveApiLimits({ kvValueBytesMax: 3, kvKeyBytesMax: 1, txnOpsMax: 2 });
     expect(small.txnBodyBytesMax).toBe(4 + 2 * (6 + 512));
     expect(resolveApiLimits({ txnBodyBytesMax: 100 }).txnBodyBytesMax).toBe(100);
+  });
+
+  it('keeps the largest transaction the limits allow within one Raft proposal, framing included', () => {
+    // At the edge of the check: the shortest keys, the most ops, and what is left for values.
+    const edge = { kvKeyBytesMax: 1, txnOpsMax: txnOpsMaxCeiling };
+    const kvValueBytesMax = raftLimits.proposalBytesMax - edge.txnOpsMax * (1 + txnOpEntryBytesMax) - 64;
+    for (const limits of [defaultApiLimits, resolveApiLimits({ ...edge, kvValueBytesMax })]) {
+      const valueBytes = Math.floor(limits.kvValueBytesMax / limits.txnOpsMax);
+      const ops = [...Array(limits.txnOpsMax).keys()].map((i) => ({
+        verb: 'check-not-exists' as const,
+        // Multi-byte characters: the limit counts UTF-8 bytes, as msgpack stores them.
+        key: 'é'.repeat(limits.kvKeyBytesMax / 2) || String.fromCharCode(97 + (i % 26)),
+        value: new Uint8Array(valueBytes),
+        flags: Number.MAX_SAFE_INTEGER,
+        index: Number.MAX_SAFE_INTEGER,
+        session: '00000000-0000-0000-0000-000000000000',
+      }));
+      expect(encodeCommand({ type: 'txn', ops }).byteLength).toBeLessThanOrEqual(raftLimits.proposalBytesMax);
+    }
+    expect(() => resolveApiLimits({ ...edge, kvValueBytesMax: kvValueBytesMax + 1 })).toThrow(
+      /Raft proposal/,
+    );
   });
 
   it('refuses limits that are not positive integers, or a default wait above the maximum', () => {

@@ -2,14 +2,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ConclaveError } from '../errors.js';
 import type { ConclaveService } from '../service/types.js';
 import type { ApiContext } from './context.js';
-import { registerKvRoutes } from './kv-routes.js';
+import { kvUrl, registerKvRoutes } from './kv-routes.js';
 import { type ConsulApiLimits, resolveApiLimits } from './limits.js';
 import { bodyTooLargeCode, sendError } from './send-error.js';
-import { sessionBodyBytesMax } from './session-decode.js';
-import { registerSessionRoutes, sessionCreateUrl } from './session-routes.js';
+import { registerSessionRoutes } from './session-routes.js';
 import { registerStatusRoutes } from './status-routes.js';
 import { registerTxnRoute, txnUrl } from './txn-routes.js';
 
+export { answerErrorsFromCatalogue, frameworkErrorOptions } from './framework-errors.js';
 export type { ConsulApiLimits } from './limits.js';
 export { resolveApiLimits } from './limits.js';
 export { sendError } from './send-error.js';
@@ -49,8 +49,9 @@ export function registerConsulApi(app: FastifyInstance, options: ConsulApiOption
 }
 
 /**
- * Fastify refuses a body over the route's limit before the handler runs; say which limit,
- * with the code that fits the route.
+ * Fastify refuses a body over the route's limit before the handler runs; on the routes
+ * whose limit is a setting, say which, with the code that fits. Other routes' bodies get
+ * sendError's BODY_TOO_LARGE.
  */
 function routeError(error: unknown, request: FastifyRequest, ctx: ApiContext): unknown {
   const tooLarge =
@@ -61,17 +62,14 @@ function routeError(error: unknown, request: FastifyRequest, ctx: ApiContext): u
     case txnUrl:
       return new ConclaveError({
         code: 'TXN_TOO_LARGE',
-        message: `the transaction body is larger than txnBodyBytesMax (${limits.txnBodyBytesMax} bytes)`,
+        message: `the transaction body is larger than ${limits.txnBodyBytesMax} bytes, the most ${limits.txnOpsMax} operations (txnOpsMax) with values of ${limits.kvValueBytesMax} bytes in all (kvValueBytesMax) can take`,
       });
-    case sessionCreateUrl:
-      return new ConclaveError({
-        code: 'BAD_REQUEST',
-        message: `the session body is larger than ${sessionBodyBytesMax} bytes`,
-      });
-    default:
+    case kvUrl:
       return new ConclaveError({
         code: 'VALUE_TOO_LARGE',
         message: `the value is larger than kvValueBytesMax (${limits.kvValueBytesMax} bytes)`,
       });
+    default:
+      return error;
   }
 }

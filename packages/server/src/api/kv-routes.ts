@@ -17,17 +17,20 @@ import { parseReadRequest, setReadMeta } from './read-request.js';
 
 type KvRequest = FastifyRequest<{ Params: { '*': string } }>;
 
+/** The KV routes' path, so a body-limit error can be told from other routes'. */
+export const kvUrl = '/v1/kv/*';
+
 /**
  * `/v1/kv/<key>`: Consul's KVS endpoint. Every parameter is checked before the service is
  * called, so a bad request never writes.
  */
 export function registerKvRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/v1/kv/*', (request: KvRequest, reply) => kvGet(ctx, request, reply));
+  app.get(kvUrl, (request: KvRequest, reply) => kvGet(ctx, request, reply));
   // The route's own body limit: a value over kvValueBytesMax is refused (413) before it is read whole.
-  app.put('/v1/kv/*', { bodyLimit: ctx.limits.kvValueBytesMax }, (request: KvRequest, reply) =>
+  app.put(kvUrl, { bodyLimit: ctx.limits.kvValueBytesMax }, (request: KvRequest, reply) =>
     kvPut(ctx, request, reply),
   );
-  app.delete('/v1/kv/*', (request: KvRequest, reply) => kvDelete(ctx, request, reply));
+  app.delete(kvUrl, (request: KvRequest, reply) => kvDelete(ctx, request, reply));
 }
 
 async function kvGet(ctx: ApiContext, request: KvRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -126,7 +129,7 @@ function bodyBytes(body: unknown, valueBytesMax: number): Uint8Array {
   if (body.byteLength > valueBytesMax) {
     throw new ConclaveError({
       code: 'VALUE_TOO_LARGE',
-      message: `the value is ${body.byteLength} bytes, more than the limit of ${valueBytesMax}`,
+      message: `the value is ${body.byteLength} bytes, more than the limit of ${valueBytesMax} (kvValueBytesMax)`,
     });
   }
   return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);

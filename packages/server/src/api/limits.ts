@@ -1,3 +1,4 @@
+import { defaultLimits as raftLimits } from '@conclave/raft';
 import { ConclaveError } from '../errors.js';
 import { kvRowBytesOf, snapshotRowBytesMax } from '../fsm/index.js';
 import { type ApiLimits, defaultApiLimits } from '../service/types.js';
@@ -13,6 +14,14 @@ export interface ConsulApiLimits extends ApiLimits {
    */
   readonly txnBodyBytesMax: number;
 }
+
+/**
+ * One txn op in a Raft entry beyond its key's bytes: msgpack's framing of the verb, key,
+ * value, flags, index and a session id (about 80 bytes at most), generously.
+ */
+export const txnOpEntryBytesMax = 128;
+/** A txn command's own framing in a Raft entry (version, type, array header). */
+const txnCommandEntryBytesMax = 64;
 
 /** Field names, numbers, a session UUID and whitespace of one txn op, generously. */
 const txnOpFramingBytes = 512;
@@ -42,6 +51,18 @@ export function resolveApiLimits(overrides: Partial<ConsulApiLimits> = {}): Cons
     throw new ConclaveError({
       code: 'CONFIG_INVALID',
       message: `kvValueBytesMax plus 3 x kvKeyBytesMax must leave a row within ${snapshotRowBytesMax} bytes (a snapshot part's bound)`,
+    });
+  }
+  // The whole transaction is one Raft entry: the largest one allowed must be proposable,
+  // or it would pass every check here and then fail in Raft with PROPOSAL_TOO_LARGE.
+  const largestTxn =
+    limits.kvValueBytesMax +
+    limits.txnOpsMax * (limits.kvKeyBytesMax + txnOpEntryBytesMax) +
+    txnCommandEntryBytesMax;
+  if (largestTxn > raftLimits.proposalBytesMax) {
+    throw new ConclaveError({
+      code: 'CONFIG_INVALID',
+      message: `the largest transaction, txnOpsMax x (kvKeyBytesMax + ${txnOpEntryBytesMax}) + kvValueBytesMax = ${largestTxn} bytes, must fit one Raft proposal (${raftLimits.proposalBytesMax} bytes): lower txnOpsMax, kvKeyBytesMax or kvValueBytesMax`,
     });
   }
   if (limits.blockingWaitDefaultMs > limits.blockingWaitMaxMs) {

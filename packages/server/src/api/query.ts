@@ -57,9 +57,23 @@ export function refuseConflicting(query: Query, names: readonly string[]): void 
 }
 
 /**
+ * Where the first C0 control (U+0000-U+001F) or DEL (U+007F) is, or -1: characters
+ * invisible in logs, terminals and `conclave kv get` output.
+ */
+function controlCharacterIndex(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code <= 0x1f || code === 0x7f) return i;
+  }
+  return -1;
+}
+
+/**
  * A KV key or prefix from the URL or a txn op. Consul never stores a key beginning with
  * '/' (its router cleans `//` out of paths and its Go client refuses such keys), so one is
- * refused rather than silently stored under a name Consul could not read.
+ * refused rather than silently stored under a name Consul could not read. Control
+ * characters are refused too: a key holding NUL or a newline prints like another key, and
+ * many tools cut strings at NUL.
  */
 export function checkKey(
   key: string,
@@ -68,9 +82,18 @@ export function checkKey(
   if (key === '' && !options.allowEmpty) throw badRequest(`missing ${options.what}`);
   const bytes = Buffer.byteLength(key);
   if (bytes > options.keyBytesMax) {
-    throw badRequest(`${options.what} is ${bytes} bytes, more than the limit of ${options.keyBytesMax}`);
+    throw badRequest(
+      `${options.what} is ${bytes} bytes, more than the limit of ${options.keyBytesMax} (kvKeyBytesMax)`,
+    );
   }
   if (key.startsWith('/')) throw badRequest(`${options.what} must not begin with '/': ${quote(key)}`);
+  const control = controlCharacterIndex(key);
+  if (control >= 0) {
+    const codePoint = `U+${key.charCodeAt(control).toString(16).toUpperCase().padStart(4, '0')}`;
+    throw badRequest(
+      `${options.what} holds the control character ${codePoint} at character ${control}: keys may not hold U+0000-U+001F or U+007F`,
+    );
+  }
   return key;
 }
 

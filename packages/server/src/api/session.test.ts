@@ -63,10 +63,18 @@ describe('PUT /v1/session/create', () => {
     ['a huge name', { Name: 'n'.repeat(1025) }, /Name must be at most 1024 bytes/],
     ['an array body', [], /must be a JSON object/],
     ['malformed JSON', '{"TTL":', /failed to parse body/],
-    ['a body over 64 KiB', { Name: 'n'.repeat(65_536) }, /the session body is larger than 65536 bytes/],
   ])('refuses %s with 400 before calling the service', async (_name, body, message) => {
     const target = await apiApp();
     await expectRefused(target, create(body), { status: 400, code: 'BAD_REQUEST', message });
+  });
+
+  it('refuses a body over 64 KiB with 413 BODY_TOO_LARGE before calling the service', async () => {
+    const target = await apiApp();
+    await expectRefused(target, create({ Name: 'n'.repeat(65_536) }), {
+      status: 413,
+      code: 'BODY_TOO_LARGE',
+      message: /larger than 65536 bytes, the most PUT \/v1\/session\/create takes/,
+    });
   });
 });
 

@@ -49,7 +49,7 @@ export function decodeTxn(body: unknown, limits: ConsulApiLimits): KvOp[] {
   if (parsed.length > limits.txnOpsMax) {
     throw new ConclaveError({
       code: 'TXN_TOO_LARGE',
-      message: `the transaction has ${parsed.length} operations, more than the limit of ${limits.txnOpsMax}`,
+      message: `the transaction has ${parsed.length} operations, more than the limit of ${limits.txnOpsMax} (txnOpsMax)`,
     });
   }
   const ops = parsed.map((raw: unknown, opIndex) => decodeOp(raw, { opIndex, limits }));
@@ -58,7 +58,7 @@ export function decodeTxn(body: unknown, limits: ConsulApiLimits): KvOp[] {
   if (valueBytes > limits.kvValueBytesMax) {
     throw new ConclaveError({
       code: 'TXN_TOO_LARGE',
-      message: `the values add up to ${valueBytes} bytes, more than the limit of ${limits.kvValueBytesMax}`,
+      message: `the values add up to ${valueBytes} bytes, more than the limit of ${limits.kvValueBytesMax} (kvValueBytesMax)`,
     });
   }
   return ops;
@@ -118,7 +118,7 @@ function decodeValue(
   if (bytes.byteLength > options.valueBytesMax) {
     throw new ConclaveError({
       code: 'VALUE_TOO_LARGE',
-      message: `${options.where}the value for key ${quote(options.key)} is ${bytes.byteLength} bytes, more than the limit of ${options.valueBytesMax}`,
+      message: `${options.where}the value for key ${quote(options.key)} is ${bytes.byteLength} bytes, more than the limit of ${options.valueBytesMax} (kvValueBytesMax)`,
     });
   }
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -121,7 +121,7 @@ describe('PUT /v1/txn', () => {
     await expectRefused(target, txn(ops), {
       status: 413,
       code: 'TXN_TOO_LARGE',
-      message: /larger than txnBodyBytesMax \(64 bytes\)/,
+      message: /transaction body is larger than 64 bytes, the most 128 operations \(txnOpsMax\)/,
     });
   });
 

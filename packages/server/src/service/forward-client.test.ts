@@ -7,6 +7,7 @@ import type { GroupCall } from './calls.js';
 import {
   defaultForwardLimits,
   ForwardClient,
+  forwardTimeoutMs,
   internalCallPath,
   PeerUnreachableError,
 } from './forward-client.js';
@@ -102,5 +103,19 @@ describe('ForwardClient', () => {
     const answer = client.call({ to: { host: '127.0.0.1', port: address.port }, groupId: 3, call: apply });
     await expect(answer).rejects.toBeInstanceOf(RaftError);
     await expect(answer).rejects.toMatchObject({ code: 'NOT_LEADER', leaderId: 's2' });
+  });
+});
+
+describe('forwardTimeoutMs', () => {
+  it('gives a blocking query its own wait plus slack, so a raised --blocking-wait-max is not cut short', () => {
+    const blocking = (waitMs: number): GroupCall => ({
+      kind: 'read',
+      query: { kind: 'get', key: 'k' },
+      read: { consistency: 'default', maxStaleMs: null, block: { index: 5, waitMs } },
+    });
+    const hourWithJitter = 60 * 60_000 * (1 + 1 / 16);
+    expect(forwardTimeoutMs(blocking(hourWithJitter), defaultForwardLimits)).toBeGreaterThan(hourWithJitter);
+    expect(forwardTimeoutMs(blocking(1000), defaultForwardLimits)).toBeGreaterThan(1000);
+    expect(forwardTimeoutMs(apply, defaultForwardLimits)).toBe(defaultForwardLimits.callTimeoutMs);
   });
 });

@@ -28,8 +28,17 @@ export const defaultForwardLimits: ForwardLimits = {
   callsInFlightMax: 8192,
 };
 
-/** Blocking queries hold a request open for up to 10 minutes plus wait/16 of jitter. */
-const blockingTimeoutMs = 11 * 60_000;
+/**
+ * A blocking query is answered when its wait ends (or sooner); this much longer covers the
+ * peer's reply under load before the call is given up.
+ */
+const blockingReplySlackMs = 60_000;
+
+/** How long a forwarded call may take: a blocking query's own wait, plus slack. */
+export function forwardTimeoutMs(call: GroupCall, limits: Pick<ForwardLimits, 'callTimeoutMs'>): number {
+  const block = call.kind === 'read' ? call.read.block : null;
+  return block === null ? limits.callTimeoutMs : block.waitMs + blockingReplySlackMs;
+}
 
 export const internalCallPath = (groupId: GroupId) => `/v1/internal/group/${groupId}/call`;
 export const msgpackContentType = 'application/x-msgpack';
@@ -82,10 +91,9 @@ export class ForwardClient {
     signal?: AbortSignal | undefined;
   }): Promise<GroupReply> {
     const { to, groupId, call } = options;
-    const blocking = call.kind === 'read' && call.read.block !== null;
-    // undici's own timers bound a call that is not a blocking query (cheaper than a
-    // timeout signal per call); a blocking query is bounded by its wait on the peer.
-    const timeoutMs = blocking ? blockingTimeoutMs : this.limits.callTimeoutMs;
+    // undici's own timers bound the call (cheaper than a timeout signal per call); a
+    // blocking query's wait is the server's --blocking-wait-max at most, so it sets its own.
+    const timeoutMs = forwardTimeoutMs(call, this.limits);
     let response: Awaited<ReturnType<typeof request>>;
     try {
       response = await request(`http://${to.host}:${to.port}${internalCallPath(groupId)}`, {

@@ -117,6 +117,19 @@ export const defaultApiLimits: ApiLimits = {
   blockingWaitMaxMs: 10 * 60_000,
 };
 
+/**
+ * The most operations any server may be configured to take in one transaction. A leader
+ * checks forwarded transactions against this, not against its own txnOpsMax: the server
+ * that took the request already applied the configured limit, and servers may differ.
+ */
+export const txnOpsMaxCeiling = 4096;
+
+/**
+ * The longest key any server may be configured to take (bytes). Forwarded calls carry
+ * strings of up to 4096 characters (validate-call.ts), which such a key always fits.
+ */
+export const kvKeyBytesMaxCeiling = 4096;
+
 /** TTL bounds for sessions, in seconds (Consul's). */
 export const sessionTtlSecondsMin = 10;
 export const sessionTtlSecondsMax = 86_400;

@@ -7,6 +7,7 @@ import {
   restoreChunkBytesMax,
   restoreIdBytesMax,
 } from '../fsm/restore-wire.js';
+import { txnOpsMaxCeiling } from './types.js';
 import { parseGroupCall } from './validate-call.js';
 
 const apply = (command: Record<string, unknown>) => ({ kind: 'apply', command });
@@ -43,6 +44,16 @@ describe('parseGroupCall of a kv write', () => {
   it('refuses a value that would make a row past snapshotRowBytesMax, which the snapshot encoder asserts on', () => {
     expect(() => parseGroupCall(set(new Uint8Array(snapshotRowBytesMax)))).toThrow(/as a row/u);
     expect(parseGroupCall(set(new Uint8Array(512 * 1024)))).toMatchObject({ kind: 'apply' });
+  });
+});
+
+describe('parseGroupCall of a txn', () => {
+  const txn = (n: number) =>
+    apply({ type: 'txn', ops: [...Array(n).keys()].map((i) => ({ verb: 'get', key: `{t}/${i}` })) });
+
+  it('takes as many ops as any server may be configured for (txnOpsMax), not only the default 128', () => {
+    expect(parseGroupCall(txn(1024))).toMatchObject({ kind: 'apply', command: { type: 'txn' } });
+    expect(() => parseGroupCall(txn(txnOpsMaxCeiling + 1))).toThrow(/at most 4096/u);
   });
 });
 

@@ -8,7 +8,7 @@ import {
   restoreIdBytesMax,
 } from '../fsm/restore-wire.js';
 import type { GroupCall, GroupQuery } from './calls.js';
-import type { KvOp, KvVerb, ReadRequest, SessionSpec } from './types.js';
+import { type KvOp, type KvVerb, type ReadRequest, type SessionSpec, txnOpsMaxCeiling } from './types.js';
 
 /**
  * A call that arrived from the network. Everything is checked before it can reach Raft: an
@@ -51,7 +51,8 @@ export function parseGroupCall(value: unknown): GroupCall {
 // The state machine's own verb sets: a call it would assert on is refused here first.
 const verbs = allVerbs;
 const singleVerbs = writeVerbs;
-const txnOpsMax = 128;
+// Any server's txnOpsMax: the server that took the request applied its own.
+const txnOpsMax = txnOpsMaxCeiling;
 
 function parseCommand(value: unknown): FsmCommand {
   const command = record(value, 'command');

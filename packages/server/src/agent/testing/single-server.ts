@@ -11,15 +11,20 @@ import { MultiRaftHost } from '../../host/host.js';
 import { LoopbackNetwork, MemoryDurableLog } from '../../host/testing/in-memory.js';
 import { hostEvents, Metrics } from '../../metrics/index.js';
 import { GroupMachines } from '../../service/index.js';
-import { resolveAgentConfig } from '../config.js';
+import { type ConfigInput, resolveAgentConfig } from '../config.js';
 import { buildHttpApp } from '../http.js';
 import { startService } from '../runtime.js';
 
 export const singleServerGroupCount = 4;
 
-export async function startSingleServer(
-  options: { groupCount?: number; fsmLimits?: Partial<FsmLimits> } = {},
-) {
+export interface SingleServerOptions {
+  groupCount?: number;
+  fsmLimits?: Partial<FsmLimits>;
+  /** Agent settings on top of --dev (the API's limits, for one). */
+  config?: ConfigInput;
+}
+
+export async function startSingleServer(options: SingleServerOptions = {}) {
   const groupCount = options.groupCount ?? singleServerGroupCount;
   const machines = new GroupMachines(options.fsmLimits);
   const metrics = new Metrics();
@@ -45,7 +50,7 @@ export async function startSingleServer(
   const lag = createHistogram();
   metrics.observeSources({ host, machines, lag });
   const app = buildHttpApp({
-    config: resolveAgentConfig([{ dev: true, groups: groupCount }]),
+    config: resolveAgentConfig([{ dev: true, groups: groupCount }, options.config ?? {}]),
     host,
     machines,
     service,
@@ -70,9 +75,7 @@ export async function startSingleServer(
 export type SingleServer = Awaited<ReturnType<typeof startSingleServer>>;
 
 /** A fresh single server per test: call the returned function in a test; it is stopped after it. */
-export function singleServerPerTest(
-  options: { groupCount?: number; fsmLimits?: Partial<FsmLimits> } = {},
-): () => Promise<SingleServer> {
+export function singleServerPerTest(options: SingleServerOptions = {}): () => Promise<SingleServer> {
   let running: SingleServer | null = null;
   afterEach(async () => {
     await running?.stop();
