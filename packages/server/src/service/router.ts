@@ -16,11 +16,16 @@ export interface PeerDirectory {
 export interface RouterLimits {
   /** How long a call waits for its group to elect a leader before NO_LEADER (ms). */
   readonly leaderWaitMs: number;
-  /** Attempts to reach a group's leader when the one we knew has moved on. */
+  /**
+   * Attempts to reach a group's leader when the one we knew has moved on, one tick apart,
+   * within `leaderWaitMs`. A leadership transfer refuses writes until it completes, which may
+   * take up to an election timeout (10 ticks) on a loaded server, so a few attempts are not
+   * enough: a write sent during a handover between two live servers must not fail.
+   */
   readonly attemptsMax: number;
 }
 
-export const defaultRouterLimits: RouterLimits = { leaderWaitMs: 7_000, attemptsMax: 5 };
+export const defaultRouterLimits: RouterLimits = { leaderWaitMs: 7_000, attemptsMax: 64 };
 
 /**
  * Sends each group call to the server that can answer it: this one when it leads the group
@@ -66,7 +71,8 @@ export class GroupRouter implements GroupCaller {
     }
     const deadlineMs = Date.now() + limits.leaderWaitMs;
     let lastError: Error | null = null;
-    for (let attempt = 0; attempt < limits.attemptsMax; attempt++) {
+    let attempts = 0;
+    for (; attempts < limits.attemptsMax && (attempts === 0 || Date.now() < deadlineMs); attempts++) {
       const leaderId = await this.awaitLeader({ groupId, deadlineMs, signal });
       try {
         if (leaderId === this.options.host.nodeId) return await this.options.local.call(options);
@@ -86,7 +92,7 @@ export class GroupRouter implements GroupCaller {
     }
     throw new ConclaveError({
       code: 'NO_LEADER',
-      message: `group ${groupId}: the leader moved ${limits.attemptsMax} times while forwarding (${lastError?.message ?? ''})`,
+      message: `group ${groupId}: the leader moved ${attempts} times while forwarding (${lastError?.message ?? ''})`,
     });
   }
 
