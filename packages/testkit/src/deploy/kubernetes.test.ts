@@ -175,8 +175,10 @@ describe('deploy/kubernetes', () => {
     for (const [ordinal, flags] of pods.entries()) {
       expect(flags.get('--bootstrap-expect'), `pod ${ordinal}`).toBe('3');
       expect(flags.get('--join'), `pod ${ordinal}`).toBe(all);
-      // Its own name is among them: the server finds itself in the list (the in-flight form).
-      expect(flags.get('--join')?.split(','), `pod ${ordinal}`).toContain(flags.get('--advertise'));
+      // Its own name, with the Raft port, is among them: the server finds itself in the list.
+      expect(flags.get('--join')?.split(','), `pod ${ordinal}`).toContain(
+        `${flags.get('--advertise')}:${raftPort}`,
+      );
     }
     // Apart from who the pod is, the flags are identical.
     const shared = pods.map((flags) =>
@@ -190,7 +192,9 @@ describe('deploy/kubernetes', () => {
     for (const ordinal of [0, 1, 2]) {
       const flags = podFlags(ordinal);
       expect(flags.get('--node-id')).toBe(`conclave-${ordinal}`);
-      expect(flags.get('--advertise')).toBe(`${podDns(ordinal)}:${raftPort}`);
+      // A host only: the agent takes the ports from --bind and --http-addr, and refuses a port.
+      expect(flags.get('--advertise')).toBe(podDns(ordinal));
+      expect(flags.get('--advertise')).not.toMatch(/:/);
       expect(flags.get('--bind')).toBe(`0.0.0.0:${raftPort}`);
       expect(flags.get('--http-addr')).toBe(`0.0.0.0:${httpPort}`);
       expect(portNumber('raft')).toBe(raftPort);
@@ -198,28 +202,33 @@ describe('deploy/kubernetes', () => {
     }
   });
 
-  it("the flags other than the in-flight --advertise are settings today's agent accepts, over the image's config", () => {
+  /** Pod `ordinal`'s flags as agent settings, over the image's config file, resolved by the agent's code. */
+  function podConfig(ordinal: number, change: (input: ConfigInput) => void = () => {}) {
     const settingOf: Record<string, keyof ConfigInput> = {
       '--node-id': 'nodeId',
       '--data-dir': 'dataDir',
       '--bind': 'bind',
       '--http-addr': 'httpAddr',
+      '--advertise': 'advertise',
       '--bootstrap-expect': 'bootstrapExpect',
       '--join': 'join',
     };
-    const flags = podFlags(1);
     const input: ConfigInput = {};
-    const unknown: string[] = [];
-    for (const [flag, value] of flags) {
+    for (const [flag, value] of podFlags(ordinal)) {
       const setting = settingOf[flag];
-      if (setting === undefined) unknown.push(flag);
-      else input[setting] = value;
+      if (setting === undefined) throw new Error(`${flag}: not a flag this test maps to a setting`);
+      input[setting] = value;
     }
-    expect(unknown).toEqual(['--advertise']);
+    change(input);
     const image = configFromFile(join(repoRoot, 'deploy/docker/agent.yaml'));
-    const config = resolveAgentConfig([image, input]);
+    return resolveAgentConfig([image, input]);
+  }
+
+  it("every flag is a setting the agent accepts, over the image's config", () => {
+    const config = podConfig(1);
     expect(config).toMatchObject({
       nodeId: 'conclave-1',
+      advertise: podDns(1),
       dataDir: '/var/lib/conclave',
       bind: { host: '0.0.0.0', port: raftPort },
       httpAddr: { host: '0.0.0.0', port: httpPort },
@@ -228,6 +237,44 @@ describe('deploy/kubernetes', () => {
     expect(config.join).toEqual(
       [0, 1, 2].map((i) => ({ nodeId: null, raft: { host: podDns(i), port: raftPort } })),
     );
+  });
+
+  it('the agent refuses --advertise with a port, the form these manifests must not use', () => {
+    expect(() =>
+      podConfig(1, (input) => {
+        input.advertise = `${podDns(1)}:${raftPort}`;
+      }),
+    ).toThrow(/advertise must be a host name or IP address \(no port\)/);
+  });
+
+  it("the guide's volume replacement drops exactly --bootstrap-expect 3, leaving a pod that joins", () => {
+    // docs/deployment.md patches the template by position: a JSON patch that tests that
+    // args[i] is --bootstrap-expect, then removes args[i + 1] and args[i].
+    const guide = repoFile('docs/deployment.md');
+    const tested = [
+      ...guide.matchAll(
+        /"op":"test","path":"\/spec\/template\/spec\/containers\/0\/args\/(\d+)","value":"--bootstrap-expect"/g,
+      ),
+    ].map((m) => Number(m[1]));
+    expect(tested).toHaveLength(1);
+    const at = tested[0] as number;
+    const args = container.args ?? [];
+    expect(args[at]).toBe('--bootstrap-expect');
+    expect(args[at + 1]).toBe('3');
+    expect(guide).toContain(`{"op":"remove","path":"/spec/template/spec/containers/0/args/${at + 1}"}`);
+    expect(guide).toContain(`{"op":"remove","path":"/spec/template/spec/containers/0/args/${at}"}`);
+    expect(guide).toContain(
+      `{"op":"add","path":"/spec/template/spec/containers/0/args/${at}","value":"--bootstrap-expect"}`,
+    );
+    expect(guide).toContain(
+      `{"op":"add","path":"/spec/template/spec/containers/0/args/${at + 1}","value":"${args[at + 1]}"}`,
+    );
+    // Without it the pod is a joiner: the same --join list, no bootstrap.
+    const config = podConfig(1, (input) => {
+      delete input.bootstrapExpect;
+    });
+    expect(config.bootstrapExpect).toBeNull();
+    expect(config.join).toHaveLength(3);
   });
 
   it("the headless Service is the StatefulSet's, with both ports, and publishes pods before they are ready", () => {

@@ -189,15 +189,38 @@ describe('both units', () => {
 });
 
 describe('the example settings', () => {
-  it('conclave.yaml forms a 3-server cluster from addresses other machines can reach', () => {
+  it('conclave.yaml forms a 3-server cluster from one list of addresses other machines can reach', () => {
     const config = resolveAgentConfig([configFromFile(join(repoRoot, 'deploy/systemd/conclave.yaml'))]);
     expect(config.bootstrapExpect).toBe(3);
-    expect(config.join.map((t) => t.nodeId)).toEqual(['s2', 's3']);
+    // The same list on every machine: plain addresses (no ids), as many as bootstrapExpect,
+    // this machine's own Raft address among them.
+    expect(config.join.map((t) => t.nodeId)).toEqual([null, null, null]);
+    const listed = config.join.map((t) => `${t.raft.host}:${t.raft.port}`);
+    expect(new Set(listed).size).toBe(config.bootstrapExpect);
+    expect(listed).toContain(`${config.bind.host}:${config.bind.port}`);
     const unreachable = /^(127\.|0\.0\.0\.0$|::$|localhost$)/;
     expect(config.bind.host).not.toMatch(unreachable);
     for (const target of config.join) expect(target.raft.host).not.toMatch(unreachable);
+    // Bound to a reachable address, it needs no advertise: the bound address is announced.
+    expect(config.advertise).toBeNull();
     // Other servers forward requests to the HTTP address this one announces: never loopback.
     expect(config.httpAddr.host).not.toMatch(/^(127\.|localhost$)/);
+  });
+
+  it("conclave.yaml's commented advertise example is a host without a port, which the agent accepts", () => {
+    const file = join(repoRoot, 'deploy/systemd/conclave.yaml');
+    const examples = [
+      ...repoFile('deploy/systemd/conclave.yaml').matchAll(/^#\s*advertise:\s*(\S+)\s*$/gm),
+    ].map((m) => m[1] ?? '');
+    expect(examples).toHaveLength(1);
+    const host = examples[0] ?? '';
+    expect(host).not.toMatch(/:/);
+    const config = resolveAgentConfig([configFromFile(file), { bind: '0.0.0.0:8300', advertise: host }]);
+    expect(config.advertise).toBe(host);
+    // The form the guide warns about is refused.
+    expect(() => resolveAgentConfig([configFromFile(file), { advertise: `${host}:8300` }])).toThrow(
+      /advertise must be a host name or IP address \(no port\)/,
+    );
   });
 
   it('conclave.env sets only NODE_OPTIONS and settings the agent knows, commented or not', () => {
