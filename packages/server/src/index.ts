@@ -18,6 +18,8 @@ export {
   configFromEnv,
   configFromFile,
   type JoinTarget,
+  type LogFormat,
   resolveAgentConfig,
 } from './agent/config.js';
+export { createAgentLogger, effectiveLogFormat } from './agent/logger.js';
 export { ConclaveError, type ErrorCode, errorCatalogue, isExpectedError } from './errors.js';

@@ -1,6 +1,5 @@
 import type { ConfigInput } from '@conclave/server';
 import { type Command, Option } from 'commander';
-import { pino } from 'pino';
 
 /** Flags, as commander hands them over, mapped to settings. Unset flags stay undefined. */
 function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
@@ -15,6 +14,7 @@ function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
     dev: flags.dev,
     clusterId: flags.clusterId,
     logLevel: flags.logLevel,
+    logFormat: flags.logFormat,
     tickMs: flags.tickMs,
     snapshotThresholdEntries: flags.snapshotThreshold,
     snapshotIntervalMs: flags.snapshotInterval,
@@ -27,10 +27,10 @@ function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
 type ServerModule = typeof import('@conclave/server');
 
 async function runAgent(server: ServerModule, flags: Record<string, unknown>): Promise<void> {
-  const { configFromEnv, configFromFile, resolveAgentConfig, startAgent } = server;
+  const { configFromEnv, configFromFile, createAgentLogger, resolveAgentConfig, startAgent } = server;
   const file = typeof flags.config === 'string' ? configFromFile(flags.config) : {};
   const config = resolveAgentConfig([file, configFromEnv(process.env), flagsToConfig(flags)]);
-  const logger = pino({ level: config.logLevel });
+  const logger = createAgentLogger(config);
   const agent = await startAgent({ config, logger });
   const http = `http://${agent.httpAddress.host}:${agent.httpAddress.port}`;
   process.stdout.write(
@@ -99,7 +99,16 @@ export function registerAgentCommand(program: Command): void {
       'at most this many bytes of entries kept behind a snapshot, with --trailing-logs; must exceed what a group writes while a follower receives a snapshot (default 64MiB)',
     )
     .addOption(
-      new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
+      new Option(
+        '--log-level <level>',
+        'least severe level logged (default info; every HTTP request is logged at debug)',
+      ).choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
+    )
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'text (lines for people) or json (for machines); default: text on a terminal, json otherwise',
+      ).choices(['text', 'json']),
     )
     .option('--dev', 'one server that elects itself; a temporary data dir unless --data-dir is given')
     .action(async (flags: Record<string, unknown>) => {

@@ -11,7 +11,7 @@ import {
   SnapshotUnavailableError,
   WalCorruptionError,
 } from '@conclave/storage';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import type { FsmResult } from '../fsm/index.js';
 import { type HostControl, MultiRaftHost } from '../host/host.js';
 import type { DurableLog, GroupId } from '../host/ports.js';
@@ -23,6 +23,7 @@ import { type Address, type AgentConfig, groupSnapshotLimits } from './config.js
 import { type HttpServer, startHttp } from './http.js';
 import { claimDataDir } from './identity.js';
 import { formsNewCluster } from './join.js';
+import { createAgentLogger } from './logger.js';
 import { ClusterMembership, type MembershipTuning } from './membership-runtime.js';
 import { type ServiceRuntime, startService } from './runtime.js';
 
@@ -60,7 +61,8 @@ const shutdownTransferTicksMax = 30;
 /**
  * Start a server in this process. `config` comes from {@link resolveAgentConfig};
  * `peers` defaults to the servers `config.join` names by id (bare addresses are identified
- * while joining), and `logger` to pino's JSON at `config.logLevel` on stdout.
+ * while joining), and `logger` to {@link createAgentLogger}'s: stdout at `config.logLevel`,
+ * in `config.logFormat`.
  */
 export async function startAgent(options: {
   config: AgentConfig;
@@ -73,7 +75,7 @@ export async function startAgent(options: {
 }): Promise<Agent> {
   const { config } = options;
   const peers = options.peers ?? namedPeers(config);
-  const logger = options.logger ?? pino({ level: config.logLevel });
+  const logger = options.logger ?? createAgentLogger(config);
   const dataDir = config.dataDir ?? mkdtempSync(join(tmpdir(), 'conclave-dev-'));
   const { fresh } = claimDataDir({
     dir: dataDir,

@@ -29,6 +29,8 @@ export interface AgentConfig {
   readonly dev: boolean;
   readonly clusterId: string;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** `text` for people, `json` for machines; null: text when stdout is a terminal, else JSON. */
+  readonly logFormat: LogFormat | null;
   /** Real time per Raft tick; the election timeout is 10 ticks. */
   readonly tickMs: number;
   /** Snapshot a group once this many entries were applied since its last snapshot. */
@@ -52,6 +54,9 @@ export interface AgentConfig {
    */
   readonly snapshotTrailingBytesMax: number;
 }
+
+/** How log lines are written: for people (`text`) or for machines (`json`). */
+export type LogFormat = 'text' | 'json';
 
 /** The settings as they arrive from one source, before validation. */
 export type ConfigInput = Partial<Record<keyof AgentConfig | 'config', unknown>>;
@@ -96,13 +101,16 @@ const envNames: Record<keyof AgentConfig, string> = {
   nodeId: 'CONCLAVE_NODE_ID',
   dataDir: 'CONCLAVE_DATA_DIR',
   bind: 'CONCLAVE_BIND',
-  httpAddr: 'CONCLAVE_HTTP_ADDR',
+  // Not CONCLAVE_HTTP_ADDR: that one names the server a client (the CLI) talks to, as
+  // CONSUL_HTTP_ADDR does, and must not also move the agent's own listener.
+  httpAddr: 'CONCLAVE_AGENT_HTTP_ADDR',
   bootstrapExpect: 'CONCLAVE_BOOTSTRAP_EXPECT',
   join: 'CONCLAVE_JOIN',
   groups: 'CONCLAVE_GROUPS',
   dev: 'CONCLAVE_DEV',
   clusterId: 'CONCLAVE_CLUSTER_ID',
   logLevel: 'CONCLAVE_LOG_LEVEL',
+  logFormat: 'CONCLAVE_LOG_FORMAT',
   tickMs: 'CONCLAVE_TICK_MS',
   snapshotThresholdEntries: 'CONCLAVE_SNAPSHOT_THRESHOLD',
   snapshotIntervalMs: 'CONCLAVE_SNAPSHOT_INTERVAL',
@@ -203,6 +211,7 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
     dev,
     clusterId: parseString('clusterId', merged.clusterId ?? agentDefaults.clusterId),
     logLevel: parseLogLevel(merged.logLevel ?? agentDefaults.logLevel),
+    logFormat: parseLogFormat(merged.logFormat ?? null),
     tickMs: parseInteger('tickMs', merged.tickMs ?? agentDefaults.tickMs, {
       min: agentLimits.tickMsMin,
       max: agentLimits.tickMsMax,
@@ -364,6 +373,11 @@ function parseLogLevel(value: unknown): AgentConfig['logLevel'] {
   const found = levels.find((level) => level === value);
   if (found === undefined) throw invalid('logLevel', `log-level must be one of ${levels.join(', ')}`);
   return found;
+}
+
+function parseLogFormat(value: unknown): LogFormat | null {
+  if (value === null || value === 'text' || value === 'json') return value;
+  throw invalid('logFormat', `log-format must be text or json, got ${String(value)}`);
 }
 
 function invalid(setting: string, message: string): ConclaveError {

@@ -1,5 +1,6 @@
 import type { MemberStatus } from '@conclave/protocol';
 import { ConfChangeType, RaftError, RaftErrorCode } from '@conclave/raft';
+import type { Logger } from 'pino';
 import { ConclaveError } from '../errors.js';
 import type { FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
@@ -94,7 +95,9 @@ export const defaultRemoveLimits: RemoveLimits = { waitMs: 5_000 };
 /**
  * Remove `nodeId` from the group (leader only) and wait until the change is applied here.
  * Refused when it would leave no voter, or fewer reachable voters than a majority of those
- * left: a group that loses its quorum that way cannot even undo the change.
+ * left: a group that loses its quorum that way cannot even undo the change. With `log`,
+ * the proposal is logged at warn with who asked and why (`reason`): a removal is the
+ * membership change an operator most needs to see.
  */
 export async function removeFromGroup(options: {
   host: Host;
@@ -103,6 +106,7 @@ export async function removeFromGroup(options: {
   tickMs: number;
   limits?: RemoveLimits;
   signal?: AbortSignal | undefined;
+  log?: { logger: Logger; reason: string } | undefined;
 }): Promise<GroupReply> {
   const { host, groupId, nodeId } = options;
   const deadlineMs = Date.now() + (options.limits ?? defaultRemoveLimits).waitMs;
@@ -132,6 +136,20 @@ export async function removeFromGroup(options: {
   }
   const proposed = host.proposeConfChange({ groupId, change: { type: ConfChangeType.RemoveNode, nodeId } });
   if (!proposed.ok) throw proposed.error;
+  if (options.log !== undefined) {
+    const { logger, reason } = options.log;
+    logger.warn(
+      {
+        event: 'server_removing',
+        group: groupId,
+        server: nodeId,
+        term: status.term,
+        index: proposed.index,
+        reason,
+      },
+      `group ${groupId}: removing server ${nodeId} (term ${status.term}, index ${proposed.index}): ${reason}`,
+    );
+  }
   while (group.applied < proposed.index) {
     if (Date.now() >= deadlineMs) {
       throw new ConclaveError({
