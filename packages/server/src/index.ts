@@ -21,5 +21,5 @@ export {
   type LogFormat,
   resolveAgentConfig,
 } from './agent/config.js';
-export { createAgentLogger, effectiveLogFormat } from './agent/logger.js';
+export { createAgentLogger, drainAgentLog, effectiveLogFormat } from './agent/logger.js';
 export { ConclaveError, type ErrorCode, errorCatalogue, isExpectedError } from './errors.js';

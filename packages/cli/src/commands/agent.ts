@@ -27,31 +27,35 @@ function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
 type ServerModule = typeof import('@conclave/server');
 
 async function runAgent(server: ServerModule, flags: Record<string, unknown>): Promise<void> {
-  const { configFromEnv, configFromFile, createAgentLogger, resolveAgentConfig, startAgent } = server;
+  const { configFromEnv, configFromFile, createAgentLogger, drainAgentLog, resolveAgentConfig, startAgent } =
+    server;
   const file = typeof flags.config === 'string' ? configFromFile(flags.config) : {};
   const config = resolveAgentConfig([file, configFromEnv(process.env), flagsToConfig(flags)]);
   const logger = createAgentLogger(config);
   const agent = await startAgent({ config, logger });
-  const http = `http://${agent.httpAddress.host}:${agent.httpAddress.port}`;
-  process.stdout.write(
-    `Conclave ${config.nodeId} is up: HTTP ${http}, Raft ${agent.raftAddress.host}:${agent.raftAddress.port}, data ${agent.dataDir}\n` +
-      `Try: curl -X PUT --data-binary hello ${http}/v1/kv/greeting && curl ${http}/v1/kv/greeting?raw\n`,
-  );
+  // The last lines say how the server stopped: written out before the exit, not lost in flight.
+  const exitAfterLog = (code: number) => void drainAgentLog(logger).then(() => process.exit(code));
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: transferring leadership, flushing');
     agent.stop().then(
-      () => process.exit(0),
+      () => exitAfterLog(0),
       (error: unknown) => {
         logger.error({ err: error }, 'unclean shutdown');
-        process.exit(1);
+        exitAfterLog(1);
       },
     );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // Announced once a signal can stop it cleanly: whoever waits for this line may stop it next.
+  const http = `http://${agent.httpAddress.host}:${agent.httpAddress.port}`;
+  process.stdout.write(
+    `Conclave ${config.nodeId} is up: HTTP ${http}, Raft ${agent.raftAddress.host}:${agent.raftAddress.port}, data ${agent.dataDir}\n` +
+      `Try: curl -X PUT --data-binary hello ${http}/v1/kv/greeting && curl ${http}/v1/kv/greeting?raw\n`,
+  );
 }
 
 /**
