@@ -8,11 +8,16 @@ async function serveRequests(level: 'info' | 'debug') {
   const server = await startSingleServer({ logger });
   // A route that fails as the server would when it cannot serve (no leader, shutting down).
   server.app.get('/test/unavailable', (_request, reply) => reply.code(503).send({ code: 'NO_LEADER' }));
+  // A forwarded call between servers refused during a leader change: the caller retries.
+  server.app.get('/v1/internal/test/moved', (_request, reply) =>
+    reply.code(503).send({ code: 'NOT_LEADER' }),
+  );
   try {
     expect((await server.app.inject({ method: 'PUT', url: '/v1/kv/a', payload: 'v' })).statusCode).toBe(200);
     expect((await server.app.inject({ method: 'GET', url: '/v1/kv/a' })).statusCode).toBe(200);
     expect((await server.app.inject({ method: 'GET', url: '/v1/kv/missing' })).statusCode).toBe(404);
     expect((await server.app.inject({ method: 'GET', url: '/test/unavailable' })).statusCode).toBe(503);
+    expect((await server.app.inject({ method: 'GET', url: '/v1/internal/test/moved' })).statusCode).toBe(503);
   } finally {
     await server.stop();
   }
@@ -20,7 +25,7 @@ async function serveRequests(level: 'info' | 'debug') {
 }
 
 describe('HTTP request logs', () => {
-  it('logs no line for a served request at info, only the server failure (5xx) at warn', async () => {
+  it("logs no line for a served request at info, only a client's request the server failed (5xx) at warn", async () => {
     const lines = await serveRequests('info');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({
@@ -39,6 +44,7 @@ describe('HTTP request logs', () => {
       [logLevels.debug, 'GET', '/v1/kv/a', 200],
       [logLevels.debug, 'GET', '/v1/kv/missing', 404],
       [logLevels.warn, 'GET', '/test/unavailable', 503],
+      [logLevels.debug, 'GET', '/v1/internal/test/moved', 503],
     ]);
     for (const line of lines) {
       expect(typeof line.ms).toBe('number');

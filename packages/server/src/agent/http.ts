@@ -28,6 +28,8 @@ const internalBodyBytesMax = 8 * 1024 * 1024;
 const keyBytesMax = 2048;
 /** Answers from this status up are the server's failures: logged at warn, not debug. */
 const serverErrorStatusMin = 500;
+/** Routes between servers (forwarded group calls, leader-only reads and writes). */
+const internalRoutePrefix = '/v1/internal/';
 
 const formatAddress = (a: Address): string => `${a.host}:${a.port}`;
 
@@ -164,14 +166,18 @@ export function buildHttpApp(options: HttpOptions) {
 }
 
 /**
- * One line per answered request: at debug, or at warn when the server failed it (5xx), so
- * failures show at the default level (info) and successes cost nothing there. Errors that
- * are bugs (INTERNAL) are also logged with their stack at error where they are answered.
+ * One line per answered request: at debug, or at warn when the server failed a client's
+ * request (5xx), so failures show at the default level (info) and successes cost nothing
+ * there. A forwarded call between servers that fails stays at debug: during every leader
+ * change a burst of them answers NOT_LEADER, the caller retries, and its own answer to the
+ * client is logged if it still fails. Errors that are bugs (INTERNAL) are also logged with
+ * their stack at error where they are answered.
  */
 function registerRequestLog(app: FastifyInstance, logger: Logger): void {
   app.addHook('onResponse', (request, reply, done) => {
     const statusCode = reply.statusCode;
-    const failed = statusCode >= serverErrorStatusMin;
+    const failed =
+      statusCode >= serverErrorStatusMin && !(request.routeOptions.url ?? '').startsWith(internalRoutePrefix);
     // Checked first, so that at info a request allocates nothing here.
     if (failed || logger.isLevelEnabled('debug')) {
       const fields = {

@@ -11,9 +11,15 @@ export interface LogLine {
 /** pino's numeric levels, as JSON lines carry them. */
 export const logLevels = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
 
-/** A pino logger at `level` whose JSON lines land in `lines`, so tests read what operators would. */
-export function captureLog(level: Level = 'info'): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
+/**
+ * A pino logger at `level` whose JSON lines land in `lines` (`into`, when several loggers
+ * share one list), so tests read what operators would.
+ */
+export function captureLog(
+  level: Level = 'info',
+  into: LogLine[] = [],
+): { logger: Logger; lines: LogLine[] } {
+  const lines = into;
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
       for (const text of chunk.toString().split('\n'))
