@@ -31,8 +31,12 @@ const children = servers.map((server) => {
       '3',
       '--join',
       join,
+      // info no longer logs every request (those are at debug): leaders, membership and
+      // autopilot changes, as readable lines (the output is a pipe, so text is asked for).
       '--log-level',
-      process.env.CONCLAVE_LOG_LEVEL ?? 'warn',
+      process.env.CONCLAVE_LOG_LEVEL ?? 'info',
+      '--log-format',
+      process.env.CONCLAVE_LOG_FORMAT ?? 'text',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

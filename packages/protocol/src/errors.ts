@@ -116,7 +116,8 @@ export const errorCatalogue = {
   // From the client and the `conclave` CLI (never sent by a server; the status is nominal).
   CONNECTION_FAILED: {
     status: 503,
-    advice: 'check that --http-addr (or CONCLAVE_HTTP_ADDR) names a running Conclave server',
+    advice:
+      'check that --http-addr (or CONCLAVE_HTTP_ADDR, else CONSUL_HTTP_ADDR) names a running Conclave server',
   },
   BAD_RESPONSE: {
     status: 502,

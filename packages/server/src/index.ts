@@ -20,6 +20,8 @@ export {
   configFromEnv,
   configFromFile,
   type JoinTarget,
+  type LogFormat,
   resolveAgentConfig,
 } from './agent/config.js';
+export { createAgentLogger, drainAgentLog, effectiveLogFormat } from './agent/logger.js';
 export { ConclaveError, describeError, type ErrorCode, errorCatalogue, isExpectedError } from './errors.js';

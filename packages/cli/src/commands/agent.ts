@@ -2,7 +2,6 @@ import type { ConfigInput } from '@conclave/server';
 // Only the option table (no run-time imports): the client commands stay free of the server.
 import { type AgentOption, agentOptions, formatOptionValue } from '@conclave/server/agent-options';
 import { type Command, Option } from 'commander';
-import { pino } from 'pino';
 
 interface AgentFlag {
   readonly key: AgentOption['key'];
@@ -34,47 +33,52 @@ export function flagsToConfig(flags: Record<string, unknown>): ConfigInput {
 type ServerModule = typeof import('@conclave/server');
 
 async function runAgent(server: ServerModule, flags: Record<string, unknown>): Promise<void> {
-  const { configFromEnv, configFromFile, resolveAgentConfig, startAgent } = server;
+  const { configFromEnv, configFromFile, createAgentLogger, drainAgentLog, resolveAgentConfig, startAgent } =
+    server;
   const file = typeof flags.config === 'string' ? configFromFile(flags.config) : {};
   const config = resolveAgentConfig([file, configFromEnv(process.env), flagsToConfig(flags)]);
-  const logger = pino({ level: config.logLevel });
+  const logger = createAgentLogger(config);
+  // The last lines say how the server stopped: written out before the exit, not lost in flight.
+  const exitAfterLog = (code: number) => void drainAgentLog(logger).then(() => process.exit(code));
   // A server that cannot go on (the cluster refuses to take it back) stops and exits 1, so
   // its supervisor sees the failure instead of a process that waits forever.
-  const onFatal = (): void => {
-    void started?.stop({ transferLeadership: false }).finally(() => process.exit(1));
-    if (started === null) process.exit(1);
-  };
   let started: Awaited<ReturnType<ServerModule['startAgent']>> | null = null;
-  const agent = await startAgent({ config, logger, onFatal }).catch((error: unknown) => {
+  const onFatal = (): void => {
+    if (started === null) exitAfterLog(1);
+    else void started.stop({ transferLeadership: false }).finally(() => exitAfterLog(1));
+  };
+  const agent = await startAgent({ config, logger, onFatal }).catch(async (error: unknown) => {
     // Also in the log, at error level, for whoever reads the logs rather than the terminal.
     const code = server.isExpectedError(error) ? error.code : undefined;
     logger.error(
       { code, err: error },
       `refusing to start: ${error instanceof Error ? error.message : String(error)}`,
     );
+    await drainAgentLog(logger);
     throw error;
   });
   started = agent;
-  const http = `http://${agent.httpAddress.host}:${agent.httpAddress.port}`;
-  process.stdout.write(
-    `Conclave ${config.nodeId} is up: HTTP ${http}, Raft ${agent.raftAddress.host}:${agent.raftAddress.port}, data ${agent.dataDir}\n` +
-      `Try: curl -X PUT --data-binary hello ${http}/v1/kv/greeting && curl ${http}/v1/kv/greeting?raw\n`,
-  );
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: transferring leadership, flushing');
     agent.stop().then(
-      () => process.exit(0),
+      () => exitAfterLog(0),
       (error: unknown) => {
         logger.error({ err: error }, 'unclean shutdown');
-        process.exit(1);
+        exitAfterLog(1);
       },
     );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // Announced once a signal can stop it cleanly: whoever waits for this line may stop it next.
+  const http = `http://${agent.httpAddress.host}:${agent.httpAddress.port}`;
+  process.stdout.write(
+    `Conclave ${config.nodeId} is up: HTTP ${http}, Raft ${agent.raftAddress.host}:${agent.raftAddress.port}, data ${agent.dataDir}\n` +
+      `Try: curl -X PUT --data-binary hello ${http}/v1/kv/greeting && curl ${http}/v1/kv/greeting?raw\n`,
+  );
 }
 
 /**
@@ -95,6 +99,7 @@ export function registerAgentCommand(program: Command): void {
       await runAgent(server, flags);
     } catch (error) {
       process.stderr.write(`conclave agent: ${error instanceof Error ? error.message : String(error)}\n`);
+      if (server.isExpectedError(error)) process.stderr.write(`  ${server.describeError(error).advice}\n`);
       process.exit(server.isExpectedError(error) ? 2 : 1);
     }
   });

@@ -20,6 +20,8 @@ export interface ServerFlags {
 
 export const defaultHttpAddr = '127.0.0.1:8500';
 export const httpAddrEnv = 'CONCLAVE_HTTP_ADDR';
+/** Consul's own variable, read after ours: scripts written for `consul kv` keep working. */
+export const consulHttpAddrEnv = 'CONSUL_HTTP_ADDR';
 
 /** Largest value or import file the CLI reads (from stdin or a file), bytes. */
 export const inputBytesMax = 64 * 1024 * 1024;
@@ -28,20 +30,85 @@ export function usageError(message: string): ConclaveError {
   return new ConclaveError({ code: 'USAGE', message });
 }
 
-export function serverOptions(command: Command, options: { json: boolean }): Command {
-  command.option(
-    '--http-addr <host:port>',
-    `the server to talk to (env ${httpAddrEnv}, default ${defaultHttpAddr})`,
-  );
-  if (options.json) command.option('--json', 'print JSON for machines instead of text for people');
+/** The options the program takes before any command as well as after it. */
+type GlobalFlag = keyof ServerFlags;
+
+const globalFlags: Readonly<Record<GlobalFlag, { flags: string; description: string }>> = {
+  httpAddr: {
+    flags: '--http-addr <host:port>',
+    description: `the server to talk to (env ${httpAddrEnv}, then ${consulHttpAddrEnv}; default ${defaultHttpAddr})`,
+  },
+  json: { flags: '--json', description: 'print JSON for machines instead of text for people' },
+};
+
+/** Which global options each command declares, so that one given before it can apply. */
+const declaredGlobals = new WeakMap<Command, Set<GlobalFlag>>();
+
+function declareGlobal(command: Command, flag: GlobalFlag): Command {
+  command.option(globalFlags[flag].flags, globalFlags[flag].description);
+  const declared = declaredGlobals.get(command) ?? new Set<GlobalFlag>();
+  declared.add(flag);
+  declaredGlobals.set(command, declared);
   return command;
+}
+
+export function serverOptions(command: Command, options: { json: boolean }): Command {
+  declareGlobal(command, 'httpAddr');
+  if (options.json) declareGlobal(command, 'json');
+  return command;
+}
+
+/** `--json` on a command that talks to no server (it reads a local file). */
+export function jsonOption(command: Command): Command {
+  return declareGlobal(command, 'json');
+}
+
+/**
+ * `--http-addr` and `--json` on the program itself, so they may come before the command
+ * (`conclave --http-addr 127.0.0.1:8501 kv get a`) as well as after it. Given before, they
+ * apply to the command as if given after it; given in both places, the command's own wins.
+ * Given before a command that does not take them (`conclave --json lock ...`), they are a
+ * usage error rather than silently ignored.
+ */
+export function registerGlobalOptions(program: Command): void {
+  for (const flag of Object.keys(globalFlags) as GlobalFlag[]) {
+    program.option(globalFlags[flag].flags, globalFlags[flag].description);
+  }
+  program.hook('preAction', (_program, action) => {
+    const given = program.opts<ServerFlags>();
+    for (const flag of Object.keys(globalFlags) as GlobalFlag[]) {
+      const value = given[flag];
+      if (value === undefined) continue;
+      if (declaredGlobals.get(action)?.has(flag) !== true) {
+        const name = globalFlags[flag].flags.split(' ')[0];
+        action.error(`error: ${name} does not apply to '${commandPath(action)}'`, {
+          exitCode: exitCodes.usage,
+          code: 'conclave.globalOption',
+        });
+      }
+      if (action.getOptionValue(flag) === undefined) action.setOptionValueWithSource(flag, value, 'cli');
+    }
+  });
+}
+
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c !== null; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/** The server to talk to: --http-addr, else CONCLAVE_HTTP_ADDR, else CONSUL_HTTP_ADDR, else the default. */
+export function httpAddressFor(io: CliIo, flags: ServerFlags): string {
+  const fromEnv = (name: string) => {
+    const value = io.env[name];
+    return value === undefined || value === '' ? undefined : value;
+  };
+  return flags.httpAddr ?? fromEnv(httpAddrEnv) ?? fromEnv(consulHttpAddrEnv) ?? defaultHttpAddr;
 }
 
 /** A client for the server the flags (or the environment) name. */
 export function clientFor(io: CliIo, flags: ServerFlags): ConclaveClient {
-  const fromEnv = io.env[httpAddrEnv];
-  const address = flags.httpAddr ?? (fromEnv === undefined || fromEnv === '' ? defaultHttpAddr : fromEnv);
-  return new ConclaveClient({ address });
+  return new ConclaveClient({ address: httpAddressFor(io, flags) });
 }
 
 /** Client errors that mean the request itself was wrong. */
@@ -50,6 +117,9 @@ const usageCodes: ReadonlySet<ErrorCode> = new Set([
   'BAD_REQUEST',
   'INVALID_SESSION',
   'CONFIG_INVALID',
+  // A snapshot file that does not verify (inspect, restore) is bad input, as is an archive
+  // the server refuses (400). `snapshot save` reports its own download's as a server failure.
+  'SNAPSHOT_ARCHIVE_INVALID',
 ]);
 const notFoundCodes: ReadonlySet<ErrorCode> = new Set(['KEY_NOT_FOUND', 'SESSION_NOT_FOUND']);
 

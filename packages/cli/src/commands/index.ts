@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerClusterCommands } from './cluster.js';
-import type { CliContext } from './common.js';
+import { type CliContext, registerGlobalOptions } from './common.js';
+import { registerCompletion } from './completion.js';
 import { type CliIo, type ExitCode, exitCodes, processIo } from './io.js';
 import { registerKvGet } from './kv-get.js';
 import { registerKvTransfer } from './kv-transfer.js';
@@ -18,7 +19,11 @@ export { type CliIo, type ExitCode, exitCodes, processIo } from './io.js';
  */
 type CommanderExit = (error: CommanderError) => never;
 
-const processExit: CommanderExit = (error) => process.exit(commanderExitCode(error));
+/**
+ * Exit the process as commander asks, with the README's codes: set it on the program before
+ * any command is added (`conclave agent` included), so that every command inherits it.
+ */
+export const processCommanderExit: CommanderExit = (error) => process.exit(commanderExitCode(error));
 const throwExit: CommanderExit = (error) => {
   throw error;
 };
@@ -45,10 +50,12 @@ export function registerClientCommands(
         process.exitCode = code;
       }),
   };
-  const commanderExit = options.commanderExit ?? processExit;
+  const commanderExit = options.commanderExit ?? processCommanderExit;
   // `lock` passes everything after its prefix to the command, which commander allows only
   // when the parent reads its own options before the subcommand (it has none besides --help).
   program.enablePositionalOptions();
+  // --http-addr and --json before the command, as well as after it.
+  registerGlobalOptions(program);
   // Subcommands inherit output and exit handling from the command they are created on.
   const top = (name: string) =>
     program
@@ -70,6 +77,7 @@ export function registerClientCommands(
     top('snapshot').description('save, restore and inspect snapshots of every group; keep rolling ones'),
     ctx,
   );
+  registerCompletion(top('completion'), ctx);
 }
 
 /**

@@ -92,7 +92,7 @@ describe('conclave snapshot', () => {
     expect((await dev.client.kvGet('app/7')).value?.value).toEqual(new Uint8Array(Buffer.from('v7')));
   });
 
-  it('refuses a corrupt archive, on inspect and restore, and changes nothing', async () => {
+  it('refuses a corrupt archive, on inspect and restore, as bad input (exit 2), and changes nothing', async () => {
     const good = await readFile(join(dir, 'one.snap'));
     const bad = Buffer.from(good);
     bad[Math.floor(bad.length / 2)] = (bad[Math.floor(bad.length / 2)] ?? 0) ^ 0xff;
@@ -100,13 +100,14 @@ describe('conclave snapshot', () => {
     await dev.client.kvPut({ key: 'marker', value: 'stays' });
     for (const command of ['inspect', 'restore']) {
       const result = await conclave(['snapshot', command, 'bad.snap']);
-      expect(result.code).toBe(exitCodes.error);
+      expect(result.code).toBe(exitCodes.usage);
       expect(result.stderr).toMatch(/SNAPSHOT_ARCHIVE_INVALID/u);
     }
     expect((await dev.client.kvGet('marker')).value?.value).toEqual(new Uint8Array(Buffer.from('stays')));
     // The CLI verifies before it connects: against no server at all, the archive is what is refused.
     const offline = await conclave(['snapshot', 'restore', 'bad.snap'], '127.0.0.1:1');
     expect(offline.stderr).toMatch(/SNAPSHOT_ARCHIVE_INVALID/u);
+    expect(offline.code).toBe(exitCodes.usage);
   });
 
   it('a save that fails leaves neither the file nor a temp file', async () => {

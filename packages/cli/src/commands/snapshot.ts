@@ -3,8 +3,16 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SnapshotClient } from '@conclave/client';
+import { ConclaveError } from '@conclave/protocol';
 import type { Command } from 'commander';
-import { type CliContext, printJson, runWithClient, type ServerFlags, serverOptions } from './common.js';
+import {
+  type CliContext,
+  jsonOption,
+  printJson,
+  runWithClient,
+  type ServerFlags,
+  serverOptions,
+} from './common.js';
 import { type ExitCode, exitCodes } from './io.js';
 import { registerSnapshotAgent } from './snapshot-agent.js';
 import { inspectReport, PrefixTally } from './snapshot-inspect.js';
@@ -37,25 +45,24 @@ export function registerSnapshotCommands(snapshot: Command, ctx: CliContext): vo
     runWithClient(ctx, flags, (client) => restoreSnapshot(ctx, { baseUrl: client.baseUrl, file, flags })),
   );
 
-  snapshot
+  const inspect = snapshot
     .command('inspect')
     .description('verify an archive and show each group: index, term, size, keys')
     .argument('<file>', 'an archive written by `conclave snapshot save`')
-    .option('--kvdetails', 'also count keys and bytes by prefix (up to the first "/")')
-    .option('--json', 'print JSON for machines instead of text for people')
-    .action((file: string, flags: { kvdetails?: boolean; json?: boolean }) =>
-      runLocal(ctx, async () => {
-        const tally = flags.kvdetails === true ? new PrefixTally(inspectPrefixesMax) : null;
-        const meta = await verifyWithProgress(ctx, {
-          file,
-          ...(tally === null ? {} : { onPart: (part) => tally.add(part.rows) }),
-        });
-        const report = inspectReport(meta, tally?.list() ?? null);
-        if (flags.json === true) printJson(ctx.io, report.json);
-        else ctx.io.stdout.write(report.text);
-        return exitCodes.ok;
-      }),
-    );
+    .option('--kvdetails', 'also count keys and bytes by prefix (up to the first "/")');
+  jsonOption(inspect).action((file: string, flags: { kvdetails?: boolean; json?: boolean }) =>
+    runLocal(ctx, async () => {
+      const tally = flags.kvdetails === true ? new PrefixTally(inspectPrefixesMax) : null;
+      const meta = await verifyWithProgress(ctx, {
+        file,
+        ...(tally === null ? {} : { onPart: (part) => tally.add(part.rows) }),
+      });
+      const report = inspectReport(meta, tally?.list() ?? null);
+      if (flags.json === true) printJson(ctx.io, report.json);
+      else ctx.io.stdout.write(report.text);
+      return exitCodes.ok;
+    }),
+  );
 
   registerSnapshotAgent(snapshot, ctx);
 }
@@ -77,7 +84,11 @@ async function saveSnapshot(
     });
     progress.finish(saved.bytes);
     // Read back from disk, so what is verified is what was written.
-    const meta = await verifyWithProgress(ctx, { file: temp, shown: options.file });
+    const meta = await verifyWithProgress(ctx, { file: temp, shown: options.file }).catch(
+      (error: unknown) => {
+        throw downloadFailure(error);
+      },
+    );
     await syncFile(temp);
     await rename(temp, full);
     const keys = meta.groups.reduce((sum, g) => sum + g.keys, 0);
@@ -126,6 +137,18 @@ async function restoreSnapshot(
   } finally {
     await client.close();
   }
+}
+
+/**
+ * An archive the server sent that does not verify is the server's failure (exit 3), not
+ * bad input as a local file that does not verify is (exit 2).
+ */
+function downloadFailure(error: unknown): unknown {
+  if (!(error instanceof ConclaveError) || error.code !== 'SNAPSHOT_ARCHIVE_INVALID') return error;
+  return new ConclaveError({
+    code: 'BAD_RESPONSE',
+    message: `the server sent an archive that does not verify: ${error.message}`,
+  });
 }
 
 /** Streams the file through the archive reader, with a progress bar for a large one. */

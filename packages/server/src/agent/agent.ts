@@ -11,7 +11,7 @@ import {
   SnapshotUnavailableError,
   WalCorruptionError,
 } from '@conclave/storage';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import type { FsmResult } from '../fsm/index.js';
 import { type HostControl, MultiRaftHost } from '../host/host.js';
 import type { DurableLog, GroupId } from '../host/ports.js';
@@ -25,6 +25,7 @@ import { discoverCluster } from './discovery.js';
 import { type HttpServer, startHttp } from './http.js';
 import { claimDataDir } from './identity.js';
 import { formsNewCluster } from './join.js';
+import { createAgentLogger } from './logger.js';
 import { ClusterMembership, type MembershipTuning } from './membership-runtime.js';
 import { type ServiceRuntime, startService } from './runtime.js';
 
@@ -62,7 +63,8 @@ const shutdownTransferTicksMax = 30;
 /**
  * Start a server in this process. `config` comes from {@link resolveAgentConfig};
  * `peers` defaults to the servers `config.join` names by id (bare addresses are identified
- * while joining), and `logger` to pino's JSON at `config.logLevel` on stdout.
+ * while joining), and `logger` to {@link createAgentLogger}'s: stdout at `config.logLevel`,
+ * in `config.logFormat`.
  */
 export async function startAgent(options: {
   config: AgentConfig;
@@ -80,7 +82,7 @@ export async function startAgent(options: {
 }): Promise<Agent> {
   const { config } = options;
   const peers = options.peers ?? namedPeers(config);
-  const logger = options.logger ?? pino({ level: config.logLevel });
+  const logger = options.logger ?? createAgentLogger(config);
   const dataDir = config.dataDir ?? mkdtempSync(join(tmpdir(), 'conclave-dev-'));
   // Before anything in the data dir is opened: a second agent on it would write the same WAL.
   const lock = acquireDataDirLock({ dir: dataDir, nodeId: config.nodeId });

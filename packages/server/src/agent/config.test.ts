@@ -29,6 +29,30 @@ describe('agent configuration', () => {
     expect(config).toMatchObject({ nodeId: 'from-flag', groups: 6, tickMs: 30, dataDir: '/tmp/x' });
   });
 
+  it('reads the log format from a file, the environment or a flag, and refuses others', () => {
+    expect(resolveAgentConfig([{ dev: true }]).logFormat).toBeNull();
+    const file = join(dir, 'format.json');
+    writeFileSync(file, JSON.stringify({ dev: true, logFormat: 'text' }));
+    expect(resolveAgentConfig([configFromFile(file)]).logFormat).toBe('text');
+    const env = configFromEnv({ CONCLAVE_LOG_FORMAT: 'json' });
+    expect(resolveAgentConfig([configFromFile(file), env]).logFormat).toBe('json');
+    expect(resolveAgentConfig([{ dev: true }, env, { logFormat: 'text' }]).logFormat).toBe('text');
+    expect(() => resolveAgentConfig([{ dev: true, logFormat: 'pretty' }])).toThrow(
+      /log-format must be text or json, got pretty \(setting: logFormat\)/,
+    );
+  });
+
+  it("takes the agent's HTTP address from CONCLAVE_AGENT_HTTP_ADDR, never the CLI's CONCLAVE_HTTP_ADDR", () => {
+    const cliOnly = configFromEnv({ CONCLAVE_HTTP_ADDR: '127.0.0.1:9999' });
+    expect(cliOnly).toEqual({});
+    expect(resolveAgentConfig([{ dev: true }, cliOnly]).httpAddr).toEqual({ host: '127.0.0.1', port: 8500 });
+    const agent = configFromEnv({
+      CONCLAVE_AGENT_HTTP_ADDR: '127.0.0.1:8600',
+      CONCLAVE_HTTP_ADDR: '127.0.0.1:9999',
+    });
+    expect(resolveAgentConfig([{ dev: true }, agent]).httpAddr).toEqual({ host: '127.0.0.1', port: 8600 });
+  });
+
   it('reads JSON config files and parses join lists', () => {
     const file = join(dir, 'agent.json');
     writeFileSync(

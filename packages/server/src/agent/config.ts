@@ -40,6 +40,8 @@ export interface AgentConfig {
   readonly dev: boolean;
   readonly clusterId: string;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** `text` for people, `json` for machines; null: text when stdout is a terminal, else JSON. */
+  readonly logFormat: LogFormat | null;
   /** Real time per Raft tick; the election timeout is 10 ticks. */
   readonly tickMs: number;
   /** Snapshot a group once this many entries were applied since its last snapshot. */
@@ -73,6 +75,9 @@ export interface AgentConfig {
   /** Largest request line and headers of an HTTP request (bytes). */
   readonly httpHeaderBytesMax: number;
 }
+
+/** How log lines are written: for people (`text`) or for machines (`json`). */
+export type LogFormat = 'text' | 'json';
 
 /** The settings as they arrive from one source, before validation. */
 export type ConfigInput = Partial<Record<keyof AgentConfig | 'config', unknown>>;
@@ -180,6 +185,7 @@ export function resolveAgentConfig(sources: readonly ConfigInput[]): AgentConfig
     dev,
     clusterId: parseString('clusterId', setting('clusterId')),
     logLevel: parseLogLevel(setting('logLevel')),
+    logFormat: parseLogFormat(merged.logFormat ?? null),
     tickMs: integer('tickMs'),
     snapshotThresholdEntries: integer('snapshotThresholdEntries'),
     snapshotIntervalMs: duration('snapshotIntervalMs'),
@@ -377,6 +383,11 @@ function parseLogLevel(value: unknown): AgentConfig['logLevel'] {
   const found = logLevels.find((level) => level === value);
   if (found === undefined) throw invalid('logLevel', `log-level must be one of ${logLevels.join(', ')}`);
   return found;
+}
+
+function parseLogFormat(value: unknown): LogFormat | null {
+  if (value === null || value === 'text' || value === 'json') return value;
+  throw invalid('logFormat', `log-format must be text or json, got ${String(value)}`);
 }
 
 function invalid(setting: string, message: string): ConclaveError {

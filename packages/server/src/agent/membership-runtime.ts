@@ -78,11 +78,8 @@ export class ClusterMembership {
     const { change, groupId } = event;
     if (change.type === ConfChangeType.RemoveNode) {
       const reason = decodeRemovalReason(change.context) ?? 'removed (no reason recorded)';
+      // The change itself is logged at warn where every server applies it (metrics/host-events.ts).
       this.removals.removed({ nodeId: change.nodeId, groupId, atMs: Date.now(), reason });
-      logger.warn(
-        { groupId, index: event.index, nodeId: change.nodeId, reason },
-        `group ${groupId}: removed ${change.nodeId} at index ${event.index}: ${reason}`,
-      );
     } else {
       this.removals.readded({ nodeId: change.nodeId, groupId });
     }

@@ -271,9 +271,17 @@ export class MembershipService {
       },
     });
     if (proposed.ok) {
+      const reason = `join request from ${member.nodeId}`;
       this.options.logger.info(
-        { groupId, nodeId: member.nodeId, index: proposed.index },
-        `group ${groupId}: adding node ${member.nodeId} as a learner`,
+        {
+          event: 'server_adding',
+          group: groupId,
+          server: member.nodeId,
+          term: status.term,
+          index: proposed.index,
+          reason,
+        },
+        `group ${groupId}: adding server ${member.nodeId} as a learner (term ${status.term}): ${reason}`,
       );
       return result('proposed');
     }
@@ -316,7 +324,8 @@ export function learnFromConfChange(options: {
   event: { groupId: GroupId; index: number; change: ConfChange };
 }): void {
   const { groupId, index, change } = options.event;
-  options.logger.info(
+  // At debug: the host's observer logs every applied change already (metrics/host-events.ts).
+  options.logger.debug(
     { groupId, index, change: change.type, nodeId: change.nodeId },
     `group ${groupId}: applied ${change.type} ${change.nodeId} at index ${index}`,
   );

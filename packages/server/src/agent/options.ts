@@ -131,7 +131,9 @@ export const agentOptions: readonly AgentOption[] = [
     key: 'httpAddr',
     flag: '--http-addr',
     arg: '<host:port>',
-    env: 'CONCLAVE_HTTP_ADDR',
+    // Not CONCLAVE_HTTP_ADDR: that one names the server a client (the CLI) talks to, as
+    // CONSUL_HTTP_ADDR does, and must not also move the agent's own listener.
+    env: 'CONCLAVE_AGENT_HTTP_ADDR',
     kind: 'address',
     default: agentDefaults.httpAddr,
     summary: 'the HTTP API address',
@@ -309,6 +311,15 @@ export const agentOptions: readonly AgentOption[] = [
     default: agentDefaults.logLevel,
     choices: logLevels,
     summary: 'the least severe log lines written',
+  }),
+  option({
+    key: 'logFormat',
+    flag: '--log-format',
+    arg: '<format>',
+    env: 'CONCLAVE_LOG_FORMAT',
+    kind: 'choice',
+    choices: ['text', 'json'],
+    summary: 'text lines for people or JSON for machines (default: text on a terminal, JSON otherwise)',
   }),
   option({
     key: 'dev',

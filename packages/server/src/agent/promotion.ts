@@ -123,9 +123,10 @@ export class LearnerPromoter {
     if (proposed.ok) {
       // Counting again from zero: the learner stays one until the change is applied.
       watch.stableTicks = 0;
+      const reason = `caught up for ${options.stableTicks} ticks`;
       this.options.logger.info(
-        { groupId, term, nodeId: learner, index: proposed.index },
-        `group ${groupId}: promoting learner ${learner} to voter (caught up for ${options.stableTicks} ticks)`,
+        { event: 'server_promoting', group: groupId, server: learner, term, index: proposed.index, reason },
+        `group ${groupId}: promoting learner ${learner} to voter (term ${term}): ${reason}`,
       );
       return;
     }
@@ -134,8 +135,15 @@ export class LearnerPromoter {
     if (code === RaftErrorCode.ConfChangePending || code === RaftErrorCode.TransferInProgress) return;
     watch.stableTicks = 0;
     this.options.logger.warn(
-      { groupId, nodeId: learner, code },
-      `group ${groupId}: could not promote learner ${learner}: ${proposed.error.message}`,
+      {
+        event: 'server_not_promoted',
+        group: groupId,
+        server: learner,
+        term,
+        code,
+        reason: proposed.error.message,
+      },
+      `group ${groupId}: could not promote learner ${learner} (term ${term}): ${proposed.error.message}`,
     );
   }
 }

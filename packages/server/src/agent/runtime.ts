@@ -66,10 +66,11 @@ export function startService(options: {
     autopilot?: Partial<AutopilotLimits>;
     reaper?: Partial<ReaperLimits>;
   };
-  /** For autopilot's action log; silent without one. */
+  /** For autopilot's and operator commands' action log; silent without one. */
   logger?: Logger;
 }): ServiceRuntime {
   const { host, machines, peers, tickMs } = options;
+  const logger = options.logger ?? pino({ level: 'silent' });
   const fsm = (groupId: GroupId) => machines.fsm(groupId);
   const stopping = new AbortController();
   const cursors = new SnapshotCursors({ now: options.now ?? (() => Date.now()) });
@@ -82,6 +83,7 @@ export function startService(options: {
     tickMs,
     stopping: stopping.signal,
     cursors,
+    logger,
   });
   const client = new ForwardClient();
   const router = new GroupRouter({
@@ -129,7 +131,7 @@ export function startService(options: {
     staging: (groupId) => stagingOf(fsm(groupId)),
     ownsStaging: (restoreId) => snapshots.stagesOwn(restoreId),
     now: options.now ?? (() => Date.now()),
-    logger: options.logger ?? pino({ level: 'silent' }),
+    logger,
     ...(options.limits?.reaper === undefined ? {} : { limits: options.limits.reaper }),
   });
   reaper.start();
@@ -139,7 +141,7 @@ export function startService(options: {
     caller: router,
     operator,
     tickMs,
-    logger: options.logger ?? pino({ level: 'silent' }),
+    logger,
     now: options.now ?? (() => Date.now()),
     ...(options.limits?.autopilot === undefined ? {} : { limits: options.limits.autopilot }),
   });

@@ -13,6 +13,7 @@ import {
   type TestCluster,
   type TestServer,
 } from '../service/testing/cluster.js';
+import { captureLog, type LogLine, logLevels } from '../service/testing/log-lines.js';
 
 const groupCount = 2;
 const groups = [...Array(groupCount).keys()];
@@ -34,9 +35,22 @@ describe('autopilot over 3 servers', () => {
   let app: FastifyInstance;
   let nowMs = 1_000_000;
   const live = () => cluster.servers.filter((s) => s.id !== 's3');
+  /** Each server's log lines, by server id. */
+  const logs = new Map<string, LogLine[]>();
+  const logged = (event: string) =>
+    [...logs.values()].flatMap((lines) => lines.filter((line) => line.event === event));
 
   beforeAll(async () => {
-    cluster = await startTestCluster({ size: 3, groupCount, now: () => nowMs });
+    cluster = await startTestCluster({
+      size: 3,
+      groupCount,
+      now: () => nowMs,
+      logger: (id) => {
+        const { logger, lines } = captureLog('info');
+        logs.set(id, lines);
+        return logger;
+      },
+    });
     await eventually(() => groups.every((g) => cluster.leaderOf(g) !== undefined), { timeoutMs: 10_000 });
     const s1 = cluster.server('s1').runtime;
     app = Fastify();
@@ -147,6 +161,14 @@ describe('autopilot over 3 servers', () => {
     // A removal would have been proposed within check(): nothing was appended.
     expect(groups.map((g) => cluster.leaderOf(g)?.host.group(g).raw.status().lastIndex)).toEqual(lastIndexes);
     expect(groups.every((g) => live().every((s) => isMember(s, g, 's3')))).toBe(true);
+    // Each group's leader says once, at warn, which server it keeps and why.
+    const kept = logged('dead_server_kept');
+    expect(kept.map((line) => line.group).sort()).toEqual(groups);
+    for (const line of kept) {
+      expect(line).toMatchObject({ level: logLevels.warn, server: 's3' });
+      expect(line.term).toBeGreaterThan(0);
+      expect(line.reason).toMatch(/below MinQuorum/);
+    }
 
     await put({ MinQuorum: 2 });
     await replicated(2);
@@ -159,6 +181,17 @@ describe('autopilot over 3 servers', () => {
         voters: ['s1', 's2'],
         learners: [],
       });
+    }
+    // The removal is logged at warn by the leader that made it, naming group, server,
+    // term and reason, in every group.
+    const removals = logged('server_removing');
+    expect([...new Set(removals.map((line) => line.group))].sort()).toEqual(groups);
+    for (const line of removals) {
+      expect(line).toMatchObject({ level: logLevels.warn, server: 's3' });
+      expect(line.term).toBeGreaterThan(0);
+      expect(line.reason).toMatch(
+        /^autopilot dead server cleanup: not heard from for \d+ ms \(threshold \d+ ms\)$/,
+      );
     }
   });
 

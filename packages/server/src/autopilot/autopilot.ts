@@ -121,9 +121,17 @@ export class Autopilot {
       throw new Error(`the state machine answered a ${reply.result.type} result to autopilot-config`);
     }
     if (reply.result.ok) {
+      const term = this.options.host.group(0).raw.status().term;
       this.options.logger.info(
-        { groupId: 0, index: reply.index, settings: options.settings },
-        `autopilot: configuration changed at index ${reply.index}`,
+        {
+          event: 'autopilot_config_changed',
+          group: 0,
+          term,
+          index: reply.index,
+          settings: options.settings,
+          reason: 'operator autopilot set-config',
+        },
+        `autopilot: configuration changed at index ${reply.index} (group 0, term ${term}): operator autopilot set-config`,
       );
     }
     return reply.result.ok;

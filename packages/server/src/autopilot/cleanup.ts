@@ -83,8 +83,15 @@ export class DeadServerCleaner {
         if (!watch.refused.has(nodeId)) {
           watch.refused.add(nodeId);
           this.options.logger.warn(
-            { groupId, term: status.term, index: status.lastIndex, nodeId },
-            `autopilot: group ${groupId}: keeping dead server ${nodeId}: ${refusal}`,
+            {
+              event: 'dead_server_kept',
+              group: groupId,
+              server: nodeId,
+              term: status.term,
+              index: status.lastIndex,
+              reason: refusal,
+            },
+            `autopilot: group ${groupId}: keeping dead server ${nodeId} (term ${status.term}): ${refusal}`,
           );
         }
         continue;
@@ -95,6 +102,7 @@ export class DeadServerCleaner {
         watch,
         term: status.term,
         silentMs: nowMs - (watch.lastActiveMs.get(nodeId) ?? nowMs),
+        thresholdMs,
       });
       return;
     }
@@ -123,28 +131,27 @@ export class DeadServerCleaner {
     watch: GroupWatch;
     term: number;
     silentMs: number;
+    thresholdMs: number;
   }): void {
-    const { groupId, nodeId, watch, term, silentMs } = options;
+    const { groupId, nodeId, watch, term, silentMs, thresholdMs } = options;
     const { host, logger, tickMs, removeLimits, signal } = this.options;
     watch.removing = true;
-    logger.info(
-      { groupId, term, nodeId, silentMs },
-      `autopilot: group ${groupId}: removing dead server ${nodeId} (not heard from for ${silentMs} ms)`,
-    );
-    const reason = `autopilot: not heard from for ${silentMs} ms, past its dead server threshold`;
-    removeFromGroup({ host, groupId, nodeId, tickMs, reason, limits: removeLimits, signal })
-      .then((reply) => {
-        const index = reply.kind === 'remove-peer' ? reply.index : null;
-        logger.info(
-          { groupId, term, index, nodeId },
-          `autopilot: group ${groupId}: removed dead server ${nodeId} at index ${index ?? 'none'}`,
-        );
-      })
+    const reason = `autopilot dead server cleanup: not heard from for ${silentMs} ms (threshold ${thresholdMs} ms)`;
+    // removeFromGroup logs the proposal at warn with the reason, which also rides in the change's
+    // context; every member then logs the change where it applies (metrics/host-events.ts).
+    removeFromGroup({ host, groupId, nodeId, tickMs, reason, logger, limits: removeLimits, signal })
       .catch((error: unknown) => {
         if (!isExpectedError(error)) throw error;
         logger.warn(
-          { groupId, term, nodeId, code: error.code },
-          `autopilot: group ${groupId}: could not remove dead server ${nodeId}: ${error.message}`,
+          {
+            event: 'dead_server_not_removed',
+            group: groupId,
+            server: nodeId,
+            term,
+            code: error.code,
+            reason,
+          },
+          `autopilot: group ${groupId}: could not remove dead server ${nodeId} (term ${term}): ${error.message}`,
         );
       })
       .finally(() => {

@@ -13,6 +13,9 @@ const seriesName = (value: object): string | undefined =>
   'metricName' in value && typeof value.metricName === 'string' ? value.metricName : undefined;
 
 const ids = ['s1', 's2', 's3'];
+/** pino's numeric levels, as they appear in JSON lines. */
+const infoLevel = 30;
+const warnLevel = 40;
 
 interface LogLine {
   readonly event?: string;
@@ -102,7 +105,15 @@ describe('host event logs', () => {
     for (const server of servers) {
       const lines = eventsOf(server, 'leader_changed');
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ group: 0, term, leader: leader.id, previousLeader: null });
+      expect(lines[0]).toMatchObject({
+        level: infoLevel,
+        group: 0,
+        term,
+        server: leader.id,
+        leader: leader.id,
+        previousLeader: null,
+        reason: 'first leader known here',
+      });
       expect(typeof lines[0]?.index).toBe('number');
     }
     const next = servers.find((s) => s !== leader);
@@ -117,7 +128,12 @@ describe('host event logs', () => {
     for (const server of servers) {
       const lines = eventsOf(server, 'leader_changed');
       expect(lines).toHaveLength(2);
-      expect(lines[1]).toMatchObject({ group: 0, leader: next.id, previousLeader: leader.id });
+      expect(lines[1]).toMatchObject({
+        group: 0,
+        leader: next.id,
+        previousLeader: leader.id,
+        reason: `took over from ${leader.id}`,
+      });
       expect(lines[1]?.term).toBeGreaterThan(term);
     }
     const changes = await leader.metrics.registry
@@ -137,7 +153,7 @@ describe('host event logs', () => {
     for (const server of servers) {
       const lines = eventsOf(server, 'membership_changed');
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ group: 0, change: 'addLearner', nodeId: 's4' });
+      expect(lines[0]).toMatchObject({ level: infoLevel, group: 0, change: 'addLearner', server: 's4' });
       expect(lines[0]?.index).toBeGreaterThan(0);
       expect(lines[0]?.term).toBeGreaterThan(0);
     }
@@ -163,5 +179,34 @@ describe('host event logs', () => {
     const proposals = await leader.metrics.registry.getSingleMetric('conclave_raft_proposal_seconds')?.get();
     const applied = proposals?.values.find((v) => seriesName(v) === 'conclave_raft_proposal_seconds_count');
     expect(applied).toMatchObject({ value: 4, labels: { group: '0' } });
+  });
+
+  it("logs a server's removal at warn on every member, naming group, server, term and reason", async () => {
+    const { servers, leader } = await electedCluster();
+    const removed = servers.find((s) => s !== leader);
+    if (removed === undefined) throw new Error('no follower');
+    const term = leader.host.group(0).raw.status().term;
+    const proposed = leader.host.proposeConfChange({
+      groupId: 0,
+      change: { type: ConfChangeType.RemoveNode, nodeId: removed.id },
+    });
+    expect(proposed.ok).toBe(true);
+    const stayed = servers.filter((s) => s !== removed);
+    await tickUntil(servers, () => stayed.every((s) => eventsOf(s, 'membership_changed').length > 0), 50);
+    for (const server of stayed) {
+      const lines = eventsOf(server, 'membership_changed');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({
+        level: warnLevel,
+        group: 0,
+        server: removed.id,
+        term,
+        change: 'removeNode',
+        reason: 'removed from the group',
+      });
+      expect(lines[0]?.msg).toBe(
+        `group 0: server ${removed.id} removed from the group (term ${term}, index ${lines[0]?.index})`,
+      );
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { RaftError, RaftErrorCode } from '@conclave/raft';
+import type { Logger } from 'pino';
 import { type ConclaveFsm, encodeCommand, type FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
 import type { GroupId } from '../host/ports.js';
@@ -24,6 +25,8 @@ export class LocalGroups {
       stopping: AbortSignal;
       /** Open snapshot cursors of this server (snapshot-open, -read, -close). */
       cursors: SnapshotCursors;
+      /** Where operator changes run here (transfer-leader, remove-peer) are logged. */
+      logger: Logger;
     },
   ) {}
 
@@ -48,13 +51,14 @@ export class LocalGroups {
       case 'status':
         return { kind: 'status', status: localGroupStatus({ ...this.options, groupId }) };
       case 'transfer-leader':
-        return startLeaderTransfer({ host: this.options.host, groupId, to: call.to });
+        return this.transferLeader(groupId, call.to);
       case 'remove-peer':
         return removeFromGroup({
           ...this.options,
           groupId,
           nodeId: call.nodeId,
           reason: 'an operator removed it (operator raft remove-peer)',
+          logger: this.options.logger,
           signal,
         });
       case 'snapshot-open':
@@ -68,6 +72,26 @@ export class LocalGroups {
         this.options.cursors.close(call.cursorId);
         return { kind: 'snapshot-close' };
     }
+  }
+
+  /** Start an operator's leadership transfer; one line when it starts, naming the target. */
+  private transferLeader(groupId: GroupId, to: string): GroupReply {
+    const reply = startLeaderTransfer({ host: this.options.host, groupId, to });
+    if (reply.kind === 'transfer-leader' && reply.started) {
+      const term = this.options.host.group(groupId).raw.status().term;
+      this.options.logger.info(
+        {
+          event: 'leader_transfer',
+          group: groupId,
+          server: to,
+          term,
+          from: reply.from,
+          reason: 'operator transfer-leader',
+        },
+        `group ${groupId}: handing leadership from ${reply.from} to ${to} (term ${term}): operator transfer-leader`,
+      );
+    }
+    return reply;
   }
 
   /**

@@ -2,12 +2,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConclaveError } from '../errors.js';
 import { keepsReachableMajority } from './status.js';
 import { eventually, startTestCluster, type TestCluster } from './testing/cluster.js';
+import { captureLog, type LogLine, logLevels } from './testing/log-lines.js';
 
 const groupCount = 3;
 const groups = [...Array(groupCount).keys()];
 
+/** Every server's log lines, of every cluster started here. */
+const logged: LogLine[] = [];
+const events = (event: string) => logged.filter((line) => line.event === event);
+
 async function startCluster(): Promise<TestCluster> {
-  const cluster = await startTestCluster({ size: 3, groupCount });
+  const cluster = await startTestCluster({
+    size: 3,
+    groupCount,
+    logger: () => captureLog('info', logged).logger,
+  });
   await eventually(() => groups.every((g) => cluster.leaderOf(g) !== undefined), { timeoutMs: 10_000 });
   return cluster;
 }
@@ -79,6 +88,17 @@ describe('operator service over 3 servers', () => {
     const outcome = await asked?.runtime.operator.transferLeader({ to: target, groupId: 0 });
     expect(outcome).toEqual([{ groupId: 0, ok: true, from: leaderId, started: true }]);
     await eventually(() => leaderIdOf(cluster, 0) === target, { timeoutMs: 5_000 });
+    // The leader that hands over says so, naming group, server, term and reason.
+    expect(events('leader_transfer')).toEqual([
+      expect.objectContaining({
+        level: logLevels.info,
+        group: 0,
+        server: target,
+        from: leaderId,
+        term: expect.any(Number),
+        reason: 'operator transfer-leader',
+      }),
+    ]);
   });
 
   it('moves every group the target votes in when no group is named', async () => {
@@ -107,6 +127,17 @@ describe('remove-peer over 3 servers', () => {
     // The group keeps working with the two voters left.
     const status = await cluster.server('s1').runtime.operator.groupStatus({ groupId: 1, stale: false });
     expect(status.members.map((m) => m.id).sort()).toEqual(['s1', 's2']);
+    // Its leader logged the removal at warn, naming group, server, term and reason.
+    expect(events('server_removing')).toEqual([
+      expect.objectContaining({
+        level: logLevels.warn,
+        group: 1,
+        server: 's3',
+        term: expect.any(Number),
+        index: expect.any(Number),
+        reason: 'operator remove-peer',
+      }),
+    ]);
   });
 
   it('refuses a server that is not a member of the named group', async () => {

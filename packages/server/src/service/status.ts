@@ -1,5 +1,6 @@
 import type { MemberStatus } from '@conclave/protocol';
 import { ConfChangeType, RaftError, RaftErrorCode } from '@conclave/raft';
+import type { Logger } from 'pino';
 import { ConclaveError } from '../errors.js';
 import type { FsmResult } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
@@ -95,7 +96,9 @@ export const defaultRemoveLimits: RemoveLimits = { waitMs: 5_000 };
 /**
  * Remove `nodeId` from the group (leader only) and wait until the change is applied here.
  * Refused when it would leave no voter, or fewer reachable voters than a majority of those
- * left: a group that loses its quorum that way cannot even undo the change.
+ * left: a group that loses its quorum that way cannot even undo the change. With `log`,
+ * the proposal is logged at warn with who asked and why (`reason`): a removal is the
+ * membership change an operator most needs to see.
  */
 export async function removeFromGroup(options: {
   host: Host;
@@ -106,6 +109,8 @@ export async function removeFromGroup(options: {
   reason: string;
   limits?: RemoveLimits;
   signal?: AbortSignal | undefined;
+  /** Where to say, at warn, that this server proposes the removal and why. */
+  logger?: Logger | undefined;
 }): Promise<GroupReply> {
   const { host, groupId, nodeId } = options;
   const deadlineMs = Date.now() + (options.limits ?? defaultRemoveLimits).waitMs;
@@ -138,6 +143,20 @@ export async function removeFromGroup(options: {
     change: { type: ConfChangeType.RemoveNode, nodeId, context: encodeRemovalContext(options.reason) },
   });
   if (!proposed.ok) throw proposed.error;
+  if (options.logger !== undefined) {
+    const { logger, reason } = options;
+    logger.warn(
+      {
+        event: 'server_removing',
+        group: groupId,
+        server: nodeId,
+        term: status.term,
+        index: proposed.index,
+        reason,
+      },
+      `group ${groupId}: removing server ${nodeId} (term ${status.term}, index ${proposed.index}): ${reason}`,
+    );
+  }
   while (group.applied < proposed.index) {
     if (Date.now() >= deadlineMs) {
       throw new ConclaveError({

@@ -10,17 +10,32 @@ export interface Captured {
   stderr: string;
 }
 
+/** What an in-process CLI runs with. */
+export interface CliOptions {
+  /** CONCLAVE_HTTP_ADDR; null leaves it unset (and CONSUL_HTTP_ADDR too, unless in `env`). */
+  readonly httpAddr: string | null;
+  readonly stdin?: string;
+  readonly cwd?: string;
+  /** More environment, over the process's own. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
 /**
  * An in-process CLI: its streams are strings, its signals an EventEmitter a test emits
  * on, its stdin the given text, and CONCLAVE_HTTP_ADDR the given server.
  */
-export function cli(options: { httpAddr: string; stdin?: string; cwd?: string }) {
+export function cli(options: CliOptions) {
   const out: Captured = { stdout: '', stderr: '' };
   const signals = new EventEmitter();
   const text = (chunk: string | Uint8Array) =>
     typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
   const io: CliIo = {
-    env: { ...process.env, CONCLAVE_HTTP_ADDR: options.httpAddr },
+    env: {
+      ...process.env,
+      CONCLAVE_HTTP_ADDR: options.httpAddr ?? undefined,
+      CONSUL_HTTP_ADDR: undefined,
+      ...options.env,
+    },
     cwd: options.cwd ?? tmpdir(),
     stdout: { write: (chunk) => (out.stdout += text(chunk)) },
     stderr: { write: (chunk) => (out.stderr += text(chunk)) },
@@ -35,7 +50,7 @@ export function cli(options: { httpAddr: string; stdin?: string; cwd?: string })
 /** Run one command; its exit code and output. */
 export async function run(
   argv: readonly string[],
-  options: { httpAddr: string; stdin?: string; cwd?: string },
+  options: CliOptions,
 ): Promise<Captured & { code: ExitCode }> {
   const c = cli(options);
   const code = await c.run(argv);

@@ -4,7 +4,7 @@
  * network, for inject() tests.
  */
 import { createHistogram } from 'node:perf_hooks';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { afterEach } from 'vitest';
 import type { FsmLimits, FsmResult } from '../../fsm/index.js';
 import { MultiRaftHost } from '../../host/host.js';
@@ -22,13 +22,15 @@ export interface SingleServerOptions {
   fsmLimits?: Partial<FsmLimits>;
   /** Agent settings on top of --dev (the API's limits, for one). */
   config?: ConfigInput;
+  /** Where the server logs (host events, HTTP, service); silent without one. */
+  logger?: Logger;
 }
 
 export async function startSingleServer(options: SingleServerOptions = {}) {
   const groupCount = options.groupCount ?? singleServerGroupCount;
   const machines = new GroupMachines(options.fsmLimits);
   const metrics = new Metrics();
-  const logger = pino({ level: 'silent' });
+  const logger = options.logger ?? pino({ level: 'silent' });
   const host = new MultiRaftHost<FsmResult>({
     nodeId: 'dev',
     groupCount,
@@ -46,6 +48,7 @@ export async function startSingleServer(options: SingleServerOptions = {}) {
     machines,
     peers: { httpAddress: () => null, raftAddress: (id) => (id === 'dev' ? raftAddress : null) },
     tickMs: 10,
+    logger,
   });
   const lag = createHistogram();
   metrics.observeSources({ host, machines, lag });

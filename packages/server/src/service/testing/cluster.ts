@@ -4,6 +4,7 @@
  * to any server exercises the same routing and forwarding as a real cluster.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { type ServiceRuntime, startService } from '../../agent/runtime.js';
 import { sendError } from '../../api/index.js';
 import type { FsmResult } from '../../fsm/index.js';
@@ -36,6 +37,8 @@ export async function startTestCluster(options: {
   size: number;
   groupCount: number;
   now?: () => number;
+  /** Each server's logger (autopilot, operator commands); silent without one. */
+  logger?: (id: string) => Logger;
 }): Promise<TestCluster> {
   const ids = Array.from({ length: options.size }, (_, i) => `s${i + 1}`);
   const net = new LoopbackNetwork();
@@ -64,6 +67,7 @@ export async function startTestCluster(options: {
       peers,
       tickMs: testTickMs,
       ...(options.now === undefined ? {} : { now: options.now }),
+      ...(options.logger === undefined ? {} : { logger: options.logger(id) }),
     });
     const app = Fastify();
     app.setErrorHandler((error, _request, reply) => sendError(reply, error));
