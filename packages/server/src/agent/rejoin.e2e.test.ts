@@ -55,7 +55,7 @@ describe('a server removed while down', () => {
           ID: 's3',
           Groups: [0, 1, 2, 3],
           RemovedAt: expect.any(String),
-          Reason: expect.stringMatching(/^autopilot: not heard from/),
+          Reason: expect.stringMatching(/^autopilot dead server cleanup: not heard from/),
         },
       ]);
       const cluster = (await fetch(`${survivor.url}/v1/operator/cluster`).then((r) => r.json())) as {

@@ -57,7 +57,7 @@ export class LocalGroups {
           ...this.options,
           groupId,
           nodeId: call.nodeId,
-          reason: 'an operator removed it (operator raft remove-peer)',
+          reason: 'operator remove-peer',
           logger: this.options.logger,
           signal,
         });
