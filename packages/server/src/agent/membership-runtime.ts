@@ -110,6 +110,10 @@ export class ClusterMembership {
       host: options.host,
       requestJoin: (request) => service.requestJoin(request),
       logger,
+      removedBy: (groupId) => {
+        const self = this.removals.list().find((r) => r.id === config.nodeId);
+        return self?.groups.includes(groupId) === true ? self.reason : null;
+      },
       onGiveUp: (error) => this.options.onFatal?.(error),
       ...(tuning?.rejoin === undefined ? {} : { limits: tuning.rejoin }),
     });

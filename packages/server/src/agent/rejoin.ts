@@ -1,5 +1,6 @@
 import type { NodeId } from '@conclave/raft';
 import type { Logger } from 'pino';
+import { autopilotRemovalPrefix } from '../autopilot/cleanup.js';
 import { ConclaveError } from '../errors.js';
 import { errorMessage } from '../transport/shape.js';
 import type { MembershipHost } from './membership.js';
@@ -68,6 +69,12 @@ export class RejoinWatcher {
         timeoutMs: number;
       }): Promise<JoinReply>;
       logger: Logger;
+      /**
+       * Why this server was removed from `groupId`, when it has applied its own removal (the
+       * leader's appends can still reach it after it restarts), else null. Only a removal by
+       * autopilot's dead-server cleanup is undone: an operator who removed it meant it.
+       */
+      removedBy(groupId: number): string | null;
       onGiveUp(error: ConclaveError): void;
       limits?: Partial<RejoinLimits>;
     },
@@ -103,8 +110,14 @@ export class RejoinWatcher {
       const status = this.options.host.group(groupId).raw.status();
       const { voters, learners } = status.confState;
       const member = voters.includes(selfId) || learners.includes(selfId);
-      const led = status.leaderId !== null;
-      const ticks = led || !member ? 0 : (this.leaderlessTicks[groupId] ?? 0) + 1;
+      if (!member) {
+        // It knows it was removed: asking again is right only if autopilot took it for dead.
+        this.leaderlessTicks[groupId] = 0;
+        if (this.options.removedBy(groupId)?.startsWith(autopilotRemovalPrefix) === true)
+          stranded.push(groupId);
+        continue;
+      }
+      const ticks = status.leaderId !== null ? 0 : (this.leaderlessTicks[groupId] ?? 0) + 1;
       this.leaderlessTicks[groupId] = ticks;
       if (ticks >= this.limits.leaderlessTicksMax) stranded.push(groupId);
     }

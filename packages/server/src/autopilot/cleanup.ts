@@ -24,6 +24,12 @@ interface GroupWatch {
  * than a majority of those left (removeFromGroup's guard). A new leader, or a new term,
  * starts counting from zero, so a server is never judged on another leader's silence.
  */
+/**
+ * How the reason of every removal by dead-server cleanup begins: a server that finds itself
+ * removed this way asks to be added back (agent/rejoin.ts); one an operator removed does not.
+ */
+export const autopilotRemovalPrefix = 'autopilot dead server cleanup';
+
 export class DeadServerCleaner {
   private readonly watches = new Map<GroupId, GroupWatch>();
 
@@ -136,7 +142,7 @@ export class DeadServerCleaner {
     const { groupId, nodeId, watch, term, silentMs, thresholdMs } = options;
     const { host, logger, tickMs, removeLimits, signal } = this.options;
     watch.removing = true;
-    const reason = `autopilot dead server cleanup: not heard from for ${silentMs} ms (threshold ${thresholdMs} ms)`;
+    const reason = `${autopilotRemovalPrefix}: not heard from for ${silentMs} ms (threshold ${thresholdMs} ms)`;
     // removeFromGroup logs the proposal at warn with the reason, which also rides in the change's
     // context; every member then logs the change where it applies (metrics/host-events.ts).
     removeFromGroup({ host, groupId, nodeId, tickMs, reason, logger, limits: removeLimits, signal })
