@@ -50,8 +50,9 @@ async function runAgent(server: ServerModule, flags: Record<string, unknown>): P
   const agent = await startAgent({ config, logger, onFatal }).catch(async (error: unknown) => {
     // Also in the log, at error level, for whoever reads the logs rather than the terminal.
     const code = server.isExpectedError(error) ? error.code : undefined;
+    // An expected refusal needs no stack trace; anything else keeps it, for the bug report.
     logger.error(
-      { code, err: error },
+      code === undefined ? { err: error } : { code },
       `refusing to start: ${error instanceof Error ? error.message : String(error)}`,
     );
     await drainAgentLog(logger);
