@@ -101,6 +101,57 @@ export const errorCatalogue = {
     status: 409,
     advice: 'another restore is running on this server: wait for it to finish, then retry',
   },
+  // From the coordination primitives (docs/primitives.md).
+  PRIMITIVE_UNKNOWN: {
+    status: 404,
+    advice:
+      'check the kind and the operation against docs/primitives.md (kinds: map, set, counter, value, lock, election, semaphore)',
+  },
+  SESSION_REQUIRED: {
+    status: 400,
+    advice: 'open a session first (the SDK does) and send its id with the call',
+  },
+  SESSION_EXPIRED: {
+    status: 410,
+    advice:
+      'open a new session: this one expired or was destroyed, and what it held (locks, permits, candidacies, ephemeral entries) was released',
+  },
+  REQUEST_EXPIRED: {
+    status: 409,
+    advice:
+      'the server no longer remembers the result of this retried call (its session made many newer calls since): read the state to learn whether it applied',
+  },
+  VERSION_MISMATCH: {
+    status: 409,
+    advice: 'read the current version and retry with it, or send the write without a version precondition',
+  },
+  LOCK_NOT_HELD: {
+    status: 409,
+    advice:
+      'the fence sent does not hold the lock now (it was released, expired or is another lock’s): acquire the lock again',
+  },
+  LOCK_LOST: {
+    status: 409,
+    advice:
+      'the lock passed to another holder (its session expired): stop using what it guarded, then acquire it again',
+  },
+  COUNTER_OVERFLOW: {
+    status: 409,
+    advice: 'keep counters within ±(2^53 - 1): set the counter back, or use a smaller delta',
+  },
+  NOT_A_CANDIDATE: {
+    status: 409,
+    advice: 'name a candidate that entered the election (term lists them); withdraw only your own candidacy',
+  },
+  CANDIDATE_EXISTS: {
+    status: 409,
+    advice: 'give each candidate its own id, or withdraw the standing one first',
+  },
+  PERMITS_INVALID: {
+    status: 409,
+    advice:
+      'ask for 1 to the semaphore’s permits (setPermits sets them), and release at most what the session holds',
+  },
   // From membership.
   JOIN_FAILED: {
     status: 503,

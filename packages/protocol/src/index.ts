@@ -8,3 +8,25 @@ export { ConclaveError, type ErrorCode, errorCatalogue, isErrorCode } from './er
 export { fnv1a32, fnv1a32Utf8, type GroupId, groupOfKey, hashTag } from './keys.js';
 export { type KvVerb, kvVerbs } from './kv.js';
 export type { MemberStatus, RemovedServer } from './operator.js';
+export {
+  candidateIdCharsMax,
+  type ElectionTerm,
+  electionCandidatesMax,
+  isPartitionedKind,
+  isPrimitiveKind,
+  type LockHolder,
+  type OpMode,
+  opModeOf,
+  type PrimitiveKind,
+  type PrimitiveOp,
+  partitionedKinds,
+  primitiveKeyCharsMax,
+  primitiveKinds,
+  primitiveNameCharsMax,
+  primitiveOps,
+  primitivePageEntriesMax,
+  primitiveWaitersMax,
+  sessionResultsMax,
+  type VersionedBytes,
+  wholeKinds,
+} from './primitives.js';

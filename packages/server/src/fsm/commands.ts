@@ -2,6 +2,7 @@ import { kvVerbs } from '@conclave/protocol';
 import { assert, defaultLimits as raftLimits } from '@conclave/raft';
 import { Packr } from 'msgpackr';
 import { type AutopilotSettings, autopilotSettingsFromWire, autopilotSettingsToWire } from './autopilot.js';
+import { commandProblem, type PrimitiveCommand, type PrimitiveOutcome } from './primitives/engine.js';
 import type { FsmError } from './quota.js';
 import { restoreFromWire, restoreToWire } from './restore-wire.js';
 import type { KvOp, KvVerb, SessionEntry, SessionSpec, TxnOutcome } from './types.js';
@@ -13,6 +14,8 @@ export type FsmCommand =
   | { readonly type: 'txn'; readonly ops: readonly KvOp[] }
   | { readonly type: 'session-create'; readonly session: SessionSpec; readonly createIndex: number | null }
   | { readonly type: 'session-destroy'; readonly id: string }
+  /** A coordination primitive's write (fsm/primitives/): checked by the API before it is proposed. */
+  | ({ readonly type: 'prim' } & PrimitiveCommand)
   /** Autopilot's settings (group 0 only); with `cas`, only if they were last changed at that index (0: never set). */
   | { readonly type: 'autopilot-config'; readonly settings: AutopilotSettings; readonly cas: number | null }
   // A restore of the group from a user snapshot (fsm/restore.ts): staged, then swapped in whole.
@@ -76,6 +79,10 @@ export type FsmResult =
       readonly released: readonly { key: string; lockDelayMs: number }[];
     }
   | { readonly type: 'autopilot-config'; readonly ok: boolean; readonly index: number }
+  /** A primitive's result, or its refusal (`error`), at Raft index `index`. */
+  | ({ readonly type: 'prim'; readonly index: number } & PrimitiveOutcome)
+  /** A primitive write refused whole by the group's bound (fsm/quota.ts). */
+  | { readonly type: 'prim'; readonly index: number; readonly result: null; readonly error: FsmError }
   /** `error` says why a restore step was refused; a refused step changed nothing. */
   | { readonly type: 'restore'; readonly ok: boolean; readonly error: string | null };
 
@@ -133,6 +140,12 @@ export function encodeCommand(command: FsmCommand): Uint8Array {
         autopilotSettingsToWire(command.settings),
         command.cas,
       ]);
+    case 'prim': {
+      const { kind, name, op, args, session, seq } = command;
+      assert(commandProblem(command) === null, () => `prim: ${commandProblem(command)}`);
+      assert(seq === null || Number.isSafeInteger(seq), 'prim: seq is an integer or null');
+      return packr.pack([commandVersion, 'prim', kind, name, op, args, session, seq]);
+    }
     case 'restore-begin':
     case 'restore-chunk':
     case 'restore-commit':
@@ -191,6 +204,25 @@ export function decodeCommand(data: Uint8Array): FsmCommand {
       checkIndexOrNull(cas, 'cas');
       return { type: 'autopilot-config', settings: autopilotSettingsFromWire(decoded[2]), cas };
     }
+    case 'prim': {
+      assert(decoded.length === 8, 'prim: [version, type, kind, name, op, args, session, seq]');
+      const [, , kind, name, op, args, session, seq] = decoded as unknown[];
+      assert(typeof kind === 'string' && typeof name === 'string' && typeof op === 'string', 'prim: names');
+      assert(typeof args === 'object' && args !== null, 'prim: args is a map');
+      assert(session === null || typeof session === 'string', 'prim: session is an id or null');
+      assert(seq === null || Number.isSafeInteger(seq), 'prim: seq is an integer or null');
+      const command = {
+        type: 'prim',
+        kind,
+        name,
+        op,
+        args: copyArgs(args as Record<string, unknown>),
+        session,
+        seq,
+      } as Extract<FsmCommand, { type: 'prim' }>;
+      assert(commandProblem(command) === null, () => `prim: ${commandProblem(command)}`);
+      return command;
+    }
     case 'restore-begin':
     case 'restore-chunk':
     case 'restore-batch':
@@ -200,6 +232,15 @@ export function decodeCommand(data: Uint8Array): FsmCommand {
     default:
       assert(false, () => `unknown command type ${String(type)}`);
   }
+}
+
+/** The args with their bytes copied: the decoder hands views of the entry's buffer. */
+function copyArgs(args: Record<string, unknown>): Record<string, unknown> {
+  const copy: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(args)) {
+    copy[field] = value instanceof Uint8Array ? new Uint8Array(value) : value;
+  }
+  return copy;
 }
 
 function opToWire(op: KvOp): OpWire {

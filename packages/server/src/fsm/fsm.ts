@@ -4,6 +4,7 @@ import { StateStore, type WatchTarget, type WriteTxn } from '../state/index.js';
 import type { StoredAutopilot } from './autopilot.js';
 import { decodeCommand, type FsmCommand, type FsmResult } from './commands.js';
 import { runOp } from './kv-ops.js';
+import { applyPrimitive } from './primitives/engine.js';
 import {
   checkQuotaLimits,
   type FsmError,
@@ -303,6 +304,15 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
         const { existed, released } = destroySession(metered, { index, id: command.id });
         this.commit({ txn, metered });
         return { type: 'session-destroy', existed, released };
+      }
+      case 'prim': {
+        const { kind, name, op, args, session, seq } = command;
+        const outcome = applyPrimitive(metered, { kind, name, op, args, session, seq });
+        const error = this.overQuota(metered);
+        if (error !== null) return { type: 'prim', index, result: null, error };
+        // A refusal is committed too: with a seq, it is remembered for the retry.
+        this.commit({ txn, metered });
+        return { type: 'prim', index, ...outcome };
       }
       case 'autopilot-config': {
         // Not in a store transaction: nothing watches it, and it is replaced whole.

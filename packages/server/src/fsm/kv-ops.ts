@@ -1,6 +1,7 @@
 import type { FsmTxn } from './quota.js';
 import { kvsTable, sessionsTable } from './tables.js';
 import type { KvEntry, KvOp } from './types.js';
+import { userEntries } from './view.js';
 
 /**
  * The outcome of one KV operation. A failure carries Consul's message for it (a txn
@@ -35,7 +36,9 @@ export function runOp(txn: FsmTxn, index: number, op: KvOp): OpOutcome {
       if (existing !== null) txn.delete(kvsTable, op.key);
       return done;
     case 'delete-tree':
-      txn.deletePrefix(kvsTable, op.key);
+      // The empty prefix would reach the primitives' rows too: delete user keys one by one.
+      if (op.key === '') for (const entry of userEntries(txn, '')) txn.delete(kvsTable, entry.key);
+      else txn.deletePrefix(kvsTable, op.key);
       return done;
     case 'delete-cas':
       // Consul: deleting a key that is already gone succeeds whatever the index.
@@ -48,7 +51,7 @@ export function runOp(txn: FsmTxn, index: number, op: KvOp): OpOutcome {
       if (existing === null) return fail(`key ${quote(op.key)} doesn't exist`);
       return { ok: true, results: [existing] };
     case 'get-tree':
-      return { ok: true, results: txn.prefix(kvsTable, 'id', op.key) };
+      return { ok: true, results: userEntries(txn, op.key) };
     case 'check-index':
       if (existing === null) return fail(`failed to check index, key ${quote(op.key)} doesn't exist`);
       if (existing.modifyIndex !== op.index) {

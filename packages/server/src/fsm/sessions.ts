@@ -1,4 +1,6 @@
 import { assert } from '@conclave/raft';
+import { releaseSessionHolds } from './primitives/engine.js';
+import { isReservedKey } from './primitives/rows.js';
 import type { FsmTxn } from './quota.js';
 import { kvsTable, sessionsTable } from './tables.js';
 import type { SessionEntry, SessionSpec } from './types.js';
@@ -39,7 +41,10 @@ export function destroySession(
 ): { existed: boolean; released: { key: string; lockDelayMs: number }[] } {
   const session = txn.first(sessionsTable, 'id', options.id);
   if (session === null) return { existed: false, released: [] };
+  // The primitives' holds first: a lock passes to its next waiter, ephemeral entries go.
+  releaseSessionHolds(txn, { session: session.id, index: options.index });
   const held = txn.lookup(kvsTable, 'session', session.id);
+  assert(!held.some((entry) => isReservedKey(entry.key)), 'a session’s primitive rows are gone');
   for (const entry of held) {
     assert(entry.session === session.id, 'the session index finds only the session’s keys');
     if (session.behavior === 'delete') txn.delete(kvsTable, entry.key);

@@ -1,4 +1,5 @@
 import type { StoreReader } from '../state/index.js';
+import { isReservedKey } from './primitives/rows.js';
 import { kvsTable, sessionsTable } from './tables.js';
 import type { KvEntry, SessionEntry } from './types.js';
 
@@ -30,8 +31,8 @@ export interface FsmView extends FsmQueries {
 export function queriesOver(reader: StoreReader): FsmQueries {
   return {
     getKey: (key) => reader.first(kvsTable, 'id', key),
-    list: (prefix) => reader.prefix(kvsTable, 'id', prefix),
-    keys: (options) => rollUpKeys({ entries: reader.prefix(kvsTable, 'id', options.prefix), ...options }),
+    list: (prefix) => userEntries(reader, prefix),
+    keys: (options) => rollUpKeys({ entries: userEntries(reader, options.prefix), ...options }),
     getSession: (id) => reader.first(sessionsTable, 'id', id),
     listSessions: (options) =>
       options.node === null ? reader.all(sessionsTable) : reader.lookup(sessionsTable, 'node', options.node),
@@ -68,4 +69,16 @@ function rollUpKeys(options: {
     last = rolled;
   }
   return keys;
+}
+
+/**
+ * The KV entries under a prefix that users own. Primitives' rows (fsm/primitives/rows.ts)
+ * start with U+0000, which no user key or prefix can hold, so only the empty prefix reaches
+ * them; they sort first, and are cut off there.
+ */
+export function userEntries(reader: Pick<StoreReader, 'prefix'>, prefix: string): KvEntry[] {
+  const entries = reader.prefix(kvsTable, 'id', prefix);
+  if (prefix !== '') return entries;
+  const firstUser = entries.findIndex((entry) => !isReservedKey(entry.key));
+  return firstUser < 0 ? [] : firstUser === 0 ? entries : entries.slice(firstUser);
 }

@@ -1,0 +1,342 @@
+import {
+  isPartitionedKind,
+  isPrimitiveKind,
+  opModeOf,
+  type PrimitiveKind,
+  sessionResultsMax,
+} from '@conclave/protocol';
+import { assert } from '@conclave/raft';
+import { Packr } from 'msgpackr';
+import type { StoreReader } from '../../state/index.js';
+import type { FsmTxn } from '../quota.js';
+import { kvsTable, sessionsTable } from '../tables.js';
+import type { KvEntry } from '../types.js';
+import { argsProblem } from './args.js';
+import type { Args, KindMachine, PrimitiveError } from './kind.js';
+import { kindMachines } from './registry.js';
+import {
+  entriesPrefix,
+  entryKeyOfRow,
+  heldRowOf,
+  holdRowKey,
+  primitiveRowKey,
+  resultsRowKey,
+} from './rows.js';
+
+/** A primitive operation as proposed to one group: a write, or one group's part of a gather-write. */
+export interface PrimitiveCommand {
+  readonly kind: PrimitiveKind;
+  readonly name: string;
+  readonly op: string;
+  readonly args: Args;
+  /** The caller's session: required by some operations, and by exactly-once. */
+  readonly session: string | null;
+  /** The session's sequence number of this call: a retry with the same number applies once. */
+  readonly seq: number | null;
+}
+
+export type PrimitiveOutcome =
+  | { readonly result: unknown; readonly error: null }
+  | { readonly result: null; readonly error: PrimitiveError };
+
+// Records off: the bytes depend only on the values, never on what this encoder saw before.
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+/** What is wrong with a command, for a person, or null: the API refuses before proposing. */
+export function commandProblem(command: Omit<PrimitiveCommand, 'seq'>): string | null {
+  const { kind, op, args, session } = command;
+  if (!isPrimitiveKind(kind)) return `there is no primitive kind ${JSON.stringify(kind)}`;
+  const mode = opModeOf({ kind, op });
+  if (mode === null) return `${kind} has no operation ${JSON.stringify(op)}`;
+  const machine = kindMachines[kind];
+  const problem = argsProblem({ spec: machine.args[op] ?? {}, args });
+  if (problem !== null) return problem;
+  if (
+    isPartitionedKind(kind) &&
+    mode !== 'gather-read' &&
+    mode !== 'gather-write' &&
+    args.key === undefined
+  ) {
+    return 'args.key is required';
+  }
+  if (session === null && (machine.sessionOps.has(op) || args.ephemeral === true)) {
+    return `${kind} ${op}${args.ephemeral === true ? ' with ephemeral' : ''} needs a session`;
+  }
+  return null;
+}
+
+/**
+ * Applies a primitive write at `txn.index`: deduplicated by (session, seq), checked against
+ * `ifVersion`, run by the kind's machine, stored with its session holds kept in step.
+ */
+export function applyPrimitive(txn: FsmTxn, command: PrimitiveCommand): PrimitiveOutcome {
+  assert(
+    commandProblem(command) === null,
+    () => `a proposed primitive command is well-formed: ${commandProblem(command)}`,
+  );
+  const { session, seq } = command;
+  assert(
+    seq === null || (session !== null && Number.isSafeInteger(seq) && seq >= 1),
+    'a seq comes with a session',
+  );
+  if (session !== null && txn.first(sessionsTable, 'id', session) === null) {
+    return refused({ code: 'SESSION_EXPIRED', message: `session ${session} expired or was destroyed` });
+  }
+  if (seq === null || session === null) return run(txn, command);
+  const results = loadResults(txn, session);
+  const cached = results.entries.find(([s]) => s === seq);
+  if (cached !== undefined) return outcomeFromWire(cached[1]);
+  if (seq <= results.floor) {
+    return refused({
+      code: 'REQUEST_EXPIRED',
+      message: `call ${seq} of session ${session} is older than the ${sessionResultsMax} results kept`,
+    });
+  }
+  const outcome = run(txn, command);
+  storeResults(txn, { session, results: remember(results, { seq, outcome }) });
+  return outcome;
+}
+
+function run(txn: FsmTxn, command: PrimitiveCommand): PrimitiveOutcome {
+  if (opModeOf(command) === 'gather-write') return clearEntries(txn, command);
+  const machine = kindMachines[command.kind];
+  const rowKey = rowKeyOf(command);
+  const row = txn.first(kvsTable, 'id', rowKey);
+  const version = row?.modifyIndex ?? 0;
+  const state = row === null ? null : machine.decodeState(packr.unpack(row.value));
+  const ifVersion = command.args.ifVersion;
+  if (ifVersion !== undefined && ifVersion !== version) {
+    return refused({
+      code: 'VERSION_MISMATCH',
+      message: `${describe(command)} is at version ${version}, not ${String(ifVersion)}`,
+    });
+  }
+  const outcome = machine.apply(command.op, {
+    state,
+    version,
+    args: command.args,
+    index: txn.index,
+    session: command.session,
+  });
+  if (!outcome.ok) return refused(outcome.error);
+  if (!('unchanged' in outcome)) store(txn, { machine, rowKey, row, before: state, after: outcome.state });
+  return { result: outcome.result, error: null };
+}
+
+/** One group's part of clearing a partitioned primitive: its entries here, and their holds. */
+function clearEntries(txn: FsmTxn, command: PrimitiveCommand): PrimitiveOutcome {
+  const machine = kindMachines[command.kind];
+  let removed = 0;
+  for (const row of txn.prefix(kvsTable, 'id', entriesPrefix(command))) {
+    if (entryKeyOfRow({ rowKey: row.key, name: command.name }) === null) continue;
+    const before = machine.decodeState(packr.unpack(row.value));
+    store(txn, { machine, rowKey: row.key, row, before, after: null });
+    removed++;
+  }
+  return { result: { removed }, error: null };
+}
+
+/**
+ * Everything `session` held in this group, given up: each primitive it is named in runs
+ * its `sessionGone` (a lock passes to the next waiter, an ephemeral entry goes), and its
+ * results are forgotten. Afterwards no reserved row names the session, so what the caller
+ * does to the session's KV locks (Consul's release or delete) touches user keys only.
+ */
+export function releaseSessionHolds(txn: FsmTxn, options: { session: string; index: number }): void {
+  const { session, index } = options;
+  for (const entry of txn.lookup(kvsTable, 'session', session)) {
+    if (entry.key === resultsRowKey(session)) {
+      txn.delete(kvsTable, entry.key);
+      continue;
+    }
+    const rowKey = heldRowOf(entry.key);
+    if (rowKey === null) continue;
+    const row = txn.first(kvsTable, 'id', rowKey);
+    assert(row !== null, () => `a hold refers to a stored row: ${JSON.stringify(rowKey)}`);
+    const machine = kindMachines[kindOfRow(rowKey)];
+    const before = machine.decodeState(packr.unpack(row.value));
+    const after = machine.sessionGone(before, { session, index });
+    assert(after === null || !machine.sessionsOf(after).includes(session), 'a gone session is forgotten');
+    store(txn, { machine, rowKey, row, before, after });
+  }
+}
+
+/** Writes a primitive's new state (or deletes its row) and adds and drops its holds. */
+function store(
+  txn: FsmTxn,
+  options: {
+    machine: KindMachine<unknown>;
+    rowKey: string;
+    row: KvEntry | null;
+    before: unknown;
+    after: unknown;
+  },
+): void {
+  const { machine, rowKey, row, before, after } = options;
+  const index = txn.index;
+  if (after === null) {
+    if (row !== null) txn.delete(kvsTable, rowKey);
+  } else {
+    txn.insert(kvsTable, {
+      key: rowKey,
+      value: packr.pack(machine.encodeState(after)),
+      flags: 0,
+      createIndex: row?.createIndex ?? index,
+      modifyIndex: index,
+      lockIndex: 0,
+      session: null,
+    });
+  }
+  const was = new Set(before === null ? [] : machine.sessionsOf(before));
+  const is = new Set(after === null ? [] : machine.sessionsOf(after));
+  for (const session of was) if (!is.has(session)) txn.delete(kvsTable, holdRowKey({ session, rowKey }));
+  for (const session of is) {
+    if (was.has(session)) continue;
+    assert(txn.first(sessionsTable, 'id', session) !== null, () => `a hold names a live session ${session}`);
+    txn.insert(kvsTable, {
+      key: holdRowKey({ session, rowKey }),
+      value: new Uint8Array(0),
+      flags: 0,
+      createIndex: index,
+      modifyIndex: index,
+      lockIndex: 0,
+      session,
+    });
+  }
+}
+
+/** A primitive read against one group's state: its value, its index and the row to watch. */
+export function readPrimitive(
+  reader: Pick<StoreReader, 'first' | 'prefix'>,
+  command: Omit<PrimitiveCommand, 'session' | 'seq'>,
+): { value: unknown; version: number; watchKey: string | null; watchPrefix: string | null } {
+  const machine = kindMachines[command.kind];
+  if (opModeOf(command) === 'gather-read') return readEntries(reader, command);
+  const rowKey = rowKeyOf(command);
+  const row = reader.first(kvsTable, 'id', rowKey);
+  const version = row?.modifyIndex ?? 0;
+  const state = row === null ? null : machine.decodeState(packr.unpack(row.value));
+  const value = machine.read(command.op, { state, version, args: command.args });
+  return { value, version, watchKey: rowKey, watchPrefix: null };
+}
+
+/**
+ * One group's part of a gather read: its entry count (`size`), or a page of its entries in
+ * row order after the entry key `after` (`entries`, `elements`).
+ */
+function readEntries(
+  reader: Pick<StoreReader, 'prefix'>,
+  command: Omit<PrimitiveCommand, 'session' | 'seq'>,
+): { value: unknown; version: number; watchKey: string | null; watchPrefix: string | null } {
+  const machine = kindMachines[command.kind];
+  const prefix = entriesPrefix(command);
+  const rows = reader
+    .prefix(kvsTable, 'id', prefix)
+    .filter((row) => entryKeyOfRow({ rowKey: row.key, name: command.name }) !== null);
+  const version = rows.reduce((max, row) => Math.max(max, row.modifyIndex), 0);
+  if (command.op === 'size')
+    return { value: { size: rows.length }, version, watchKey: null, watchPrefix: prefix };
+  const after = command.args.after as string | undefined;
+  const limit = command.args.limit as number;
+  const start =
+    after === undefined
+      ? 0
+      : rows.findIndex(
+          (row) => row.key > primitiveRowKey({ kind: command.kind, name: command.name, key: after }),
+        );
+  const page = start < 0 ? [] : rows.slice(start, start + limit);
+  const entries = page.map((row) => {
+    const key = entryKeyOfRow({ rowKey: row.key, name: command.name });
+    assert(key !== null, 'a page holds this primitive’s entries');
+    return machine.read('entry', {
+      state: machine.decodeState(packr.unpack(row.value)),
+      version: row.modifyIndex,
+      args: { key },
+    });
+  });
+  const more = start >= 0 && start + limit < rows.length;
+  return { value: { entries, more }, version, watchKey: null, watchPrefix: prefix };
+}
+
+function rowKeyOf(command: Pick<PrimitiveCommand, 'kind' | 'name' | 'args'>): string {
+  const { kind, name, args } = command;
+  if (!isPartitionedKind(kind)) return primitiveRowKey({ kind, name });
+  return primitiveRowKey({ kind, name, key: args.key as string });
+}
+
+function kindOfRow(rowKey: string): PrimitiveKind {
+  const kind = rowKey.slice(2, rowKey.indexOf('/'));
+  assert(
+    rowKey.startsWith('\u0000{') && isPrimitiveKind(kind),
+    () => `a primitive row: ${JSON.stringify(rowKey)}`,
+  );
+  return kind;
+}
+
+function describe(command: Pick<PrimitiveCommand, 'kind' | 'name' | 'args'>): string {
+  const key = command.args.key;
+  return `${command.kind} ${JSON.stringify(command.name)}${typeof key === 'string' ? ` key ${JSON.stringify(key)}` : ''}`;
+}
+
+function refused(error: PrimitiveError): PrimitiveOutcome {
+  return { result: null, error };
+}
+
+/** A session's remembered results in one group: every seq at or below `floor` is forgotten. */
+interface SessionResults {
+  readonly floor: number;
+  /** [seq, outcome], oldest first, at most sessionResultsMax. */
+  readonly entries: readonly (readonly [number, unknown])[];
+}
+
+function loadResults(txn: FsmTxn, session: string): SessionResults {
+  const row = txn.first(kvsTable, 'id', resultsRowKey(session));
+  if (row === null) return { floor: 0, entries: [] };
+  const wire: unknown = packr.unpack(row.value);
+  assert(
+    Array.isArray(wire) && wire.length === 2 && Array.isArray(wire[1]),
+    'a results row is [floor, entries]',
+  );
+  return { floor: wire[0] as number, entries: wire[1] as [number, unknown][] };
+}
+
+function remember(
+  results: SessionResults,
+  options: { seq: number; outcome: PrimitiveOutcome },
+): SessionResults {
+  const entries = [...results.entries, [options.seq, outcomeToWire(options.outcome)] as const];
+  let floor = results.floor;
+  while (entries.length > sessionResultsMax) {
+    const dropped = entries.shift();
+    assert(dropped !== undefined, 'an entry to drop');
+    floor = Math.max(floor, dropped[0]);
+  }
+  return { floor, entries };
+}
+
+function storeResults(txn: FsmTxn, options: { session: string; results: SessionResults }): void {
+  const key = resultsRowKey(options.session);
+  const row = txn.first(kvsTable, 'id', key);
+  txn.insert(kvsTable, {
+    key,
+    value: packr.pack([options.results.floor, options.results.entries]),
+    flags: 0,
+    createIndex: row?.createIndex ?? txn.index,
+    modifyIndex: txn.index,
+    lockIndex: 0,
+    session: options.session,
+  });
+}
+
+function outcomeToWire(outcome: PrimitiveOutcome): unknown {
+  return outcome.error === null
+    ? [null, null, outcome.result]
+    : [outcome.error.code, outcome.error.message, null];
+}
+
+function outcomeFromWire(wire: unknown): PrimitiveOutcome {
+  assert(Array.isArray(wire) && wire.length === 3, 'a remembered outcome is [code, message, result]');
+  const [code, message, result] = wire as [PrimitiveError['code'] | null, string | null, unknown];
+  if (code === null) return { result, error: null };
+  return refused({ code, message: message ?? '' });
+}
