@@ -4,6 +4,7 @@ import type { ConclaveService } from '../service/types.js';
 import type { ApiContext } from './context.js';
 import { kvUrl, registerKvRoutes } from './kv-routes.js';
 import { type ConsulApiLimits, resolveApiLimits } from './limits.js';
+import { primitiveUrl, registerPrimitiveRoutes } from './primitive-routes.js';
 import { bodyTooLargeCode, sendError } from './send-error.js';
 import { registerSessionRoutes } from './session-routes.js';
 import { registerStatusRoutes } from './status-routes.js';
@@ -45,6 +46,7 @@ export function registerConsulApi(app: FastifyInstance, options: ConsulApiOption
     registerTxnRoute(api, ctx);
     registerSessionRoutes(api, ctx);
     registerStatusRoutes(api, ctx);
+    registerPrimitiveRoutes(api, ctx);
   });
 }
 
@@ -63,6 +65,11 @@ function routeError(error: unknown, request: FastifyRequest, ctx: ApiContext): u
       return new ConclaveError({
         code: 'TXN_TOO_LARGE',
         message: `the transaction body is larger than ${limits.txnBodyBytesMax} bytes, the most ${limits.txnOpsMax} operations (txnOpsMax) with values of ${limits.kvValueBytesMax} bytes in all (kvValueBytesMax) can take`,
+      });
+    case primitiveUrl:
+      return new ConclaveError({
+        code: 'VALUE_TOO_LARGE',
+        message: `the body is larger than a value of kvValueBytesMax (${limits.kvValueBytesMax} bytes) can make it`,
       });
     case kvUrl:
       return new ConclaveError({

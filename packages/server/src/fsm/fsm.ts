@@ -4,7 +4,12 @@ import { StateStore, type WatchTarget, type WriteTxn } from '../state/index.js';
 import type { StoredAutopilot } from './autopilot.js';
 import { decodeCommand, type FsmCommand, type FsmResult } from './commands.js';
 import { runOp } from './kv-ops.js';
-import { applyPrimitive } from './primitives/engine.js';
+import {
+  applyPrimitive,
+  type PrimitiveRead,
+  type PrimitiveReadResult,
+  readPrimitive,
+} from './primitives/engine.js';
 import {
   checkQuotaLimits,
   type FsmError,
@@ -248,6 +253,11 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
       ...(options.sessions === true ? [{ kind: 'table', table: sessionsTable } as const] : []),
     ];
     return this.store.watch({ targets, onChange });
+  }
+
+  /** A primitive's read (or one group's part of a gather read) on the applied state. */
+  primitive(read: PrimitiveRead): PrimitiveReadResult {
+    return readPrimitive(this.store.snapshot(), read);
   }
 
   /** A read-only copy-on-write view: O(1), and later applies never change it. */

@@ -9,6 +9,16 @@ export {
 } from './commands.js';
 export { ConclaveFsm, defaultFsmLimits, type FsmLimits, type SnapshotParts } from './fsm.js';
 export { PartsDigest, type PartsDigestState } from './parts-digest.js';
+export { argsProblem, textProblem } from './primitives/args.js';
+export {
+  commandProblem,
+  type PrimitiveCommand,
+  type PrimitiveOutcome,
+  type PrimitiveRead,
+  type PrimitiveReadResult,
+} from './primitives/engine.js';
+export { kindMachines } from './primitives/registry.js';
+export { primitiveRowKey } from './primitives/rows.js';
 export type { FsmError } from './quota.js';
 export type { StagedRestoreView } from './restore.js';
 export {

@@ -1,4 +1,4 @@
-import type { FsmCommand, FsmResult } from '../fsm/index.js';
+import type { FsmCommand, FsmResult, PrimitiveRead } from '../fsm/index.js';
 import type { GroupStatus } from './status.js';
 import type { ReadMeta, ReadRequest, SessionEntry } from './types.js';
 
@@ -10,7 +10,9 @@ export type GroupQuery =
   | { readonly kind: 'session'; readonly id: string }
   | { readonly kind: 'sessions'; readonly node: string | null }
   /** Autopilot's settings (group 0): a StoredAutopilot or null. */
-  | { readonly kind: 'autopilot-config' };
+  | { readonly kind: 'autopilot-config' }
+  /** A coordination primitive's read, or this group's part of a gather read. */
+  | ({ readonly kind: 'primitive' } & { readonly read: PrimitiveRead });
 
 /**
  * One request to one group, executed by the server that leads it (or, for a stale read, by

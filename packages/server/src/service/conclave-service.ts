@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { groupOfKey } from '@conclave/protocol';
+import { groupOfKey, isPartitionedKind, opModeOf } from '@conclave/protocol';
 import { ConclaveError } from '../errors.js';
 import {
   type ConclaveFsm,
@@ -7,6 +7,9 @@ import {
   type FsmError,
   type FsmResult,
   groupSessionsMax,
+  type PrimitiveCommand,
+  type PrimitiveRead,
+  primitiveRowKey,
 } from '../fsm/index.js';
 import type { MultiRaftHost } from '../host/host.js';
 import type { GroupId } from '../host/ports.js';
@@ -66,7 +69,7 @@ export class KvService implements ConclaveService {
 
   async kvList(options: ReadRequest & { prefix: string }): Promise<Read<readonly KvEntry[]>> {
     const parts = await this.gather({
-      prefix: options.prefix,
+      groups: this.groupsOfPrefix(options.prefix),
       query: { kind: 'list', prefix: options.prefix },
       read: options,
     });
@@ -80,7 +83,7 @@ export class KvService implements ConclaveService {
     options: ReadRequest & { prefix: string; separator: string | null },
   ): Promise<Read<readonly string[]>> {
     const query = { kind: 'keys', prefix: options.prefix, separator: options.separator } as const;
-    const parts = await this.gather({ prefix: options.prefix, query, read: options });
+    const parts = await this.gather({ groups: this.groupsOfPrefix(options.prefix), query, read: options });
     // With a separator, two groups may roll different keys up to the same folder.
     const keys = [...new Set(parts.flatMap((part) => part.value as string[]))].sort(compareKeys);
     return { value: keys, meta: combineMeta(parts.map((p) => p.meta)) };
@@ -250,6 +253,64 @@ export class KvService implements ConclaveService {
     };
   }
 
+  async primitiveWrite(command: PrimitiveCommand): Promise<{ result: unknown; index: number }> {
+    if (opModeOf(command) !== 'gather-write') {
+      return this.applyPrimitive({ groupId: this.groupOfPrimitive(command), command });
+    }
+    // Each group remembers the session's results on its own, so one seq serves them all.
+    const parts = await Promise.all(
+      this.allGroups().map((groupId) => this.applyPrimitive({ groupId, command })),
+    );
+    const removed = parts.reduce((sum, part) => sum + ((part.result as { removed: number }).removed ?? 0), 0);
+    return { result: { removed }, index: Math.max(...parts.map((part) => part.index)) };
+  }
+
+  async primitiveRead(options: ReadRequest & { read: PrimitiveRead; group: number }): Promise<Read<unknown>> {
+    const { read } = options;
+    const query = { kind: 'primitive', read } as const;
+    const mode = opModeOf(read);
+    if (mode === 'read') {
+      const reply = expectRead(
+        await this.read({ groupId: this.groupOfPrimitive(read), query, read: options }),
+      );
+      return { value: reply.value, meta: reply.meta };
+    }
+    if (read.op === 'size') {
+      const parts = await this.gather({ groups: this.allGroups(), query, read: options });
+      const size = parts.reduce((sum, part) => sum + (part.value as { size: number }).size, 0);
+      return { value: { size }, meta: combineMeta(parts.map((part) => part.meta)) };
+    }
+    const reply = expectRead(await this.read({ groupId: options.group, query, read: options }));
+    return {
+      value: { ...(reply.value as object), group: options.group, groups: this.groupCount() },
+      meta: reply.meta,
+    };
+  }
+
+  private async applyPrimitive(options: {
+    groupId: GroupId;
+    command: PrimitiveCommand;
+  }): Promise<{ result: unknown; index: number }> {
+    const { result, index } = await this.apply({
+      groupId: options.groupId,
+      command: { type: 'prim', ...options.command },
+    });
+    if (result.type !== 'prim') throw unexpected(result);
+    if (result.error !== null) throw new ConclaveError(result.error);
+    return { result: result.result, index };
+  }
+
+  /** The group of a whole primitive's row, or of a partitioned one's entry. */
+  private groupOfPrimitive(command: PrimitiveRead): GroupId {
+    const { kind, name, args } = command;
+    const key = isPartitionedKind(kind) ? (args['key'] as string) : undefined;
+    return this.groupOf(primitiveRowKey({ kind, name, ...(key === undefined ? {} : { key }) }));
+  }
+
+  private allGroups(): GroupId[] {
+    return [...Array(this.options.host.groupCount).keys()];
+  }
+
   private async writeKv(op: KvOp): Promise<{ ok: boolean; index: number }> {
     const groupId = this.groupOf(op.key);
     const { result } = await this.apply({ groupId, command: { type: 'kv', op } });
@@ -294,12 +355,11 @@ export class KvService implements ConclaveService {
    * the index it last reported, and take the first that changes.
    */
   private async gather(options: {
-    prefix: string;
+    groups: readonly GroupId[];
     query: GroupQuery;
     read: ReadRequest;
   }): Promise<{ value: unknown; meta: ReadMeta }[]> {
-    const { query, read } = options;
-    const groups = this.groupsOfPrefix(options.prefix);
+    const { query, read, groups } = options;
     const nonBlocking = { ...read, block: null, signal: undefined };
     const parts = (
       await Promise.all(groups.map((groupId) => this.read({ groupId, query, read: nonBlocking })))
@@ -343,7 +403,7 @@ export class KvService implements ConclaveService {
   }
 
   /** Every key under a prefix holding a whole `{tag}` shares that tag, hence one group. */
-  private groupsOfPrefix(prefix: string): GroupId[] {
+  private groupsOfPrefix(prefix: string): readonly GroupId[] {
     const open = prefix.indexOf('{');
     const close = open < 0 ? -1 : prefix.indexOf('}', open + 1);
     if (close > open + 1) return [this.groupOf(prefix)];

@@ -43,6 +43,15 @@ export function evaluate(fsm: ConclaveFsm, query: GroupQuery): Evaluation {
         index: atLeastOne(fsm.sessionIndex()),
         watch: { sessions: true },
       };
+    case 'primitive': {
+      const read = fsm.primitive(query.read);
+      // A row's version only grows while it exists; without one (a gather, an absent row)
+      // the table's index stands in: it passed every version a deleted row ever had.
+      const index = read.watchKey !== null && read.version > 0 ? read.version : fsm.kvIndex();
+      const watch =
+        read.watchKey !== null ? { keys: [read.watchKey] } : { prefixes: [read.watchPrefix ?? ''] };
+      return { value: read.value, index: atLeastOne(index), watch };
+    }
     case 'autopilot-config': {
       // Nothing watches the settings: a blocking read of them just waits out its time.
       const stored = fsm.autopilot();

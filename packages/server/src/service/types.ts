@@ -1,3 +1,4 @@
+import type { PrimitiveCommand, PrimitiveRead } from '../fsm/index.js';
 import type { KvEntry, KvOp, SessionEntry, SessionSpec, TxnOutcome } from '../fsm/types.js';
 
 /**
@@ -85,6 +86,17 @@ export interface ConclaveService {
   sessionRenew(options: { id: string }): Promise<SessionEntry | null>;
   sessionInfo(options: ReadRequest & { id: string }): Promise<Read<SessionEntry | null>>;
   sessionList(options: ReadRequest & { node: string | null }): Promise<Read<readonly SessionEntry[]>>;
+  /**
+   * A coordination primitive's write (fsm/primitives/), checked by the caller with
+   * `commandProblem`: to the group of its row, or (a gather write) to every group.
+   * Refusals throw ConclaveError with the primitive's code.
+   */
+  primitiveWrite(command: PrimitiveCommand): Promise<{ result: unknown; index: number }>;
+  /**
+   * A primitive's read. `group` names the one group a page of entries comes from
+   * (`entries`, `elements`); a size is summed over every group.
+   */
+  primitiveRead(options: ReadRequest & { read: PrimitiveRead; group: number }): Promise<Read<unknown>>;
   /** Group 0's leader Raft address, '' if none is known. */
   leaderAddress(): string;
   /** Group 0's voters' Raft addresses. */

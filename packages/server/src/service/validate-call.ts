@@ -1,5 +1,13 @@
 import { ConclaveError } from '../errors.js';
-import { allVerbs, type FsmCommand, kvRowBytes, snapshotRowBytesMax, writeVerbs } from '../fsm/index.js';
+import {
+  allVerbs,
+  commandProblem,
+  type FsmCommand,
+  kvRowBytes,
+  type PrimitiveCommand,
+  snapshotRowBytesMax,
+  writeVerbs,
+} from '../fsm/index.js';
 import {
   restoreBatchBytesMax,
   restoreBatchPartsMax,
@@ -90,6 +98,14 @@ function parseCommand(value: unknown): FsmCommand {
       const cas = command.cas === null ? null : uint(command.cas, 'command.cas');
       return { type: 'autopilot-config', settings, cas };
     }
+    case 'prim': {
+      const primitive = parsePrimitive(command, 'command');
+      const seq = command.seq === null ? null : uint(command.seq, 'command.seq');
+      const session = command.session === null ? null : text(command.session, 'command.session');
+      const problem = commandProblem({ ...primitive, session });
+      if (problem !== null) throw bad(`command: ${problem}`);
+      return { type: 'prim', ...primitive, session, seq };
+    }
     case 'restore-begin':
     case 'restore-chunk':
     case 'restore-batch':
@@ -99,6 +115,26 @@ function parseCommand(value: unknown): FsmCommand {
     default:
       throw bad(`command.type ${JSON.stringify(command.type)} is unknown`);
   }
+}
+
+/** A primitive call's kind, name, op and args; `commandProblem` checks them further. */
+function parsePrimitive(
+  value: Record<string, unknown>,
+  name: string,
+): Pick<PrimitiveCommand, 'kind' | 'name' | 'op' | 'args'> {
+  const args = record(value.args, `${name}.args`);
+  for (const [field, arg] of Object.entries(args)) {
+    // A value past the snapshot's row bound would trip the encoder's assertion.
+    if (arg instanceof Uint8Array && arg.byteLength > snapshotRowBytesMax / 2) {
+      throw bad(`${name}.args.${field} is over ${snapshotRowBytesMax / 2} bytes`);
+    }
+  }
+  return {
+    kind: text(value.kind, `${name}.kind`) as PrimitiveCommand['kind'],
+    name: text(value.name, `${name}.name`),
+    op: text(value.op, `${name}.op`),
+    args,
+  };
 }
 
 function parseOp(value: unknown, name: string): KvOp {
@@ -154,6 +190,12 @@ function parseQuery(value: unknown): GroupQuery {
       return { kind: 'sessions', node: q.node === null ? null : text(q.node, 'query.node') };
     case 'autopilot-config':
       return { kind: 'autopilot-config' };
+    case 'primitive': {
+      const read = parsePrimitive(record(q.read, 'query.read'), 'query.read');
+      const problem = commandProblem({ ...read, session: null });
+      if (problem !== null) throw bad(`query.read: ${problem}`);
+      return { kind: 'primitive', read };
+    }
     default:
       throw bad(`query.kind ${JSON.stringify(q.kind)} is unknown`);
   }

@@ -72,6 +72,12 @@ export class RecordingService implements ConclaveService {
   sessionList(...args: Args<'sessionList'>) {
     return this.invoke('sessionList', args);
   }
+  primitiveWrite(...args: Args<'primitiveWrite'>) {
+    return this.invoke('primitiveWrite', args);
+  }
+  primitiveRead(...args: Args<'primitiveRead'>) {
+    return this.invoke('primitiveRead', args);
+  }
   leaderAddress(...args: Args<'leaderAddress'>) {
     return this.invoke('leaderAddress', args);
   }

@@ -3,6 +3,7 @@ import {
   isPrimitiveKind,
   opModeOf,
   type PrimitiveKind,
+  primitiveNameCharsMax,
   sessionResultsMax,
 } from '@conclave/protocol';
 import { assert } from '@conclave/raft';
@@ -11,7 +12,7 @@ import type { StoreReader } from '../../state/index.js';
 import type { FsmTxn } from '../quota.js';
 import { kvsTable, sessionsTable } from '../tables.js';
 import type { KvEntry } from '../types.js';
-import { argsProblem } from './args.js';
+import { argsProblem, textProblem } from './args.js';
 import type { Args, KindMachine, PrimitiveError } from './kind.js';
 import { kindMachines } from './registry.js';
 import {
@@ -35,6 +36,20 @@ export interface PrimitiveCommand {
   readonly seq: number | null;
 }
 
+/** A primitive read: what a PrimitiveCommand names, without session or seq. */
+export type PrimitiveRead = Omit<PrimitiveCommand, 'session' | 'seq'>;
+
+/**
+ * A read's value, the version of the row it read (0: none; the newest of the entries for a
+ * gather read), and what to watch for a change: the row, or the entries' prefix.
+ */
+export interface PrimitiveReadResult {
+  readonly value: unknown;
+  readonly version: number;
+  readonly watchKey: string | null;
+  readonly watchPrefix: string | null;
+}
+
 export type PrimitiveOutcome =
   | { readonly result: unknown; readonly error: null }
   | { readonly result: null; readonly error: PrimitiveError };
@@ -44,8 +59,10 @@ const packr = new Packr({ useRecords: false, moreTypes: false });
 
 /** What is wrong with a command, for a person, or null: the API refuses before proposing. */
 export function commandProblem(command: Omit<PrimitiveCommand, 'seq'>): string | null {
-  const { kind, op, args, session } = command;
+  const { kind, name, op, args, session } = command;
   if (!isPrimitiveKind(kind)) return `there is no primitive kind ${JSON.stringify(kind)}`;
+  const nameProblem = textProblem({ value: name, charsMax: primitiveNameCharsMax });
+  if (nameProblem !== null) return `the name ${nameProblem}`;
   const mode = opModeOf({ kind, op });
   if (mode === null) return `${kind} has no operation ${JSON.stringify(op)}`;
   const machine = kindMachines[kind];
@@ -208,8 +225,8 @@ function store(
 /** A primitive read against one group's state: its value, its index and the row to watch. */
 export function readPrimitive(
   reader: Pick<StoreReader, 'first' | 'prefix'>,
-  command: Omit<PrimitiveCommand, 'session' | 'seq'>,
-): { value: unknown; version: number; watchKey: string | null; watchPrefix: string | null } {
+  command: PrimitiveRead,
+): PrimitiveReadResult {
   const machine = kindMachines[command.kind];
   if (opModeOf(command) === 'gather-read') return readEntries(reader, command);
   const rowKey = rowKeyOf(command);
@@ -224,10 +241,7 @@ export function readPrimitive(
  * One group's part of a gather read: its entry count (`size`), or a page of its entries in
  * row order after the entry key `after` (`entries`, `elements`).
  */
-function readEntries(
-  reader: Pick<StoreReader, 'prefix'>,
-  command: Omit<PrimitiveCommand, 'session' | 'seq'>,
-): { value: unknown; version: number; watchKey: string | null; watchPrefix: string | null } {
+function readEntries(reader: Pick<StoreReader, 'prefix'>, command: PrimitiveRead): PrimitiveReadResult {
   const machine = kindMachines[command.kind];
   const prefix = entriesPrefix(command);
   const rows = reader

@@ -1,0 +1,180 @@
+import { isPrimitiveKind, opModeOf, type PrimitiveKind, primitivePageEntriesMax } from '@conclave/protocol';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { ConclaveError } from '../errors.js';
+import { commandProblem, kindMachines, type PrimitiveCommand } from '../fsm/index.js';
+import { sendJson } from './consul-json.js';
+import type { ApiContext } from './context.js';
+import { badRequest, queryOf } from './query.js';
+import { parseReadRequest, setReadMeta } from './read-request.js';
+
+/** The primitives' route: `POST /v1/primitive/<kind>/<name>/<op>` (docs/primitives.md). */
+export const primitiveUrl = '/v1/primitive/:kind/:name/:op';
+
+/** Body framing beyond a value's base64: field names, a session id, a key, numbers. */
+const primitiveBodyFramingBytes = 16 * 1024;
+
+interface PrimitiveParams {
+  readonly kind: string;
+  readonly name: string;
+  readonly op: string;
+}
+
+/**
+ * Every primitive operation, one route. A write goes through Raft (with `session` and
+ * `seq`, exactly once); a read takes Consul's read parameters (`?consistent`, `?stale`,
+ * `?index` and `?wait` to block until the primitive changes). The answer is `{ result,
+ * index }` with bytes as base64, and X-Consul-Index on reads.
+ */
+export function registerPrimitiveRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const bodyLimit = Math.ceil(ctx.limits.kvValueBytesMax / 3) * 4 + primitiveBodyFramingBytes;
+  app.post<{ Params: PrimitiveParams }>(primitiveUrl, { bodyLimit }, async (request, reply) => {
+    const { kind, name, op } = request.params;
+    const body = parseBody(request.body);
+    const command = checkedCommand({ kind, name, op, body, ctx });
+    const mode = opModeOf(command);
+    if (mode === 'write' || mode === 'gather-write') {
+      const { result, index } = await ctx.service.primitiveWrite(command);
+      return sendResult(reply, { result, index });
+    }
+    const read = parseReadRequest(queryOf(request), { limits: ctx.limits, random: ctx.random, reply });
+    const group = groupOf({ body, groupCount: ctx.service.groupCount() });
+    const { kind: k, name: n, op: o, args } = command;
+    const answer = await ctx.service.primitiveRead({
+      ...read,
+      read: { kind: k, name: n, op: o, args },
+      group,
+    });
+    setReadMeta(reply, answer.meta);
+    return sendResult(reply, { result: answer.value, index: Math.max(1, answer.meta.index) });
+  });
+}
+
+interface PrimitiveBody {
+  readonly args: Record<string, unknown>;
+  readonly session: string | null;
+  readonly seq: number | null;
+  readonly group: number | null;
+}
+
+function parseBody(raw: unknown): PrimitiveBody {
+  const text = raw instanceof Buffer ? raw.toString('utf8') : '';
+  if (text.trim() === '') return { args: {}, session: null, seq: null, group: null };
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    throw badRequest(`the body is not JSON: ${(error as Error).message}`);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw badRequest('the body must be a JSON object { args, session, seq }');
+  }
+  const fields = body as Record<string, unknown>;
+  for (const field of Object.keys(fields)) {
+    if (!['args', 'session', 'seq', 'group'].includes(field)) {
+      throw badRequest(
+        `the body has an unknown field ${JSON.stringify(field)} (it takes args, session, seq, group)`,
+      );
+    }
+  }
+  const args = fields.args ?? {};
+  if (typeof args !== 'object' || args === null || Array.isArray(args))
+    throw badRequest('args must be an object');
+  const session = fields.session ?? null;
+  if (session !== null && (typeof session !== 'string' || !/^[0-9a-f-]{36}$/.test(session))) {
+    throw badRequest('session must be a session id (a UUID)');
+  }
+  return {
+    args: args as Record<string, unknown>,
+    session: session as string | null,
+    seq: optionalCount(fields.seq, 'seq'),
+    group: optionalCount(fields.group, 'group', 0),
+  };
+}
+
+function optionalCount(value: unknown, what: string, min = 1): number | null {
+  if (value === undefined || value === null) return null;
+  if (!Number.isSafeInteger(value) || (value as number) < min) {
+    throw badRequest(`${what} must be an integer >= ${min}`);
+  }
+  return value as number;
+}
+
+/** The call checked as the state machine will assert it, with its base64 fields decoded. */
+function checkedCommand(options: {
+  kind: string;
+  name: string;
+  op: string;
+  body: PrimitiveBody;
+  ctx: ApiContext;
+}): PrimitiveCommand {
+  const { kind, name, op, body, ctx } = options;
+  if (!isPrimitiveKind(kind) || opModeOf({ kind, op }) === null) {
+    const what = isPrimitiveKind(kind)
+      ? `${kind} has no operation ${JSON.stringify(op)}`
+      : `there is no primitive kind ${JSON.stringify(kind)}`;
+    throw new ConclaveError({ code: 'PRIMITIVE_UNKNOWN', message: what });
+  }
+  const args = decodeBytes({ kind, op, args: body.args, valueBytesMax: ctx.limits.kvValueBytesMax });
+  if (body.seq !== null && body.session === null) throw badRequest('seq needs a session');
+  const command: PrimitiveCommand = { kind, name, op, args, session: body.session, seq: body.seq };
+  const problem = commandProblem(command);
+  if (problem !== null) {
+    const code = problem.endsWith('needs a session') ? 'SESSION_REQUIRED' : 'BAD_REQUEST';
+    throw new ConclaveError({ code, message: `${kind} ${op}: ${problem}` });
+  }
+  const limit = args['limit'];
+  if (typeof limit === 'number' && limit > primitivePageEntriesMax) {
+    throw badRequest(`args.limit is ${limit}, more than ${primitivePageEntriesMax}`);
+  }
+  return command;
+}
+
+/** The args with every bytes field decoded from base64, refused over the value bound. */
+function decodeBytes(options: {
+  kind: PrimitiveKind;
+  op: string;
+  args: Record<string, unknown>;
+  valueBytesMax: number;
+}): Record<string, unknown> {
+  const spec = kindMachines[options.kind].args[options.op] ?? {};
+  const decoded: Record<string, unknown> = { ...options.args };
+  for (const [field, type] of Object.entries(spec)) {
+    const value = decoded[field];
+    if (!type.startsWith('bytes') || value === undefined || value === null) continue;
+    if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) {
+      throw badRequest(`args.${field} must be base64`);
+    }
+    const bytes = new Uint8Array(Buffer.from(value, 'base64'));
+    if (bytes.byteLength > options.valueBytesMax) {
+      throw new ConclaveError({
+        code: 'VALUE_TOO_LARGE',
+        message: `args.${field} is ${bytes.byteLength} bytes, more than ${options.valueBytesMax}`,
+      });
+    }
+    decoded[field] = bytes;
+  }
+  return decoded;
+}
+
+function groupOf(options: { body: PrimitiveBody; groupCount: number }): number {
+  const group = options.body.group ?? 0;
+  if (group >= options.groupCount) {
+    throw badRequest(`group must be below the cluster's ${options.groupCount} groups, got ${group}`);
+  }
+  return group;
+}
+
+function sendResult(reply: FastifyReply, answer: { result: unknown; index: number }): FastifyReply {
+  return sendJson(reply, { result: toJson(answer.result), index: answer.index });
+}
+
+/** Bytes as base64, everything else as it is. */
+function toJson(value: unknown): unknown {
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  if (Array.isArray(value)) return value.map(toJson);
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([field, inner]) => [field, toJson(inner)]));
+  }
+  return value;
+}
