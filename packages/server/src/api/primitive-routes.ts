@@ -122,7 +122,7 @@ function checkedCommand(options: {
     const code = problem.endsWith('needs a session') ? 'SESSION_REQUIRED' : 'BAD_REQUEST';
     throw new ConclaveError({ code, message: `${kind} ${op}: ${problem}` });
   }
-  const limit = args['limit'];
+  const limit = args.limit;
   if (typeof limit === 'number' && limit > primitivePageEntriesMax) {
     throw badRequest(`args.limit is ${limit}, more than ${primitivePageEntriesMax}`);
   }

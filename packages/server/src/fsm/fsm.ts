@@ -77,7 +77,11 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
    */
   private liveBytes = 0;
 
-  constructor(limits: Partial<FsmLimits> = {}) {
+  /** The group this machine runs: fences carry it (primitives/fences.ts). */
+  private readonly groupId: number;
+
+  constructor(limits: Partial<FsmLimits> = {}, options: { groupId?: number } = {}) {
+    this.groupId = options.groupId ?? 0;
     this.limits = { ...defaultFsmLimits, ...limits };
     checkQuotaLimits(this.limits);
     const { watchersMax, watchTargetsMax } = this.limits;
@@ -311,13 +315,18 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
       }
       case 'session-destroy': {
         // Never refused: it only frees bytes, so a group at its bound can shed state.
-        const { existed, released } = destroySession(metered, { index, id: command.id });
+        const { existed, released } = destroySession(metered, {
+          index,
+          id: command.id,
+          groupId: this.groupId,
+        });
         this.commit({ txn, metered });
         return { type: 'session-destroy', existed, released };
       }
       case 'prim': {
         const { kind, name, op, args, session, seq } = command;
-        const outcome = applyPrimitive(metered, { kind, name, op, args, session, seq });
+        const primitive = { kind, name, op, args, session, seq };
+        const outcome = applyPrimitive(metered, { command: primitive, groupId: this.groupId });
         const error = this.overQuota(metered);
         if (error !== null) return { type: 'prim', index, result: null, error };
         // A refusal is committed too: with a seq, it is remembered for the retry.

@@ -37,12 +37,12 @@ export function createSession(
  */
 export function destroySession(
   txn: FsmTxn,
-  options: { index: number; id: string },
+  options: { index: number; id: string; groupId: number },
 ): { existed: boolean; released: { key: string; lockDelayMs: number }[] } {
   const session = txn.first(sessionsTable, 'id', options.id);
   if (session === null) return { existed: false, released: [] };
   // The primitives' holds first: a lock passes to its next waiter, ephemeral entries go.
-  releaseSessionHolds(txn, { session: session.id, index: options.index });
+  releaseSessionHolds(txn, { session: session.id, index: options.index, groupId: options.groupId });
   const held = txn.lookup(kvsTable, 'session', session.id);
   assert(!held.some((entry) => isReservedKey(entry.key)), 'a session’s primitive rows are gone');
   for (const entry of held) {

@@ -303,7 +303,7 @@ export class KvService implements ConclaveService {
   /** The group of a whole primitive's row, or of a partitioned one's entry. */
   private groupOfPrimitive(command: PrimitiveRead): GroupId {
     const { kind, name, args } = command;
-    const key = isPartitionedKind(kind) ? (args['key'] as string) : undefined;
+    const key = isPartitionedKind(kind) ? (args.key as string) : undefined;
     return this.groupOf(primitiveRowKey({ kind, name, ...(key === undefined ? {} : { key }) }));
   }
 

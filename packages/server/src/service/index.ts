@@ -27,7 +27,7 @@ export class GroupMachines {
   constructor(private readonly limits: Partial<FsmLimits> = {}) {}
 
   machine(groupId: GroupId): StateMachine<FsmResult> {
-    const fsm = new ConclaveFsm(this.limits);
+    const fsm = new ConclaveFsm(this.limits, { groupId });
     this.fsms.set(groupId, fsm);
     return {
       apply: (entry: Entry) => {

@@ -3,8 +3,8 @@ import { assert } from '@conclave/raft';
 import { type KindMachine, type KindOutcome, refuse, unchanged } from './kind.js';
 
 /**
- * A leader election. Candidates stand in line; the first is the leader. The term is the
- * Raft index of the last change of leader: it grows at every change and fences the leader.
+ * A leader election. Candidates stand in line; the first is the leader. The term is a new
+ * fence (fences.ts) at every change of leader: it only grows, and fences the leader.
  */
 export interface ElectionState {
   readonly term: number;
@@ -31,7 +31,7 @@ export const electionKind: KindMachine<ElectionState> = {
   decodeState(wire) {
     assert(Array.isArray(wire) && wire.length === 2, 'an election row is [term, candidates]');
     const [term, candidates] = wire as unknown[];
-    assert(Number.isSafeInteger(term), 'a term is an index');
+    assert(Number.isSafeInteger(term), 'a term is a fence');
     assert(Array.isArray(candidates), 'candidates are a list');
     return checked({
       term: term as number,
@@ -44,7 +44,7 @@ export const electionKind: KindMachine<ElectionState> = {
       }),
     });
   },
-  apply(op, { state, args, index, session }): KindOutcome<ElectionState> {
+  apply(op, { state, args, fence, session }): KindOutcome<ElectionState> {
     const election = state ?? { term: 0, candidates: [] };
     const id = args.candidate as string;
     const at = election.candidates.findIndex((c) => c.id === id);
@@ -63,7 +63,7 @@ export const electionKind: KindMachine<ElectionState> = {
       if (election.candidates.length >= electionCandidatesMax) {
         return refuse('OVERLOADED', `${electionCandidatesMax} candidates stand already`);
       }
-      return changed({ election, candidates: [...election.candidates, { id, session }], index });
+      return changed({ election, candidates: [...election.candidates, { id, session }], fence });
     }
     if (at < 0) {
       if (op === 'withdraw' || op === 'evict') return unchanged(termOf(election));
@@ -77,15 +77,15 @@ export const electionKind: KindMachine<ElectionState> = {
     switch (op) {
       case 'withdraw':
       case 'evict':
-        return changed({ election, candidates: others, index });
+        return changed({ election, candidates: others, fence });
       case 'anoint':
-        return changed({ election, candidates: [candidate, ...others], index });
+        return changed({ election, candidates: [candidate, ...others], fence });
       case 'promote': {
         // Next in line: right after the leader, or the leader itself when it is first.
         if (at <= 1) return unchanged(termOf(election));
         const [leader, ...rest] = others;
         assert(leader !== undefined, 'a candidate past the first has a leader before it');
-        return changed({ election, candidates: [leader, candidate, ...rest], index });
+        return changed({ election, candidates: [leader, candidate, ...rest], fence });
       }
       default:
         assert(false, () => `election has no write ${op}`);
@@ -96,27 +96,27 @@ export const electionKind: KindMachine<ElectionState> = {
     return termOf(state ?? { term: 0, candidates: [] });
   },
   sessionsOf: (state) => [...new Set(state.candidates.map((c) => c.session))],
-  sessionGone(state, { session, index }) {
+  sessionGone(state, { session, fence }) {
     const candidates = state.candidates.filter((c) => c.session !== session);
-    return next({ election: state, candidates, index });
+    return next({ election: state, candidates, fence });
   },
 };
 
-/** The state with this line, the term moved to `index` if the leader changed. */
+/** The state with this line, and a new term if the leader changed. */
 function next(options: {
   election: ElectionState;
   candidates: readonly Candidate[];
-  index: number;
+  fence: () => number;
 }): ElectionState {
-  const { election, candidates, index } = options;
+  const { election, candidates, fence } = options;
   const leaderChanged = election.candidates[0]?.id !== candidates[0]?.id;
-  return checked({ term: leaderChanged ? index : election.term, candidates });
+  return checked({ term: leaderChanged ? fence() : election.term, candidates });
 }
 
 function changed(options: {
   election: ElectionState;
   candidates: readonly Candidate[];
-  index: number;
+  fence: () => number;
 }): KindOutcome<ElectionState> {
   const state = next(options);
   return { ok: true, state, result: termOf(state) };

@@ -13,6 +13,7 @@ import type { FsmTxn } from '../quota.js';
 import { kvsTable, sessionsTable } from '../tables.js';
 import type { KvEntry } from '../types.js';
 import { argsProblem, textProblem } from './args.js';
+import { fenceSource } from './fences.js';
 import type { Args, KindMachine, PrimitiveError } from './kind.js';
 import { kindMachines } from './registry.js';
 import {
@@ -86,7 +87,12 @@ export function commandProblem(command: Omit<PrimitiveCommand, 'seq'>): string |
  * Applies a primitive write at `txn.index`: deduplicated by (session, seq), checked against
  * `ifVersion`, run by the kind's machine, stored with its session holds kept in step.
  */
-export function applyPrimitive(txn: FsmTxn, command: PrimitiveCommand): PrimitiveOutcome {
+export function applyPrimitive(
+  txn: FsmTxn,
+  options: { command: PrimitiveCommand; groupId: number },
+): PrimitiveOutcome {
+  const { command } = options;
+  const fence = fenceSource({ txn, groupId: options.groupId });
   assert(
     commandProblem(command) === null,
     () => `a proposed primitive command is well-formed: ${commandProblem(command)}`,
@@ -99,7 +105,7 @@ export function applyPrimitive(txn: FsmTxn, command: PrimitiveCommand): Primitiv
   if (session !== null && txn.first(sessionsTable, 'id', session) === null) {
     return refused({ code: 'SESSION_EXPIRED', message: `session ${session} expired or was destroyed` });
   }
-  if (seq === null || session === null) return run(txn, command);
+  if (seq === null || session === null) return run(txn, { command, fence });
   const results = loadResults(txn, session);
   const cached = results.entries.find(([s]) => s === seq);
   if (cached !== undefined) return outcomeFromWire(cached[1]);
@@ -109,12 +115,13 @@ export function applyPrimitive(txn: FsmTxn, command: PrimitiveCommand): Primitiv
       message: `call ${seq} of session ${session} is older than the ${sessionResultsMax} results kept`,
     });
   }
-  const outcome = run(txn, command);
+  const outcome = run(txn, { command, fence });
   storeResults(txn, { session, results: remember(results, { seq, outcome }) });
   return outcome;
 }
 
-function run(txn: FsmTxn, command: PrimitiveCommand): PrimitiveOutcome {
+function run(txn: FsmTxn, options: { command: PrimitiveCommand; fence: () => number }): PrimitiveOutcome {
+  const { command, fence } = options;
   if (opModeOf(command) === 'gather-write') return clearEntries(txn, command);
   const machine = kindMachines[command.kind];
   const rowKey = rowKeyOf(command);
@@ -134,6 +141,7 @@ function run(txn: FsmTxn, command: PrimitiveCommand): PrimitiveOutcome {
     args: command.args,
     index: txn.index,
     session: command.session,
+    fence,
   });
   if (!outcome.ok) return refused(outcome.error);
   if (!('unchanged' in outcome)) store(txn, { machine, rowKey, row, before: state, after: outcome.state });
@@ -159,8 +167,12 @@ function clearEntries(txn: FsmTxn, command: PrimitiveCommand): PrimitiveOutcome 
  * results are forgotten. Afterwards no reserved row names the session, so what the caller
  * does to the session's KV locks (Consul's release or delete) touches user keys only.
  */
-export function releaseSessionHolds(txn: FsmTxn, options: { session: string; index: number }): void {
+export function releaseSessionHolds(
+  txn: FsmTxn,
+  options: { session: string; index: number; groupId: number },
+): void {
   const { session, index } = options;
+  const fence = fenceSource({ txn, groupId: options.groupId });
   for (const entry of txn.lookup(kvsTable, 'session', session)) {
     if (entry.key === resultsRowKey(session)) {
       txn.delete(kvsTable, entry.key);
@@ -172,7 +184,7 @@ export function releaseSessionHolds(txn: FsmTxn, options: { session: string; ind
     assert(row !== null, () => `a hold refers to a stored row: ${JSON.stringify(rowKey)}`);
     const machine = kindMachines[kindOfRow(rowKey)];
     const before = machine.decodeState(packr.unpack(row.value));
-    const after = machine.sessionGone(before, { session, index });
+    const after = machine.sessionGone(before, { session, index, fence });
     assert(after === null || !machine.sessionsOf(after).includes(session), 'a gone session is forgotten');
     store(txn, { machine, rowKey, row, before, after });
   }

@@ -22,7 +22,7 @@ export interface KindMachine<S> {
   /** The sessions the state refers to; each gets a hold row. */
   sessionsOf(state: S): readonly string[];
   /** The state once `session` is gone (expired or destroyed); null deletes the row. */
-  sessionGone(state: S, context: { session: string; index: number }): S | null;
+  sessionGone(state: S, context: { session: string; index: number; fence: () => number }): S | null;
 }
 
 export type Args = Readonly<Record<string, unknown>>;
@@ -37,6 +37,8 @@ export interface WriteContext<S> extends ReadContext<S> {
   /** The Raft index of this write: the new version of whatever it changes. */
   readonly index: number;
   readonly session: string | null;
+  /** A new fence (fences.ts): larger than any this group gave, and unique in the cluster. */
+  readonly fence: () => number;
 }
 
 /** An expected refusal: reported with its code, and nothing changes. */

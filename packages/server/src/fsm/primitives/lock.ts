@@ -3,9 +3,9 @@ import { assert } from '@conclave/raft';
 import { type KindMachine, type KindOutcome, refuse, unchanged } from './kind.js';
 
 /**
- * A fair lock with fencing. The holder's fence is the Raft index at which it was granted:
- * it grows every time the lock changes hands, survives restarts and failovers, and a
- * resource that remembers the highest fence it saw can refuse a holder that lost the lock.
+ * A fair lock with fencing. Each grant takes a new fence (fences.ts): it grows every time
+ * the lock changes hands, survives restarts and failovers, no other lock ever has it, and
+ * a resource that remembers the highest fence it saw can refuse a holder that lost the lock.
  * Waiters are served first come, first served.
  */
 export interface LockState {
@@ -29,19 +29,19 @@ export const lockKind: KindMachine<LockState> = {
     const [session, fence, waiters] = wire as unknown[];
     assert((session === null) === (fence === null), 'a lock has a holder iff a fence');
     assert(session === null || typeof session === 'string', 'a holder is a session id');
-    assert(fence === null || Number.isSafeInteger(fence), 'a fence is an index');
+    assert(fence === null || Number.isSafeInteger(fence), 'a fence is an integer');
     assert(Array.isArray(waiters) && waiters.every((w) => typeof w === 'string'), 'waiters are session ids');
     const holder = session === null ? null : { session: session as string, fence: fence as number };
     return checked({ holder, waiters: waiters as string[] });
   },
-  apply(op, { state, args, index, session }): KindOutcome<LockState> {
+  apply(op, { state, args, fence, session }): KindOutcome<LockState> {
     const lock = state ?? { holder: null, waiters: [] };
     switch (op) {
       case 'tryAcquire':
       case 'acquire': {
         assert(session !== null, 'acquiring takes a session');
         if (lock.holder?.session === session) return unchanged({ fence: lock.holder.fence });
-        if (lock.holder === null) return granted({ lock, session, index });
+        if (lock.holder === null) return granted({ lock, session, fence: fence() });
         if (op === 'tryAcquire' || lock.waiters.includes(session)) {
           return unchanged({ fence: null, position: lock.waiters.indexOf(session) + 1 });
         }
@@ -64,16 +64,16 @@ export const lockKind: KindMachine<LockState> = {
         return { ok: true, state: checked({ ...lock, waiters }), result: { fence: null } };
       }
       case 'release': {
-        const fence = args.fence as number;
-        if (lock.holder?.fence !== fence) {
+        const sent = args.fence as number;
+        if (lock.holder?.fence !== sent) {
           return refuse(
             'LOCK_NOT_HELD',
             lock.holder === null
-              ? `the lock is free: fence ${fence} no longer holds it`
-              : `fence ${fence} does not hold the lock (its holder has fence ${lock.holder.fence})`,
+              ? `the lock is free: fence ${sent} no longer holds it`
+              : `fence ${sent} does not hold the lock (its holder has fence ${lock.holder.fence})`,
           );
         }
-        return { ok: true, state: handOver({ lock, index }), result: { released: true } };
+        return { ok: true, state: handOver({ lock, fence }), result: { released: true } };
       }
       default:
         assert(false, () => `lock has no write ${op}`);
@@ -88,26 +88,26 @@ export const lockKind: KindMachine<LockState> = {
     };
   },
   sessionsOf: (state) => (state.holder === null ? state.waiters : [state.holder.session, ...state.waiters]),
-  sessionGone(state, { session, index }) {
-    if (state.holder?.session === session) return handOver({ lock: state, index });
+  sessionGone(state, { session, fence }) {
+    if (state.holder?.session === session) return handOver({ lock: state, fence });
     return checked({ ...state, waiters: state.waiters.filter((w) => w !== session) });
   },
 };
 
-function granted(options: { lock: LockState; session: string; index: number }): KindOutcome<LockState> {
-  const { lock, session, index } = options;
+function granted(options: { lock: LockState; session: string; fence: number }): KindOutcome<LockState> {
+  const { lock, session, fence } = options;
   const state = checked({
-    holder: { session, fence: index },
+    holder: { session, fence },
     waiters: lock.waiters.filter((w) => w !== session),
   });
-  return { ok: true, state, result: { fence: index } };
+  return { ok: true, state, result: { fence } };
 }
 
-/** The lock once its holder is gone: the first waiter holds it, fenced at `index`. */
-function handOver(options: { lock: LockState; index: number }): LockState {
+/** The lock once its holder is gone: the first waiter holds it, with a new fence. */
+function handOver(options: { lock: LockState; fence: () => number }): LockState {
   const [next, ...rest] = options.lock.waiters;
   if (next === undefined) return checked({ holder: null, waiters: [] });
-  return checked({ holder: { session: next, fence: options.index }, waiters: rest });
+  return checked({ holder: { session: next, fence: options.fence() }, waiters: rest });
 }
 
 function checked(state: LockState): LockState {

@@ -1,0 +1,193 @@
+import { describe, expect, it } from 'vitest';
+import { singleServerPerTest } from '../agent/testing/single-server.js';
+
+const setup = singleServerPerTest();
+
+type App = Awaited<ReturnType<typeof setup>>['app'];
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+async function call(app: App, path: string, body?: unknown, query = ''): Promise<Answer> {
+  const answer = await app.inject({
+    method: 'POST',
+    url: `/v1/primitive/${path}${query}`,
+    ...(body === undefined ? {} : { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  return { status: answer.statusCode, body: answer.json() };
+}
+
+async function result(app: App, path: string, body?: unknown): Promise<Record<string, unknown>> {
+  const answer = await call(app, path, body);
+  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+  return answer.body.result as Record<string, unknown>;
+}
+
+async function session(app: App): Promise<string> {
+  const answer = await app.inject({ method: 'PUT', url: '/v1/session/create', payload: '{"TTL":"10s"}' });
+  expect(answer.statusCode).toBe(200);
+  return answer.json<{ ID: string }>().ID;
+}
+
+const base64 = (text: string) => Buffer.from(text).toString('base64');
+
+describe('primitives over HTTP', () => {
+  it('counts: increments apply in order and get reads the last, at its version', async () => {
+    const { app } = await setup();
+    await result(app, 'counter/c/increment', { args: { delta: 5 } });
+    const second = await result(app, 'counter/c/decrement', { args: { delta: 2 } });
+    expect(second.value).toBe(3);
+    expect(await result(app, 'counter/c/get')).toEqual({ value: 3, version: second.version });
+  });
+
+  it('applies a retried write with the same session and seq once, answering the first result again', async () => {
+    const { app } = await setup();
+    const s = await session(app);
+    const first = await result(app, 'counter/once/increment', { session: s, seq: 1 });
+    const retried = await result(app, 'counter/once/increment', { session: s, seq: 1 });
+    expect(retried).toEqual(first);
+    expect((await result(app, 'counter/once/get')).value).toBe(1);
+  });
+
+  it('hands a lock to its waiter when the holder releases, with a larger fence', async () => {
+    const { app } = await setup();
+    const [a, b] = [await session(app), await session(app)];
+    const held = await result(app, 'lock/l/acquire', { session: a, seq: 1 });
+    expect(held.fence).toEqual(expect.any(Number));
+    expect(await result(app, 'lock/l/acquire', { session: b, seq: 1 })).toEqual({ fence: null, position: 1 });
+    await result(app, 'lock/l/release', { args: { fence: held.fence } });
+    const holder = await result(app, 'lock/l/holder');
+    expect(holder.session).toBe(b);
+    expect(holder.fence as number).toBeGreaterThan(held.fence as number);
+  });
+
+  it('releases a lock whose session is destroyed to the next waiter', async () => {
+    const { app } = await setup();
+    const [a, b] = [await session(app), await session(app)];
+    await result(app, 'lock/gone/acquire', { session: a });
+    await result(app, 'lock/gone/acquire', { session: b });
+    await app.inject({ method: 'PUT', url: `/v1/session/destroy/${a}` });
+    expect((await result(app, 'lock/gone/holder')).session).toBe(b);
+    const stale = await call(app, 'lock/gone/acquire', { session: a });
+    expect(stale.status).toBe(410);
+    expect(stale.body.code).toBe('SESSION_EXPIRED');
+  });
+
+  it('blocks a read until the primitive changes past the index given', async () => {
+    const { app } = await setup();
+    const first = await call(app, 'value/v/get');
+    const index = first.body.index as number;
+    const waiting = call(app, 'value/v/get', undefined, `?index=${index}&wait=30s`);
+    await result(app, 'value/v/set', { args: { value: base64('hello') } });
+    const changed = await waiting;
+    expect(changed.body.index as number).toBeGreaterThan(index);
+    expect((changed.body.result as { value: string }).value).toBe(base64('hello'));
+  });
+
+  it('keeps map entries apart from Consul KV: listing and deleting every key leaves them', async () => {
+    const { app } = await setup();
+    await result(app, 'map/m/put', { args: { key: 'a', value: base64('1') } });
+    await app.inject({ method: 'PUT', url: '/v1/kv/user', payload: 'x' });
+    const listed = await app.inject({ method: 'GET', url: '/v1/kv/?recurse' });
+    expect(listed.json<{ Key: string }[]>().map((e) => e.Key)).toEqual(['user']);
+    await app.inject({ method: 'DELETE', url: '/v1/kv/?recurse' });
+    expect(await result(app, 'map/m/get', { args: { key: 'a' } })).toEqual({
+      value: base64('1'),
+      version: expect.any(Number),
+    });
+    expect(await result(app, 'map/m/size')).toEqual({ size: 1 });
+  });
+
+  it('pages a map across groups: every entry once', async () => {
+    const { app } = await setup();
+    const keys = Array.from({ length: 25 }, (_, i) => `k${i}`);
+    for (const key of keys) await result(app, 'map/paged/put', { args: { key, value: base64(key) } });
+    const seen: string[] = [];
+    let groups = 1;
+    for (let group = 0; group < groups; group++) {
+      let after: string | undefined;
+      for (;;) {
+        const page = await result(app, 'map/paged/entries', {
+          group,
+          args: { limit: 3, ...(after === undefined ? {} : { after }) },
+        });
+        groups = page.groups as number;
+        const entries = page.entries as { key: string; value: string }[];
+        for (const entry of entries) {
+          expect(entry.value).toBe(base64(entry.key));
+          seen.push(entry.key);
+        }
+        if (page.more !== true) break;
+        after = entries.at(-1)?.key;
+      }
+    }
+    expect(seen.sort()).toEqual([...keys].sort());
+  });
+});
+
+describe('primitives refuse bad input with a catalogue code and apply nothing', () => {
+  it.each([
+    ['an unknown kind', 'queue/q/push', {}, 404, 'PRIMITIVE_UNKNOWN'],
+    ['an unknown operation', 'counter/c/explode', {}, 404, 'PRIMITIVE_UNKNOWN'],
+    ['a wrong type', 'counter/c/increment', { args: { delta: 'five' } }, 400, 'BAD_REQUEST'],
+    ['a fraction', 'counter/c/increment', { args: { delta: 1.5 } }, 400, 'BAD_REQUEST'],
+    ['an unknown argument', 'counter/c/increment', { args: { delta: 1, by: 2 } }, 400, 'BAD_REQUEST'],
+    ['a value not in base64', 'value/c/set', { args: { value: '!!' } }, 400, 'BAD_REQUEST'],
+    ['a body that is not JSON', 'counter/c/increment', '{', 400, 'BAD_REQUEST'],
+    ['an unknown body field', 'counter/c/increment', { argz: {} }, 400, 'BAD_REQUEST'],
+    ['a lock acquire without a session', 'lock/c/acquire', {}, 400, 'SESSION_REQUIRED'],
+    ['a seq without a session', 'counter/c/increment', { seq: 1 }, 400, 'BAD_REQUEST'],
+    [
+      'a session that does not exist',
+      'counter/c/increment',
+      { session: '00000000-0000-0000-0000-000000000000' },
+      410,
+      'SESSION_EXPIRED',
+    ],
+    ['negative permits', 'semaphore/c/setPermits', { args: { permits: -1 } }, 400, 'BAD_REQUEST'],
+    ['a page too large', 'map/c/entries', { args: { limit: 100_000 } }, 400, 'BAD_REQUEST'],
+    ['a group past the last', 'map/c/entries', { group: 99 }, 400, 'BAD_REQUEST'],
+    ['a name with a control character', 'counter/a%01b/increment', {}, 400, 'BAD_REQUEST'],
+  ])('%s', async (_what, path, body, status, code) => {
+    const { app } = await setup();
+    const answer = await call(app, path, body);
+    expect(answer.status).toBe(status);
+    expect(answer.body.code).toBe(code);
+    expect(answer.body.advice).toEqual(expect.any(String));
+    expect((await result(app, 'counter/c/get')).value).toBe(0);
+  });
+
+  it('refuses a value over kvValueBytesMax with VALUE_TOO_LARGE', async () => {
+    const { app } = await setup();
+    const answer = await call(app, 'value/big/set', {
+      args: { value: Buffer.alloc(600 * 1024).toString('base64') },
+    });
+    expect(answer.status).toBe(413);
+    expect(answer.body.code).toBe('VALUE_TOO_LARGE');
+    expect(await result(app, 'value/big/get')).toEqual({ value: null, version: 0 });
+  });
+
+  it('refuses a release with another lock’s fence and keeps both locks held', async () => {
+    const { app } = await setup();
+    const s = await session(app);
+    const one = await result(app, 'lock/one/acquire', { session: s });
+    const two = await result(app, 'lock/two/acquire', { session: s });
+    const answer = await call(app, 'lock/one/release', { args: { fence: two.fence } });
+    expect(answer.status).toBe(409);
+    expect(answer.body.code).toBe('LOCK_NOT_HELD');
+    expect((await result(app, 'lock/one/holder')).fence).toBe(one.fence);
+    expect((await result(app, 'lock/two/holder')).fence).toBe(two.fence);
+  });
+
+  it('refuses more permits than the semaphore has with PERMITS_INVALID', async () => {
+    const { app } = await setup();
+    const s = await session(app);
+    await result(app, 'semaphore/s/setPermits', { args: { permits: 2 } });
+    const answer = await call(app, 'semaphore/s/acquire', { session: s, args: { permits: 3 } });
+    expect(answer.status).toBe(409);
+    expect(answer.body.code).toBe('PERMITS_INVALID');
+    expect((await result(app, 'semaphore/s/availablePermits')).available).toBe(2);
+  });
+});

@@ -1,0 +1,44 @@
+import { assert } from '@conclave/raft';
+import { Packr } from 'msgpackr';
+import type { FsmTxn } from '../quota.js';
+import { kvsTable } from '../tables.js';
+
+/**
+ * Fences and election terms. A fence must grow every time its lock changes hands, and no
+ * two locks may ever share one, so that a fence sent to the wrong lock is refused. A Raft
+ * index alone is neither: groups count their indexes apart, and one entry (a session's
+ * end) can hand over several locks at once. So each group counts its fences in one row,
+ * never below the entry's index (a user restore may bring an older count back; the index
+ * never goes back), and a fence is that count × groupCountMax + the group's id.
+ */
+export const fenceGroupStride = 1024;
+
+const fencesRowKey = '\u0000fences';
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+/** A function that hands out this group's next fence, storing the count in `txn`. */
+export function fenceSource(options: { txn: FsmTxn; groupId: number }): () => number {
+  const { txn, groupId } = options;
+  assert(
+    Number.isInteger(groupId) && groupId >= 0 && groupId < fenceGroupStride,
+    () => `group ${groupId} within the fence stride`,
+  );
+  return () => {
+    const row = txn.first(kvsTable, 'id', fencesRowKey);
+    const last: unknown = row === null ? 0 : packr.unpack(row.value);
+    assert(Number.isSafeInteger(last), 'the fence count is an integer');
+    const count = Math.max((last as number) + 1, txn.index);
+    const fence = count * fenceGroupStride + groupId;
+    assert(Number.isSafeInteger(fence), () => `fence count ${count} overflows`);
+    txn.insert(kvsTable, {
+      key: fencesRowKey,
+      value: packr.pack(count),
+      flags: 0,
+      createIndex: row?.createIndex ?? txn.index,
+      modifyIndex: txn.index,
+      lockIndex: 0,
+      session: null,
+    });
+    return fence;
+  };
+}
