@@ -51,6 +51,38 @@ describe('primitives over HTTP', () => {
     expect((await result(app, 'counter/once/get')).value).toBe(1);
   });
 
+  it('answers a retry whose result was too large to keep with REQUEST_EXPIRED, and applies it once', async () => {
+    const { app } = await setup();
+    const s = await session(app);
+    const big = Buffer.alloc(100 * 1024, 1).toString('base64');
+    await result(app, 'map/big/put', { session: s, seq: 1, args: { key: 'k', value: big } });
+    // The second put's result carries the first's 100 KiB value as `previous`.
+    const second = await result(app, 'map/big/put', { session: s, seq: 2, args: { key: 'k', value: big } });
+    expect((second.previous as { value: string }).value).toBe(big);
+    const retried = await call(app, 'map/big/put', { session: s, seq: 2, args: { key: 'k', value: big } });
+    expect(retried.status).toBe(409);
+    expect(retried.body.code).toBe('REQUEST_EXPIRED');
+    expect((await result(app, 'map/big/get', { args: { key: 'k' } })).version).toBe(second.version);
+  });
+
+  it('refuses a state past one row with VALUE_TOO_LARGE and keeps the old one', async () => {
+    const { app } = await setup();
+    const s = await session(app);
+    // 256-character ids of 3-byte characters: 1,024 of them would take 780 KiB, past a row.
+    const id = (i: number) => `${String(i).padStart(4, '0')}${'€'.repeat(252)}`;
+    let refusedAt = -1;
+    for (let i = 0; i < 1024 && refusedAt < 0; i++) {
+      const answer = await call(app, 'election/crowd/enter', { session: s, args: { candidate: id(i) } });
+      if (answer.status !== 200) {
+        expect(answer.body.code).toBe('VALUE_TOO_LARGE');
+        refusedAt = i;
+      }
+    }
+    expect(refusedAt).toBeGreaterThan(800);
+    const term = await result(app, 'election/crowd/term');
+    expect((term.candidates as string[]).length).toBe(refusedAt);
+  });
+
   it('hands a lock to its waiter when the holder releases, with a larger fence', async () => {
     const { app } = await setup();
     const [a, b] = [await session(app), await session(app)];

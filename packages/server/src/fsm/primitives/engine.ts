@@ -10,6 +10,8 @@ import { assert } from '@conclave/raft';
 import { Packr } from 'msgpackr';
 import type { StoreReader } from '../../state/index.js';
 import type { FsmTxn } from '../quota.js';
+import { snapshotRowBytesMax } from '../snapshot-limits.js';
+import { kvRowBytesOf } from '../snapshot-rows.js';
 import { kvsTable, sessionsTable } from '../tables.js';
 import type { KvEntry } from '../types.js';
 import { argsProblem, textProblem } from './args.js';
@@ -144,7 +146,10 @@ function run(txn: FsmTxn, options: { command: PrimitiveCommand; fence: () => num
     fence,
   });
   if (!outcome.ok) return refused(outcome.error);
-  if (!('unchanged' in outcome)) store(txn, { machine, rowKey, row, before: state, after: outcome.state });
+  if (!('unchanged' in outcome)) {
+    const tooLarge = store(txn, { machine, rowKey, row, before: state, after: outcome.state });
+    if (tooLarge !== null) return refused(tooLarge);
+  }
   return { result: outcome.result, error: null };
 }
 
@@ -155,7 +160,7 @@ function clearEntries(txn: FsmTxn, command: PrimitiveCommand): PrimitiveOutcome 
   for (const row of txn.prefix(kvsTable, 'id', entriesPrefix(command))) {
     if (entryKeyOfRow({ rowKey: row.key, name: command.name }) === null) continue;
     const before = machine.decodeState(packr.unpack(row.value));
-    store(txn, { machine, rowKey: row.key, row, before, after: null });
+    assert(store(txn, { machine, rowKey: row.key, row, before, after: null }) === null, 'a delete fits');
     removed++;
   }
   return { result: { removed }, error: null };
@@ -186,11 +191,15 @@ export function releaseSessionHolds(
     const before = machine.decodeState(packr.unpack(row.value));
     const after = machine.sessionGone(before, { session, index, fence });
     assert(after === null || !machine.sessionsOf(after).includes(session), 'a gone session is forgotten');
-    store(txn, { machine, rowKey, row, before, after });
+    // A session's end only shrinks a state (or moves a session from a queue to the holders).
+    assert(store(txn, { machine, rowKey, row, before, after }) === null, 'a session’s end fits its row');
   }
 }
 
-/** Writes a primitive's new state (or deletes its row) and adds and drops its holds. */
+/**
+ * Writes a primitive's new state (or deletes its row) and adds and drops its holds; or,
+ * when the state would make a row past the snapshot's row bound, writes nothing and says so.
+ */
 function store(
   txn: FsmTxn,
   options: {
@@ -200,15 +209,23 @@ function store(
     before: unknown;
     after: unknown;
   },
-): void {
+): PrimitiveError | null {
   const { machine, rowKey, row, before, after } = options;
   const index = txn.index;
   if (after === null) {
     if (row !== null) txn.delete(kvsTable, rowKey);
   } else {
+    const value = packr.pack(machine.encodeState(after));
+    const rowBytes = kvRowBytesOf({ keyChars: rowKey.length, valueBytes: value.byteLength, sessionChars: 0 });
+    if (rowBytes > snapshotRowBytesMax) {
+      return {
+        code: 'VALUE_TOO_LARGE',
+        message: `the primitive's state would take ${rowBytes} bytes, more than the ${snapshotRowBytesMax} of one row: keep it smaller`,
+      };
+    }
     txn.insert(kvsTable, {
       key: rowKey,
-      value: packr.pack(machine.encodeState(after)),
+      value,
       flags: 0,
       createIndex: row?.createIndex ?? index,
       modifyIndex: index,
@@ -232,6 +249,7 @@ function store(
       session,
     });
   }
+  return null;
 }
 
 /** A primitive read against one group's state: its value, its index and the row to watch. */
@@ -308,6 +326,11 @@ function refused(error: PrimitiveError): PrimitiveOutcome {
   return { result: null, error };
 }
 
+/** A result kept for a retry at most; a larger one is kept as a note that the call applied. */
+export const sessionResultBytesMax = 4 * 1024;
+/** All the results one session keeps in one group at most. */
+export const sessionResultsBytesMax = 64 * 1024;
+
 /** A session's remembered results in one group: every seq at or below `floor` is forgotten. */
 interface SessionResults {
   readonly floor: number;
@@ -326,15 +349,36 @@ function loadResults(txn: FsmTxn, session: string): SessionResults {
   return { floor: wire[0] as number, entries: wire[1] as [number, unknown][] };
 }
 
+/**
+ * The results with this call's added, the oldest dropped past `sessionResultsMax` calls or
+ * `sessionResultsBytesMax` bytes. A result larger than `sessionResultBytesMax` (a map
+ * entry's previous value, say) is kept as a note that the call applied, which a retry gets
+ * as REQUEST_EXPIRED: the row stays small, and the retry still never applies twice.
+ */
 function remember(
   results: SessionResults,
   options: { seq: number; outcome: PrimitiveOutcome },
 ): SessionResults {
-  const entries = [...results.entries, [options.seq, outcomeToWire(options.outcome)] as const];
+  const { seq, outcome } = options;
+  let wire = outcomeToWire(outcome);
+  const resultBytes = packr.pack(wire).byteLength;
+  if (resultBytes > sessionResultBytesMax) {
+    wire = outcomeToWire(
+      refused({
+        code: 'REQUEST_EXPIRED',
+        message: `call ${seq} applied, but its result (${resultBytes} bytes) was too large to keep for a retry: read the state`,
+      }),
+    );
+  }
+  const entries = [...results.entries, [seq, wire] as const];
+  // The row costs its bytes to write anyway; measuring each result once keeps this linear.
+  const sizes = entries.map(([, kept]) => packr.pack(kept).byteLength);
+  let bytes = sizes.reduce((sum, size) => sum + size, 0);
   let floor = results.floor;
-  while (entries.length > sessionResultsMax) {
+  while (entries.length > sessionResultsMax || bytes > sessionResultsBytesMax) {
     const dropped = entries.shift();
     assert(dropped !== undefined, 'an entry to drop');
+    bytes -= sizes.shift() ?? 0;
     floor = Math.max(floor, dropped[0]);
   }
   return { floor, entries };
