@@ -139,6 +139,10 @@ export const errorCatalogue = {
     status: 409,
     advice: 'keep counters within ±(2^53 - 1): set the counter back, or use a smaller delta',
   },
+  INDEX_OUT_OF_RANGE: {
+    status: 409,
+    advice: 'read the list’s size first: an index must be below it (or equal to it, to insert at the end)',
+  },
   NOT_A_CANDIDATE: {
     status: 409,
     advice: 'name a candidate that entered the election (term lists them); withdraw only your own candidacy',

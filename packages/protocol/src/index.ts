@@ -25,6 +25,7 @@ export {
   primitiveNameCharsMax,
   primitiveOps,
   primitivePageEntriesMax,
+  primitiveValuesMax,
   primitiveWaitersMax,
   sessionResultsMax,
   type VersionedBytes,

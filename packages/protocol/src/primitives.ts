@@ -11,8 +11,16 @@
  * Kinds whose state is spread over the groups by entry key. Every other kind lives wholly
  * in the group its name hashes to, so its operations are totally ordered.
  */
-export const partitionedKinds = ['map', 'set'] as const;
-export const wholeKinds = ['counter', 'value', 'lock', 'election', 'semaphore'] as const;
+export const partitionedKinds = ['map', 'set', 'multimap'] as const;
+export const wholeKinds = [
+  'counter',
+  'value',
+  'lock',
+  'election',
+  'semaphore',
+  'list',
+  'indexedmap',
+] as const;
 export const primitiveKinds = [...partitionedKinds, ...wholeKinds] as const;
 
 export type PrimitiveKind = (typeof primitiveKinds)[number];
@@ -42,6 +50,41 @@ export const primitiveOps = {
     size: 'gather-read',
     elements: 'gather-read',
     clear: 'gather-write',
+  },
+  multimap: {
+    get: 'read',
+    put: 'write',
+    putAll: 'write',
+    replace: 'write',
+    remove: 'write',
+    removeAll: 'write',
+    containsEntry: 'read',
+    size: 'gather-read',
+    entries: 'gather-read',
+    clear: 'gather-write',
+  },
+  list: {
+    append: 'write',
+    insert: 'write',
+    get: 'read',
+    set: 'write',
+    remove: 'write',
+    size: 'read',
+    items: 'read',
+    clear: 'write',
+  },
+  indexedmap: {
+    append: 'write',
+    get: 'read',
+    update: 'write',
+    remove: 'write',
+    first: 'read',
+    last: 'read',
+    next: 'read',
+    prev: 'read',
+    size: 'read',
+    entries: 'read',
+    clear: 'write',
   },
   counter: {
     get: 'read',
@@ -101,6 +144,8 @@ export const primitiveWaitersMax = 1024;
 export const electionCandidatesMax = 1024;
 /** Results each session's calls leave in each group, to answer a retry once more. */
 export const sessionResultsMax = 128;
+/** Values one multimap call or one list holds at most. */
+export const primitiveValuesMax = 1024;
 /** A candidate's id: 1 to this many characters. */
 export const candidateIdCharsMax = 256;
 

@@ -159,6 +159,58 @@ describe('primitives over HTTP', () => {
   });
 });
 
+describe('lists, indexed maps and multimaps over HTTP', () => {
+  it('keeps a list in order through append, insert, set and remove', async () => {
+    const { app } = await setup();
+    for (const item of ['a', 'c']) await result(app, 'list/l/append', { args: { value: base64(item) } });
+    await result(app, 'list/l/insert', { args: { index: 1, value: base64('b') } });
+    await result(app, 'list/l/set', { args: { index: 2, value: base64('C') } });
+    const removed = await result(app, 'list/l/remove', { args: { index: 0 } });
+    expect(removed.previous).toBe(base64('a'));
+    const items = await result(app, 'list/l/items');
+    expect(items.items).toEqual([base64('b'), base64('C')]);
+    const past = await call(app, 'list/l/get', { args: { index: 2 } });
+    expect(past.body.result).toBeNull();
+    const outside = await call(app, 'list/l/insert', { args: { index: 5, value: base64('x') } });
+    expect(outside.body.code).toBe('INDEX_OUT_OF_RANGE');
+  });
+
+  it('walks an indexed map in append order, by key or index, with entry versions', async () => {
+    const { app } = await setup();
+    const a = await result(app, 'indexedmap/q/append', { args: { key: 'a', value: base64('1') } });
+    const b = await result(app, 'indexedmap/q/append', { args: { key: 'b', value: base64('2') } });
+    expect(b.index as number).toBeGreaterThan(a.index as number);
+    expect((await result(app, 'indexedmap/q/first')).key).toBe('a');
+    expect((await result(app, 'indexedmap/q/next', { args: { index: a.index } })).key).toBe('b');
+    expect((await result(app, 'indexedmap/q/get', { args: { index: b.index } })).value).toBe(base64('2'));
+    const stale = await call(app, 'indexedmap/q/update', {
+      args: { key: 'a', value: base64('x'), ifVersion: b.version },
+    });
+    expect(stale.body.code).toBe('VERSION_MISMATCH');
+    await result(app, 'indexedmap/q/remove', { args: { key: 'a', ifVersion: a.version } });
+    expect((await result(app, 'indexedmap/q/first')).key).toBe('b');
+    const both = await call(app, 'indexedmap/q/get', { args: { key: 'b', index: b.index } });
+    expect(both.body.code).toBe('BAD_REQUEST');
+  });
+
+  it('keeps a multimap key’s values distinct and counts every pair in size', async () => {
+    const { app } = await setup();
+    const values = ['x', 'y', 'x'].map(base64);
+    expect((await result(app, 'multimap/mm/putAll', { args: { key: 'k', values } })).added).toBe(2);
+    await result(app, 'multimap/mm/put', { args: { key: 'j', value: base64('z') } });
+    expect((await result(app, 'multimap/mm/get', { args: { key: 'k' } })).values).toEqual([
+      base64('x'),
+      base64('y'),
+    ]);
+    expect(await result(app, 'multimap/mm/size')).toEqual({ size: 3 });
+    expect(
+      (await result(app, 'multimap/mm/containsEntry', { args: { key: 'k', value: base64('y') } })).contains,
+    ).toBe(true);
+    await result(app, 'multimap/mm/removeAll', { args: { key: 'k' } });
+    expect(await result(app, 'multimap/mm/size')).toEqual({ size: 1 });
+  });
+});
+
 describe('primitives refuse bad input with a catalogue code and apply nothing', () => {
   it.each([
     ['an unknown kind', 'queue/q/push', {}, 404, 'PRIMITIVE_UNKNOWN'],

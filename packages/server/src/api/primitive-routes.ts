@@ -141,19 +141,31 @@ function decodeBytes(options: {
   for (const [field, type] of Object.entries(spec)) {
     const value = decoded[field];
     if (!type.startsWith('bytes') || value === undefined || value === null) continue;
-    if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) {
-      throw badRequest(`args.${field} must be base64`);
+    if (type.startsWith('bytes[]')) {
+      if (!Array.isArray(value)) throw badRequest(`args.${field} must be a list of base64 strings`);
+      decoded[field] = value.map((item, i) =>
+        bytesOf({ value: item, what: `args.${field}[${i}]`, ...options }),
+      );
+    } else {
+      decoded[field] = bytesOf({ value, what: `args.${field}`, ...options });
     }
-    const bytes = new Uint8Array(Buffer.from(value, 'base64'));
-    if (bytes.byteLength > options.valueBytesMax) {
-      throw new ConclaveError({
-        code: 'VALUE_TOO_LARGE',
-        message: `args.${field} is ${bytes.byteLength} bytes, more than ${options.valueBytesMax}`,
-      });
-    }
-    decoded[field] = bytes;
   }
   return decoded;
+}
+
+function bytesOf(options: { value: unknown; what: string; valueBytesMax: number }): Uint8Array {
+  const { value, what, valueBytesMax } = options;
+  if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) {
+    throw badRequest(`${what} must be base64`);
+  }
+  const bytes = new Uint8Array(Buffer.from(value, 'base64'));
+  if (bytes.byteLength > valueBytesMax) {
+    throw new ConclaveError({
+      code: 'VALUE_TOO_LARGE',
+      message: `${what} is ${bytes.byteLength} bytes, more than ${valueBytesMax}`,
+    });
+  }
+  return bytes;
 }
 
 function groupOf(options: { body: PrimitiveBody; groupCount: number }): number {

@@ -1,4 +1,4 @@
-import { candidateIdCharsMax, primitiveKeyCharsMax } from '@conclave/protocol';
+import { candidateIdCharsMax, primitiveKeyCharsMax, primitiveValuesMax } from '@conclave/protocol';
 import type { Args, ArgsSpec, ArgType } from './kind.js';
 
 /**
@@ -35,6 +35,13 @@ function fieldProblem(options: { type: ArgType; value: unknown }): string | null
       return textProblem({ value, charsMax: candidateIdCharsMax });
     case 'bytes':
       return value instanceof Uint8Array ? null : 'must be bytes (base64 in JSON)';
+    case 'bytes[]':
+      if (!Array.isArray(value) || !value.every((v) => v instanceof Uint8Array)) {
+        return 'must be a list of bytes (base64 strings in JSON)';
+      }
+      return value.length <= primitiveValuesMax
+        ? null
+        : `has ${value.length} values, more than ${primitiveValuesMax}`;
     case 'bool':
       return typeof value === 'boolean' ? null : 'must be true or false';
     case 'int':

@@ -4,6 +4,7 @@ import {
   opModeOf,
   type PrimitiveKind,
   primitiveNameCharsMax,
+  primitivePageEntriesMax,
   sessionResultsMax,
 } from '@conclave/protocol';
 import { assert } from '@conclave/raft';
@@ -69,7 +70,7 @@ export function commandProblem(command: Omit<PrimitiveCommand, 'seq'>): string |
   const mode = opModeOf({ kind, op });
   if (mode === null) return `${kind} has no operation ${JSON.stringify(op)}`;
   const machine = kindMachines[kind];
-  const problem = argsProblem({ spec: machine.args[op] ?? {}, args });
+  const problem = argsProblem({ spec: machine.args[op] ?? {}, args }) ?? machine.argsRule?.(op, args) ?? null;
   if (problem !== null) return problem;
   if (
     isPartitionedKind(kind) &&
@@ -131,7 +132,7 @@ function run(txn: FsmTxn, options: { command: PrimitiveCommand; fence: () => num
   const version = row?.modifyIndex ?? 0;
   const state = row === null ? null : machine.decodeState(packr.unpack(row.value));
   const ifVersion = command.args.ifVersion;
-  if (ifVersion !== undefined && ifVersion !== version) {
+  if (machine.entryVersions !== true && ifVersion !== undefined && ifVersion !== version) {
     return refused({
       code: 'VERSION_MISMATCH',
       message: `${describe(command)} is at version ${version}, not ${String(ifVersion)}`,
@@ -278,10 +279,16 @@ function readEntries(reader: Pick<StoreReader, 'prefix'>, command: PrimitiveRead
     .prefix(kvsTable, 'id', prefix)
     .filter((row) => entryKeyOfRow({ rowKey: row.key, name: command.name }) !== null);
   const version = rows.reduce((max, row) => Math.max(max, row.modifyIndex), 0);
-  if (command.op === 'size')
-    return { value: { size: rows.length }, version, watchKey: null, watchPrefix: prefix };
+  if (command.op === 'size') {
+    const count = machine.entryCount;
+    const size =
+      count === undefined
+        ? rows.length
+        : rows.reduce((sum, row) => sum + count(machine.decodeState(packr.unpack(row.value))), 0);
+    return { value: { size }, version, watchKey: null, watchPrefix: prefix };
+  }
   const after = command.args.after as string | undefined;
-  const limit = command.args.limit as number;
+  const limit = (command.args.limit as number | undefined) ?? primitivePageEntriesMax;
   const start =
     after === undefined
       ? 0

@@ -10,6 +10,15 @@ export interface KindMachine<S> {
   readonly args: Readonly<Record<string, ArgsSpec>>;
   /** Operations that need the caller's session (a lock's holder, a candidate). */
   readonly sessionOps: ReadonlySet<string>;
+  /**
+   * True when `ifVersion` names an entry's version inside the state (an indexed map's), which
+   * the kind checks; otherwise the engine checks it against the row's version.
+   */
+  readonly entryVersions?: boolean;
+  /** What is wrong with an operation's arguments beyond their types, or null. */
+  argsRule?(op: string, args: Args): string | null;
+  /** How many entries one row counts for in `size` (a multimap key's values); 1 if absent. */
+  entryCount?(state: S): number;
   encodeState(state: S): unknown;
   /** Asserts the shape: the row was written by encodeState. */
   decodeState(wire: unknown): S;
@@ -57,6 +66,7 @@ export type KindOutcome<S> =
 export type ArgType =
   | 'key'
   | 'bytes'
+  | 'bytes[]'
   | 'int'
   | 'count'
   | 'index'
@@ -64,6 +74,7 @@ export type ArgType =
   | 'bool'
   | 'key?'
   | 'bytes?'
+  | 'bytes[]?'
   | 'int?'
   | 'count?'
   | 'index?'
