@@ -114,7 +114,11 @@ export const primitiveOps = {
   },
 } as const satisfies Record<PrimitiveKind, Record<string, OpMode>>;
 
-export type OpMode = 'read' | 'write' | 'gather-read' | 'gather-write';
+/**
+ * 'events': a stream's next changes after a version, served by the server asked from its
+ * own copy (any server: the changes come in the same order everywhere).
+ */
+export type OpMode = 'read' | 'write' | 'gather-read' | 'gather-write' | 'events';
 
 export type PrimitiveOp<K extends PrimitiveKind> = keyof (typeof primitiveOps)[K] & string;
 
@@ -126,8 +130,9 @@ export function isPartitionedKind(kind: PrimitiveKind): boolean {
   return (partitionedKinds as readonly string[]).includes(kind);
 }
 
-/** The operation's mode, or null when the kind has no such operation. */
+/** The operation's mode, or null when the kind has no such operation. Every kind has `events`. */
 export function opModeOf(options: { kind: PrimitiveKind; op: string }): OpMode | null {
+  if (options.op === 'events') return 'events';
   const ops: Record<string, OpMode> = primitiveOps[options.kind];
   return Object.hasOwn(ops, options.op) ? (ops[options.op] ?? null) : null;
 }

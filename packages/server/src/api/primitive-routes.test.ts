@@ -159,6 +159,53 @@ describe('primitives over HTTP', () => {
   });
 });
 
+describe('primitive events over HTTP', () => {
+  it('sends every change after a version, in order, each with its version, and resumes without gaps or repeats', async () => {
+    const { app } = await setup();
+    const versions: number[] = [];
+    for (const text of ['a', 'b', 'c']) {
+      versions.push((await result(app, 'value/ev/set', { args: { value: base64(text) } })).version as number);
+    }
+    const all = await result(app, 'value/ev/events', { args: { after: 0 } });
+    expect(all.compacted).toBe(false);
+    const events = all.events as { version: number; state: { value: string } }[];
+    expect(events.map((e) => e.version)).toEqual(versions);
+    expect(events.map((e) => e.state.value)).toEqual(['a', 'b', 'c'].map(base64));
+    const resumed = await result(app, 'value/ev/events', { args: { after: versions[1] } });
+    expect((resumed.events as { version: number }[]).map((e) => e.version)).toEqual([versions[2]]);
+  });
+
+  it('waits for the next change when none is newer than the version given', async () => {
+    const { app } = await setup();
+    const first = await result(app, 'counter/evc/increment');
+    const waiting = call(app, 'counter/evc/events', { args: { after: first.version } }, '?wait=30s');
+    const second = await result(app, 'counter/evc/increment');
+    const answer = await waiting;
+    const events = (answer.body.result as { events: { version: number; state: { value: number } }[] }).events;
+    expect(events).toEqual([{ version: second.version, state: { value: 2, version: second.version } }]);
+  });
+
+  it('streams one map key’s puts and removal, and a lock’s hand-off when its holder’s session ends', async () => {
+    const { app } = await setup();
+    await result(app, 'map/evm/put', { args: { key: 'k', value: base64('1') } });
+    await result(app, 'map/evm/put', { args: { key: 'other', value: base64('x') } });
+    await result(app, 'map/evm/remove', { args: { key: 'k' } });
+    const keyed = await result(app, 'map/evm/events', { args: { key: 'k' } });
+    expect((keyed.events as { key: string; state: unknown }[]).map((e) => [e.key, e.state === null])).toEqual(
+      [
+        ['k', false],
+        ['k', true],
+      ],
+    );
+    const [a, b] = [await session(app), await session(app)];
+    await result(app, 'lock/evl/acquire', { session: a });
+    await result(app, 'lock/evl/acquire', { session: b });
+    await app.inject({ method: 'PUT', url: `/v1/session/destroy/${a}` });
+    const lockEvents = (await result(app, 'lock/evl/events')).events as { state: { session: string } }[];
+    expect(lockEvents.map((e) => e.state.session)).toEqual([a, a, b]);
+  });
+});
+
 describe('lists, indexed maps and multimaps over HTTP', () => {
   it('keeps a list in order through append, insert, set and remove', async () => {
     const { app } = await setup();

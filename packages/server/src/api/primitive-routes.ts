@@ -1,10 +1,16 @@
-import { isPrimitiveKind, opModeOf, type PrimitiveKind, primitivePageEntriesMax } from '@conclave/protocol';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import {
+  isPartitionedKind,
+  isPrimitiveKind,
+  opModeOf,
+  type PrimitiveKind,
+  primitivePageEntriesMax,
+} from '@conclave/protocol';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConclaveError } from '../errors.js';
 import { commandProblem, kindMachines, type PrimitiveCommand } from '../fsm/index.js';
 import { sendJson } from './consul-json.js';
 import type { ApiContext } from './context.js';
-import { badRequest, queryOf } from './query.js';
+import { badRequest, paramValue, queryOf } from './query.js';
 import { parseReadRequest, setReadMeta } from './read-request.js';
 
 /** The primitives' route: `POST /v1/primitive/<kind>/<name>/<op>` (docs/primitives.md). */
@@ -36,8 +42,9 @@ export function registerPrimitiveRoutes(app: FastifyInstance, ctx: ApiContext): 
       const { result, index } = await ctx.service.primitiveWrite(command);
       return sendResult(reply, { result, index });
     }
-    const read = parseReadRequest(queryOf(request), { limits: ctx.limits, random: ctx.random, reply });
     const group = groupOf({ body, groupCount: ctx.service.groupCount() });
+    if (mode === 'events') return sendEvents({ request, reply, ctx, command, group });
+    const read = parseReadRequest(queryOf(request), { limits: ctx.limits, random: ctx.random, reply });
     const { kind: k, name: n, op: o, args } = command;
     const answer = await ctx.service.primitiveRead({
       ...read,
@@ -47,6 +54,45 @@ export function registerPrimitiveRoutes(app: FastifyInstance, ctx: ApiContext): 
     setReadMeta(reply, answer.meta);
     return sendResult(reply, { result: answer.value, index: Math.max(1, answer.meta.index) });
   });
+}
+
+/**
+ * `events`: the changes after `args.after`, from this server's copy; with `?wait=` it waits
+ * for the first (Consul's wait bounds apply). `compacted: true` says the server no longer
+ * has every change after that version: read the state and resume from its version.
+ */
+async function sendEvents(options: {
+  request: FastifyRequest;
+  reply: FastifyReply;
+  ctx: ApiContext;
+  command: PrimitiveCommand;
+  group: number;
+}): Promise<FastifyReply> {
+  const { request, reply, ctx, command, group } = options;
+  const query = queryOf(request);
+  const waitText = paramValue(query, 'wait');
+  const read = parseReadRequest(
+    { ...query, ...(waitText === undefined ? {} : { index: '1' }) },
+    { limits: ctx.limits, random: ctx.random, reply },
+  );
+  const key = command.args.key as string | undefined;
+  const answer = await ctx.service.primitiveEvents({
+    read: {
+      kind: command.kind,
+      name: command.name,
+      after: (command.args.after as number | undefined) ?? 0,
+      key,
+    },
+    group,
+    waitMs: read.block?.waitMs ?? 0,
+    signal: read.signal,
+  });
+  setReadMeta(reply, answer.meta);
+  const partitionedStream = isPartitionedKind(command.kind) && key === undefined;
+  const value = partitionedStream
+    ? { ...answer.value, group, groups: ctx.service.groupCount() }
+    : answer.value;
+  return sendResult(reply, { result: value, index: Math.max(1, answer.meta.index) });
 }
 
 interface PrimitiveBody {

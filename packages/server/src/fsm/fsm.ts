@@ -6,10 +6,13 @@ import { decodeCommand, type FsmCommand, type FsmResult } from './commands.js';
 import { runOp } from './kv-ops.js';
 import {
   applyPrimitive,
+  type EventsRead,
   type PrimitiveRead,
   type PrimitiveReadResult,
+  readEvents,
   readPrimitive,
 } from './primitives/engine.js';
+import { ChangeRecordingTxn, PrimitiveEventLog } from './primitives/events.js';
 import {
   checkQuotaLimits,
   type FsmError,
@@ -79,6 +82,8 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
 
   /** The group this machine runs: fences carry it (primitives/fences.ts). */
   private readonly groupId: number;
+  /** Recent changes of the primitives, for event streams (not replicated state). */
+  private readonly events = new PrimitiveEventLog();
 
   constructor(limits: Partial<FsmLimits> = {}, options: { groupId?: number } = {}) {
     this.groupId = options.groupId ?? 0;
@@ -190,6 +195,7 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
     // then refused until deletes bring it back under, so it loads rather than stop the server.
     this.liveBytes = rowsBytes(state);
     this.restoreStaging.load(state.restoreStaging);
+    this.events.reset(state.appliedIndex);
   }
 
   /** Blocking queries (watches) waiting on this group now: a gauge read at scrape time. */
@@ -264,6 +270,14 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
     return readPrimitive(this.store.snapshot(), read);
   }
 
+  /**
+   * A primitive's changes after a version, for an event stream; `compacted` when this
+   * server no longer has them all (it restarted, installed a snapshot or dropped old ones).
+   */
+  primitiveEvents(read: EventsRead): ReturnType<typeof readEvents> {
+    return readEvents({ log: this.events, read });
+  }
+
   /** A read-only copy-on-write view: O(1), and later applies never change it. */
   view(): FsmView {
     const applied = this.applied;
@@ -315,22 +329,26 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
       }
       case 'session-destroy': {
         // Never refused: it only frees bytes, so a group at its bound can shed state.
-        const { existed, released } = destroySession(metered, {
+        const recording = new ChangeRecordingTxn(metered);
+        const { existed, released } = destroySession(recording, {
           index,
           id: command.id,
           groupId: this.groupId,
         });
         this.commit({ txn, metered });
+        this.events.append(index, recording.changes);
         return { type: 'session-destroy', existed, released };
       }
       case 'prim': {
         const { kind, name, op, args, session, seq } = command;
         const primitive = { kind, name, op, args, session, seq };
-        const outcome = applyPrimitive(metered, { command: primitive, groupId: this.groupId });
+        const recording = new ChangeRecordingTxn(metered);
+        const outcome = applyPrimitive(recording, { command: primitive, groupId: this.groupId });
         const error = this.overQuota(metered);
         if (error !== null) return { type: 'prim', index, result: null, error };
         // A refusal is committed too: with a seq, it is remembered for the retry.
         this.commit({ txn, metered });
+        this.events.append(index, recording.changes);
         return { type: 'prim', index, ...outcome };
       }
       case 'autopilot-config': {
@@ -376,6 +394,8 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
     });
     // The staging checked these rows against groupStateBytesMax (fsm/restore.ts).
     this.liveBytes = rowsBytes({ kvs, sessions });
+    // Every primitive may have changed: streams read the state again.
+    this.events.reset(options.index);
   }
 
   /** The refusal of a write that would take the state past groupStateBytesMax, or null. */

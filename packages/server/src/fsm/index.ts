@@ -12,7 +12,9 @@ export { PartsDigest, type PartsDigestState } from './parts-digest.js';
 export { argsProblem, textProblem } from './primitives/args.js';
 export {
   commandProblem,
+  type EventsRead,
   type PrimitiveCommand,
+  type PrimitiveEvent,
   type PrimitiveOutcome,
   type PrimitiveRead,
   type PrimitiveReadResult,

@@ -1,4 +1,4 @@
-import type { FsmCommand, FsmResult, PrimitiveRead } from '../fsm/index.js';
+import type { EventsRead, FsmCommand, FsmResult, PrimitiveRead } from '../fsm/index.js';
 import type { GroupStatus } from './status.js';
 import type { ReadMeta, ReadRequest, SessionEntry } from './types.js';
 
@@ -12,7 +12,9 @@ export type GroupQuery =
   /** Autopilot's settings (group 0): a StoredAutopilot or null. */
   | { readonly kind: 'autopilot-config' }
   /** A coordination primitive's read, or this group's part of a gather read. */
-  | ({ readonly kind: 'primitive' } & { readonly read: PrimitiveRead });
+  | ({ readonly kind: 'primitive' } & { readonly read: PrimitiveRead })
+  /** A primitive's changes after a version, from this server's event log (a stale read). */
+  | { readonly kind: 'primitive-events'; readonly read: EventsRead };
 
 /**
  * One request to one group, executed by the server that leads it (or, for a stale read, by

@@ -3,11 +3,13 @@ import { groupOfKey, isPartitionedKind, opModeOf } from '@conclave/protocol';
 import { ConclaveError } from '../errors.js';
 import {
   type ConclaveFsm,
+  type EventsRead,
   type FsmCommand,
   type FsmError,
   type FsmResult,
   groupSessionsMax,
   type PrimitiveCommand,
+  type PrimitiveEvent,
   type PrimitiveRead,
   primitiveRowKey,
 } from '../fsm/index.js';
@@ -285,6 +287,27 @@ export class KvService implements ConclaveService {
       value: { ...(reply.value as object), group: options.group, groups: this.groupCount() },
       meta: reply.meta,
     };
+  }
+
+  async primitiveEvents(options: {
+    read: EventsRead;
+    group: number;
+    waitMs: number;
+    signal?: AbortSignal | undefined;
+  }): Promise<Read<{ events: readonly PrimitiveEvent[]; compacted: boolean }>> {
+    const { read } = options;
+    const whole = !isPartitionedKind(read.kind) || read.key !== undefined;
+    const args = read.key === undefined ? {} : { key: read.key };
+    const groupId = whole ? this.groupOfPrimitive({ ...read, op: 'events', args }) : options.group;
+    const block = options.waitMs > 0 ? { index: read.after, waitMs: options.waitMs } : null;
+    const reply = expectRead(
+      await this.read({
+        groupId,
+        query: { kind: 'primitive-events', read },
+        read: { consistency: 'stale', maxStaleMs: null, block, signal: options.signal },
+      }),
+    );
+    return { value: reply.value as { events: PrimitiveEvent[]; compacted: boolean }, meta: reply.meta };
   }
 
   private async applyPrimitive(options: {

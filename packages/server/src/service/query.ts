@@ -52,6 +52,14 @@ export function evaluate(fsm: ConclaveFsm, query: GroupQuery): Evaluation {
         read.watchKey !== null ? { keys: [read.watchKey] } : { prefixes: [read.watchPrefix ?? ''] };
       return { value: read.value, index: atLeastOne(index), watch };
     }
+    case 'primitive-events': {
+      const { events, compacted, watchKey, watchPrefix } = fsm.primitiveEvents(query.read);
+      // Blocks (index <= after) until a change arrives; a compacted stream answers at once.
+      const last = events.at(-1)?.version ?? query.read.after;
+      const index = compacted ? Math.max(fsm.appliedIndex(), query.read.after + 1) : last;
+      const watch = watchKey !== null ? { keys: [watchKey] } : { prefixes: [watchPrefix ?? ''] };
+      return { value: { events, compacted }, index: atLeastOne(index), watch };
+    }
     case 'autopilot-config': {
       // Nothing watches the settings: a blocking read of them just waits out its time.
       const stored = fsm.autopilot();

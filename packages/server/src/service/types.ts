@@ -1,4 +1,4 @@
-import type { PrimitiveCommand, PrimitiveRead } from '../fsm/index.js';
+import type { EventsRead, PrimitiveCommand, PrimitiveEvent, PrimitiveRead } from '../fsm/index.js';
 import type { KvEntry, KvOp, SessionEntry, SessionSpec, TxnOutcome } from '../fsm/types.js';
 
 /**
@@ -97,6 +97,17 @@ export interface ConclaveService {
    * (`entries`, `elements`); a size is summed over every group.
    */
   primitiveRead(options: ReadRequest & { read: PrimitiveRead; group: number }): Promise<Read<unknown>>;
+  /**
+   * A primitive's changes after `read.after`, served by this server from its own copy,
+   * waiting up to `waitMs` for the first; `group` picks the group of a partitioned
+   * primitive's stream when no key does.
+   */
+  primitiveEvents(options: {
+    read: EventsRead;
+    group: number;
+    waitMs: number;
+    signal?: AbortSignal | undefined;
+  }): Promise<Read<{ events: readonly PrimitiveEvent[]; compacted: boolean }>>;
   /** Group 0's leader Raft address, '' if none is known. */
   leaderAddress(): string;
   /** Group 0's voters' Raft addresses. */

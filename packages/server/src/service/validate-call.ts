@@ -2,6 +2,7 @@ import { ConclaveError } from '../errors.js';
 import {
   allVerbs,
   commandProblem,
+  type EventsRead,
   type FsmCommand,
   kvRowBytes,
   type PrimitiveCommand,
@@ -190,6 +191,19 @@ function parseQuery(value: unknown): GroupQuery {
       return { kind: 'sessions', node: q.node === null ? null : text(q.node, 'query.node') };
     case 'autopilot-config':
       return { kind: 'autopilot-config' };
+    case 'primitive-events': {
+      const r = record(q.read, 'query.read');
+      const read = {
+        kind: text(r.kind, 'query.read.kind') as EventsRead['kind'],
+        name: text(r.name, 'query.read.name'),
+        after: uint(r.after, 'query.read.after'),
+        ...(r.key === undefined ? {} : { key: text(r.key, 'query.read.key') }),
+      };
+      const args = { after: read.after, ...(read.key === undefined ? {} : { key: read.key }) };
+      const problem = commandProblem({ kind: read.kind, name: read.name, op: 'events', args, session: null });
+      if (problem !== null) throw bad(`query.read: ${problem}`);
+      return { kind: 'primitive-events', read };
+    }
     case 'primitive': {
       const read = parsePrimitive(record(q.read, 'query.read'), 'query.read');
       const problem = commandProblem({ ...read, session: null });

@@ -75,6 +75,9 @@ export class RecordingService implements ConclaveService {
   primitiveWrite(...args: Args<'primitiveWrite'>) {
     return this.invoke('primitiveWrite', args);
   }
+  primitiveEvents(...args: Args<'primitiveEvents'>) {
+    return this.invoke('primitiveEvents', args);
+  }
   primitiveRead(...args: Args<'primitiveRead'>) {
     return this.invoke('primitiveRead', args);
   }

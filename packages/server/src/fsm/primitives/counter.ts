@@ -9,6 +9,7 @@ export interface CounterState {
 const noSessions: readonly string[] = [];
 
 export const counterKind: KindMachine<CounterState> = {
+  eventOp: 'get',
   args: {
     get: {},
     set: { value: 'int', ifVersion: 'index?' },

@@ -18,6 +18,7 @@ export interface Candidate {
 }
 
 export const electionKind: KindMachine<ElectionState> = {
+  eventOp: 'term',
   args: {
     enter: { candidate: 'id' },
     withdraw: { candidate: 'id' },

@@ -16,6 +16,7 @@ import { kvRowBytesOf } from '../snapshot-rows.js';
 import { kvsTable, sessionsTable } from '../tables.js';
 import type { KvEntry } from '../types.js';
 import { argsProblem, textProblem } from './args.js';
+import type { PrimitiveEventLog } from './events.js';
 import { fenceSource } from './fences.js';
 import type { Args, KindMachine, PrimitiveError } from './kind.js';
 import { kindMachines } from './registry.js';
@@ -61,6 +62,12 @@ export type PrimitiveOutcome =
 // Records off: the bytes depend only on the values, never on what this encoder saw before.
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
+/** The arguments of `events`, which every kind has: the version seen, and an entry's key. */
+const eventsArgs = {
+  whole: { after: 'index?' },
+  partitioned: { after: 'index?', key: 'key?' },
+} as const;
+
 /** What is wrong with a command, for a person, or null: the API refuses before proposing. */
 export function commandProblem(command: Omit<PrimitiveCommand, 'seq'>): string | null {
   const { kind, name, op, args, session } = command;
@@ -70,6 +77,10 @@ export function commandProblem(command: Omit<PrimitiveCommand, 'seq'>): string |
   const mode = opModeOf({ kind, op });
   if (mode === null) return `${kind} has no operation ${JSON.stringify(op)}`;
   const machine = kindMachines[kind];
+  if (mode === 'events') {
+    const spec = isPartitionedKind(kind) ? eventsArgs.partitioned : eventsArgs.whole;
+    return argsProblem({ spec, args });
+  }
   const problem = argsProblem({ spec: machine.args[op] ?? {}, args }) ?? machine.argsRule?.(op, args) ?? null;
   if (problem !== null) return problem;
   if (
@@ -416,4 +427,60 @@ function outcomeFromWire(wire: unknown): PrimitiveOutcome {
   const [code, message, result] = wire as [PrimitiveError['code'] | null, string | null, unknown];
   if (code === null) return { result, error: null };
   return refused({ code, message: message ?? '' });
+}
+
+/** Which changes an event stream wants: a primitive, or (partitioned) one key or all of a group's. */
+export interface EventsRead {
+  readonly kind: PrimitiveKind;
+  readonly name: string;
+  /** A partitioned primitive's entry; absent: every entry of the primitive in this group. */
+  readonly key?: string | undefined;
+  /** The version (Raft index) the stream has seen: changes after it are wanted. */
+  readonly after: number;
+}
+
+/** One change as a stream sends it: the version, the entry key if partitioned, the state after. */
+export interface PrimitiveEvent {
+  readonly version: number;
+  readonly key?: string;
+  /** What the kind's event read answers after the change; null when the entry went. */
+  readonly state: unknown;
+}
+
+/**
+ * The events after `after`, oldest first, or `compacted` when the log no longer reaches
+ * back that far (the stream must read the state again and resume from its version).
+ */
+export function readEvents(options: { log: PrimitiveEventLog; read: EventsRead }): {
+  events: PrimitiveEvent[];
+  compacted: boolean;
+  watchKey: string | null;
+  watchPrefix: string | null;
+} {
+  const { log, read } = options;
+  const machine = kindMachines[read.kind];
+  const partitioned = isPartitionedKind(read.kind);
+  const exact = partitioned && read.key === undefined ? null : rowKeyOf({ ...read, args: { key: read.key } });
+  const prefix = exact === null ? entriesPrefix(read) : null;
+  const matches = (rowKey: string): boolean =>
+    exact !== null
+      ? rowKey === exact
+      : rowKey.startsWith(prefix ?? '') && entryKeyOfRow({ rowKey, name: read.name }) !== null;
+  const changes = log.since({ after: read.after, matches });
+  if (changes === null) return { events: [], compacted: true, watchKey: exact, watchPrefix: prefix };
+  const events = changes.map((change): PrimitiveEvent => {
+    const key = partitioned
+      ? (entryKeyOfRow({ rowKey: change.rowKey, name: read.name }) ?? undefined)
+      : undefined;
+    const state =
+      change.value === null
+        ? null
+        : machine.read(machine.eventOp, {
+            state: machine.decodeState(packr.unpack(change.value)),
+            version: change.index,
+            args: key === undefined ? {} : { key },
+          });
+    return { version: change.index, ...(key === undefined ? {} : { key }), state };
+  });
+  return { events, compacted: false, watchKey: exact, watchPrefix: prefix };
 }

@@ -23,6 +23,7 @@ export interface IndexedEntry {
 }
 
 export const indexedMapKind: KindMachine<IndexedMapState> = {
+  eventOp: 'entries',
   args: {
     append: { key: 'key', value: 'bytes' },
     get: { key: 'key?', index: 'index?' },

@@ -6,6 +6,8 @@ import type { ErrorCode } from '@conclave/protocol';
  * session holds in step with `sessionsOf`; a kind never touches the store.
  */
 export interface KindMachine<S> {
+  /** The read whose answer an event carries: the state after a change (events.ts). */
+  readonly eventOp: string;
   /** Field types of each operation's arguments (args.ts). */
   readonly args: Readonly<Record<string, ArgsSpec>>;
   /** Operations that need the caller's session (a lock's holder, a candidate). */

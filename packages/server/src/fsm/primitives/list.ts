@@ -12,6 +12,7 @@ export interface ListState {
 }
 
 export const listKind: KindMachine<ListState> = {
+  eventOp: 'items',
   args: {
     append: { value: 'bytes', ifVersion: 'index?' },
     insert: { index: 'index', value: 'bytes', ifVersion: 'index?' },

@@ -15,6 +15,7 @@ export interface LockState {
 }
 
 export const lockKind: KindMachine<LockState> = {
+  eventOp: 'holder',
   args: {
     tryAcquire: {},
     acquire: {},

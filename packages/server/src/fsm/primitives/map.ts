@@ -13,6 +13,7 @@ export interface MapEntryState {
 const page = { after: 'key?', limit: 'count?' } as const;
 
 export const mapKind: KindMachine<MapEntryState> = {
+  eventOp: 'entry',
   args: {
     get: { key: 'key' },
     put: { key: 'key', value: 'bytes', ifVersion: 'index?', ephemeral: 'bool?' },

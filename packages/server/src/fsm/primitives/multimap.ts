@@ -11,6 +11,7 @@ export interface MultimapEntryState {
 }
 
 export const multimapKind: KindMachine<MultimapEntryState> = {
+  eventOp: 'entry',
   args: {
     get: { key: 'key' },
     put: { key: 'key', value: 'bytes', ifVersion: 'index?' },

@@ -23,6 +23,11 @@ export function isReservedKey(key: string): boolean {
   return key.startsWith(reservedKeyPrefix);
 }
 
+/** True for a primitive's own row (not a hold, a results row or the fence count). */
+export function isPrimitiveRow(key: string): boolean {
+  return key.startsWith('\u0000{');
+}
+
 const hex8 = (text: string): string => fnv1a32Utf8(text).toString(16).padStart(8, '0');
 
 /** The row holding a whole primitive, or (with `key`) one entry of a partitioned one. */

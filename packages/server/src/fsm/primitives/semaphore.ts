@@ -17,6 +17,7 @@ export interface SemaphoreState {
 }
 
 export const semaphoreKind: KindMachine<SemaphoreState> = {
+  eventOp: 'availablePermits',
   args: {
     setPermits: { permits: 'index' },
     tryAcquire: { permits: 'count?' },

@@ -8,6 +8,7 @@ export interface SetElementState {
 }
 
 export const setKind: KindMachine<SetElementState> = {
+  eventOp: 'entry',
   args: {
     add: { key: 'key', ephemeral: 'bool?' },
     remove: { key: 'key' },

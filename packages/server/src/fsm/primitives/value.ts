@@ -12,6 +12,7 @@ export interface ValueState {
 }
 
 export const valueKind: KindMachine<ValueState> = {
+  eventOp: 'get',
   args: {
     get: {},
     set: { value: 'bytes', ifVersion: 'index?', ephemeral: 'bool?' },
