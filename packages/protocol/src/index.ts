@@ -25,6 +25,8 @@ export {
   primitiveNameCharsMax,
   primitiveOps,
   primitivePageEntriesMax,
+  primitiveTtlMsMax,
+  primitiveTtlMsMin,
   primitiveValuesMax,
   primitiveWaitersMax,
   sessionResultsMax,

@@ -149,6 +149,9 @@ export const primitiveWaitersMax = 1024;
 export const electionCandidatesMax = 1024;
 /** Results each session's calls leave in each group, to answer a retry once more. */
 export const sessionResultsMax = 128;
+/** An entry's or a value's time to live: at least a second, at most a day (Consul's session bounds). */
+export const primitiveTtlMsMin = 1000;
+export const primitiveTtlMsMax = 86_400_000;
 /** Values one multimap call or one list holds at most. */
 export const primitiveValuesMax = 1024;
 /** A candidate's id: 1 to this many characters. */

@@ -22,6 +22,7 @@ import {
   SnapshotCursors,
   SnapshotService,
   stagingOf,
+  TtlKeeper,
 } from '../service/index.js';
 
 /** How often sessions' TTLs and orphaned copies are checked (ms). */
@@ -115,11 +116,12 @@ export function startService(options: {
     peers,
     ...(options.limits?.service === undefined ? {} : { limits: options.limits.service }),
   });
+  const ttls = new TtlKeeper({ host, fsm, caller: router, now: options.now ?? (() => Date.now()) });
   let sweeping = false;
   const sweep = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
-    void sessions.sweep().finally(() => {
+    void Promise.all([sessions.sweep(), ttls.sweep()]).finally(() => {
       sweeping = false;
     });
   }, sessionSweepIntervalMs);

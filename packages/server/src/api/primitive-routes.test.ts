@@ -159,6 +159,44 @@ describe('primitives over HTTP', () => {
   });
 });
 
+describe('primitives with a time to live', () => {
+  it('removes a map entry once its TTL passes, unless it was written again without one', async () => {
+    const { app } = await setup();
+    // Same group for both keys does not matter: each key's deadline is its own.
+    await result(app, 'map/ttl/put', { args: { key: 'kept', value: base64('1'), ttlMs: 1000 } });
+    await result(app, 'map/ttl/put', { args: { key: 'kept', value: base64('2') } });
+    const doomed = await result(app, 'map/ttl/put', {
+      args: { key: 'doomed', value: base64('3'), ttlMs: 1000 },
+    });
+    // Blocks until the entry changes (its expiry), armed after kept's first write.
+    const gone = await call(
+      app,
+      'map/ttl/get',
+      { args: { key: 'doomed' } },
+      `?index=${doomed.version}&wait=30s`,
+    );
+    expect(gone.body.result).toBeNull();
+    expect((await result(app, 'map/ttl/get', { args: { key: 'kept' } })).value).toBe(base64('2'));
+  });
+
+  it('empties a value once its TTL passes, keeping its version growing', async () => {
+    const { app } = await setup();
+    const set = await result(app, 'value/ttlv/set', { args: { value: base64('x'), ttlMs: 1000 } });
+    const expired = await call(app, 'value/ttlv/get', undefined, `?index=${set.version}&wait=30s`);
+    const after = expired.body.result as { value: unknown; version: number };
+    expect(after.value).toBeNull();
+    expect(after.version).toBeGreaterThan(set.version as number);
+  });
+
+  it('refuses a TTL under a second or over a day', async () => {
+    const { app } = await setup();
+    for (const ttlMs of [999, 86_400_001]) {
+      const answer = await call(app, 'set/ttls/add', { args: { key: 'e', ttlMs } });
+      expect(answer.body.code).toBe('BAD_REQUEST');
+    }
+  });
+});
+
 describe('primitive events over HTTP', () => {
   it('sends every change after a version, in order, each with its version, and resumes without gaps or repeats', async () => {
     const { app } = await setup();

@@ -11,6 +11,9 @@ import {
   type PrimitiveReadResult,
   readEvents,
   readPrimitive,
+  type TtlRow,
+  ttlChanges,
+  ttlRows,
 } from './primitives/engine.js';
 import { ChangeRecordingTxn, PrimitiveEventLog } from './primitives/events.js';
 import {
@@ -276,6 +279,16 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
    */
   primitiveEvents(read: EventsRead): ReturnType<typeof readEvents> {
     return readEvents({ log: this.events, read });
+  }
+
+  /** Every primitive with a TTL, as applied here. */
+  primitiveTtls(): TtlRow[] {
+    return ttlRows(this.store.snapshot());
+  }
+
+  /** The primitives written after `after` with their TTLs, or null if no longer known. */
+  primitiveTtlChanges(after: number): ReturnType<typeof ttlChanges> {
+    return ttlChanges({ log: this.events, after });
   }
 
   /** A read-only copy-on-write view: O(1), and later applies never change it. */

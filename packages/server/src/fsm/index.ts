@@ -18,6 +18,7 @@ export {
   type PrimitiveOutcome,
   type PrimitiveRead,
   type PrimitiveReadResult,
+  type TtlRow,
 } from './primitives/engine.js';
 export { kindMachines } from './primitives/registry.js';
 export { primitiveRowKey } from './primitives/rows.js';

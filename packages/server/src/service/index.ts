@@ -12,6 +12,7 @@ export { GroupRouter, type PeerDirectory, type RouterLimits } from './router.js'
 export { SessionKeeper, type SessionLimits } from './sessions.js';
 export { type RestoreOutcome, SnapshotService } from './snapshot.js';
 export { SnapshotCursors } from './snapshot-cursors.js';
+export { TtlKeeper } from './ttl.js';
 export type { ConclaveService } from './types.js';
 
 /**

@@ -1,4 +1,10 @@
-import { candidateIdCharsMax, primitiveKeyCharsMax, primitiveValuesMax } from '@conclave/protocol';
+import {
+  candidateIdCharsMax,
+  primitiveKeyCharsMax,
+  primitiveTtlMsMax,
+  primitiveTtlMsMin,
+  primitiveValuesMax,
+} from '@conclave/protocol';
 import type { Args, ArgsSpec, ArgType } from './kind.js';
 
 /**
@@ -48,6 +54,12 @@ function fieldProblem(options: { type: ArgType; value: unknown }): string | null
       return Number.isSafeInteger(value) ? null : 'must be an integer within ±(2^53 - 1)';
     case 'index':
       return Number.isSafeInteger(value) && (value as number) >= 0 ? null : 'must be an integer >= 0';
+    case 'ttl':
+      return Number.isSafeInteger(value) &&
+        (value as number) >= primitiveTtlMsMin &&
+        (value as number) <= primitiveTtlMsMax
+        ? null
+        : `must be a whole number of milliseconds in [${primitiveTtlMsMin}, ${primitiveTtlMsMax}]`;
     case 'count':
       return Number.isSafeInteger(value) && (value as number) >= 1 ? null : 'must be an integer >= 1';
     default:

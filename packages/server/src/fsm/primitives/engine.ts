@@ -27,6 +27,7 @@ import {
   holdRowKey,
   primitiveRowKey,
   resultsRowKey,
+  rowIdentity,
 } from './rows.js';
 
 /** A primitive operation as proposed to one group: a write, or one group's part of a gather-write. */
@@ -199,7 +200,7 @@ export function releaseSessionHolds(
     if (rowKey === null) continue;
     const row = txn.first(kvsTable, 'id', rowKey);
     assert(row !== null, () => `a hold refers to a stored row: ${JSON.stringify(rowKey)}`);
-    const machine = kindMachines[kindOfRow(rowKey)];
+    const machine = kindMachines[rowIdentity(rowKey).kind];
     const before = machine.decodeState(packr.unpack(row.value));
     const after = machine.sessionGone(before, { session, index, fence });
     assert(after === null || !machine.sessionsOf(after).includes(session), 'a gone session is forgotten');
@@ -324,15 +325,6 @@ function rowKeyOf(command: Pick<PrimitiveCommand, 'kind' | 'name' | 'args'>): st
   const { kind, name, args } = command;
   if (!isPartitionedKind(kind)) return primitiveRowKey({ kind, name });
   return primitiveRowKey({ kind, name, key: args.key as string });
-}
-
-function kindOfRow(rowKey: string): PrimitiveKind {
-  const kind = rowKey.slice(2, rowKey.indexOf('/'));
-  assert(
-    rowKey.startsWith('\u0000{') && isPrimitiveKind(kind),
-    () => `a primitive row: ${JSON.stringify(rowKey)}`,
-  );
-  return kind;
 }
 
 function describe(command: Pick<PrimitiveCommand, 'kind' | 'name' | 'args'>): string {
@@ -483,4 +475,52 @@ export function readEvents(options: { log: PrimitiveEventLog; read: EventsRead }
     return { version: change.index, ...(key === undefined ? {} : { key }), state };
   });
   return { events, compacted: false, watchKey: exact, watchPrefix: prefix };
+}
+
+/** A primitive with a time to live, as of its last write. */
+export interface TtlRow {
+  readonly rowKey: string;
+  readonly kind: PrimitiveKind;
+  readonly name: string;
+  readonly key?: string;
+  /** The write the TTL counts from: an expiry removes the row only if it is still at it. */
+  readonly version: number;
+  readonly ttlMs: number;
+}
+
+/** Every primitive row of the group that has a TTL (a leader arming its deadlines). */
+export function ttlRows(reader: Pick<StoreReader, 'prefix'>): TtlRow[] {
+  const rows: TtlRow[] = [];
+  for (const row of reader.prefix(kvsTable, 'id', '\u0000{')) {
+    const ttl = ttlOfRow({ rowKey: row.key, value: row.value, version: row.modifyIndex });
+    if (ttl !== null) rows.push(ttl);
+  }
+  return rows;
+}
+
+/**
+ * The primitive rows written after `after`, each with its TTL now (null: none, or gone),
+ * or null when the event log no longer reaches back that far (arm from ttlRows again).
+ */
+export function ttlChanges(options: {
+  log: PrimitiveEventLog;
+  after: number;
+}): { rowKey: string; ttl: TtlRow | null }[] | null {
+  const changes = options.log.since({ after: options.after, matches: () => true });
+  if (changes === null) return null;
+  return changes.map((change) => ({
+    rowKey: change.rowKey,
+    ttl:
+      change.value === null
+        ? null
+        : ttlOfRow({ rowKey: change.rowKey, value: change.value, version: change.index }),
+  }));
+}
+
+function ttlOfRow(options: { rowKey: string; value: Uint8Array; version: number }): TtlRow | null {
+  const identity = rowIdentity(options.rowKey);
+  const machine = kindMachines[identity.kind];
+  if (machine.ttlOf === undefined) return null;
+  const ttlMs = machine.ttlOf(machine.decodeState(packr.unpack(options.value)));
+  return ttlMs === null ? null : { rowKey: options.rowKey, ...identity, version: options.version, ttlMs };
 }

@@ -19,6 +19,8 @@ export interface KindMachine<S> {
   readonly entryVersions?: boolean;
   /** What is wrong with an operation's arguments beyond their types, or null. */
   argsRule?(op: string, args: Args): string | null;
+  /** The state's time to live (ms from its last write), or null: the leader expires it. */
+  ttlOf?(state: S): number | null;
   /** How many entries one row counts for in `size` (a multimap key's values); 1 if absent. */
   entryCount?(state: S): number;
   encodeState(state: S): unknown;
@@ -74,6 +76,7 @@ export type ArgType =
   | 'index'
   | 'id'
   | 'bool'
+  | 'ttl'
   | 'key?'
   | 'bytes?'
   | 'bytes[]?'
@@ -81,7 +84,8 @@ export type ArgType =
   | 'count?'
   | 'index?'
   | 'id?'
-  | 'bool?';
+  | 'bool?'
+  | 'ttl?';
 
 export type ArgsSpec = Readonly<Record<string, ArgType>>;
 

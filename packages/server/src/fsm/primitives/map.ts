@@ -8,6 +8,8 @@ import { type KindMachine, refuse, unchanged } from './kind.js';
 export interface MapEntryState {
   readonly value: Uint8Array;
   readonly owner: string | null;
+  /** The entry's time to live, counted by the group's leader from the write (service/ttl.ts). */
+  readonly ttlMs: number | null;
 }
 
 const page = { after: 'key?', limit: 'count?' } as const;
@@ -16,21 +18,22 @@ export const mapKind: KindMachine<MapEntryState> = {
   eventOp: 'entry',
   args: {
     get: { key: 'key' },
-    put: { key: 'key', value: 'bytes', ifVersion: 'index?', ephemeral: 'bool?' },
-    insert: { key: 'key', value: 'bytes', ephemeral: 'bool?' },
-    update: { key: 'key', value: 'bytes', ifVersion: 'index?', ephemeral: 'bool?' },
+    put: { key: 'key', value: 'bytes', ifVersion: 'index?', ephemeral: 'bool?', ttlMs: 'ttl?' },
+    insert: { key: 'key', value: 'bytes', ephemeral: 'bool?', ttlMs: 'ttl?' },
+    update: { key: 'key', value: 'bytes', ifVersion: 'index?', ephemeral: 'bool?', ttlMs: 'ttl?' },
     remove: { key: 'key', ifVersion: 'index?' },
     size: {},
     entries: page,
     clear: {},
   },
   sessionOps: new Set(),
-  encodeState: (state) => [state.value, state.owner],
+  encodeState: (state) => [state.value, state.owner, state.ttlMs],
   decodeState: decodeEntry,
   apply(op, { state, version, args, index, session }) {
     const key = args.key as string;
     const previous = state === null ? null : { value: state.value, version };
     const owner = args.ephemeral === true ? session : null;
+    const ttlMs = (args.ttlMs as number | undefined) ?? null;
     const value = args.value as Uint8Array;
     switch (op) {
       case 'insert':
@@ -39,16 +42,16 @@ export const mapKind: KindMachine<MapEntryState> = {
             'VERSION_MISMATCH',
             `key ${JSON.stringify(key)} exists (version ${version}): insert needs it absent`,
           );
-        return { ok: true, state: { value, owner }, result: { version: index, previous } };
+        return { ok: true, state: { value, owner, ttlMs }, result: { version: index, previous } };
       case 'update':
         if (state === null)
           return refuse(
             'KEY_NOT_FOUND',
             `key ${JSON.stringify(key)} does not exist: update needs it present`,
           );
-        return { ok: true, state: { value, owner }, result: { version: index, previous } };
+        return { ok: true, state: { value, owner, ttlMs }, result: { version: index, previous } };
       case 'put':
-        return { ok: true, state: { value, owner }, result: { version: index, previous } };
+        return { ok: true, state: { value, owner, ttlMs }, result: { version: index, previous } };
       case 'remove':
         if (state === null) return unchanged({ version: null, previous: null });
         return { ok: true, state: null, result: { version: index, previous } };
@@ -64,14 +67,16 @@ export const mapKind: KindMachine<MapEntryState> = {
     }
     return state === null ? null : { value: state.value, version };
   },
+  ttlOf: (state) => state.ttlMs,
   sessionsOf: (state) => (state.owner === null ? [] : [state.owner]),
   sessionGone: (state, { session }) => (state.owner === session ? null : state),
 };
 
 export function decodeEntry(wire: unknown): MapEntryState {
-  assert(Array.isArray(wire) && wire.length === 2, 'an entry row is [value, owner]');
-  const [value, owner] = wire as unknown[];
+  assert(Array.isArray(wire) && wire.length === 3, 'an entry row is [value, owner, ttlMs]');
+  const [value, owner, ttlMs] = wire as unknown[];
+  assert(ttlMs === null || Number.isSafeInteger(ttlMs), 'an entry ttl is an integer or null');
   assert(value instanceof Uint8Array, 'an entry value is bytes');
   assert(owner === null || typeof owner === 'string', 'an entry owner is a session id or null');
-  return { value: new Uint8Array(value), owner };
+  return { value: new Uint8Array(value), owner, ttlMs: ttlMs as number | null };
 }

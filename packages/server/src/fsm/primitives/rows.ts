@@ -1,4 +1,4 @@
-import { fnv1a32Utf8, isPartitionedKind, type PrimitiveKind } from '@conclave/protocol';
+import { fnv1a32Utf8, isPartitionedKind, isPrimitiveKind, type PrimitiveKind } from '@conclave/protocol';
 import { assert } from '@conclave/raft';
 
 /**
@@ -71,4 +71,16 @@ export function heldRowOf(key: string): string | null {
 
 export function resultsRowKey(session: string): string {
   return `\u0000r\u0000${session}`;
+}
+
+/** The kind, name and (partitioned) entry key a primitive's row belongs to. */
+export function rowIdentity(rowKey: string): { kind: PrimitiveKind; name: string; key?: string } {
+  assert(isPrimitiveRow(rowKey), () => `a primitive row: ${JSON.stringify(rowKey)}`);
+  const kind = rowKey.slice(2, rowKey.indexOf('/'));
+  assert(isPrimitiveKind(kind), () => `a primitive row of a known kind: ${JSON.stringify(rowKey)}`);
+  const rest = rowKey.slice(rowKey.indexOf('}\u0000') + 2);
+  if (!isPartitionedKind(kind)) return { kind, name: rest };
+  const split = rest.indexOf('\u0000');
+  assert(split > 0, () => `an entry row names its key: ${JSON.stringify(rowKey)}`);
+  return { kind, name: rest.slice(0, split), key: rest.slice(split + 1) };
 }
