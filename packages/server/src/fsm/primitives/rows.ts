@@ -1,4 +1,4 @@
-import { fnv1a32Utf8, isPartitionedKind, isPrimitiveKind, type PrimitiveKind } from '@conclave/protocol';
+import { fnv1a32Utf8, hashTag, isPartitionedKind, isPrimitiveKind, type PrimitiveKind } from '@conclave/protocol';
 import { assert } from '@conclave/raft';
 
 /**
@@ -35,7 +35,8 @@ export function primitiveRowKey(options: { kind: PrimitiveKind; name: string; ke
   const { kind, name, key } = options;
   assert(isPartitionedKind(kind) === (key !== undefined), () => `${kind}: an entry key iff partitioned`);
   if (key === undefined) return `\u0000{${kind}/${hex8(name)}}\u0000${name}`;
-  return `\u0000{${kind}/${hex8(name)}/${hex8(key)}}\u0000${name}\u0000${key}`;
+  // A key's own {hash tag} picks its group, so keys sharing one share a group (transactions).
+  return `\u0000{${kind}/${hex8(name)}/${hex8(hashTag(key))}}\u0000${name}\u0000${key}`;
 }
 
 /**
