@@ -133,6 +133,24 @@ describe('semaphore', () => {
     expect(state(d, 's3')).toEqual({ available: 0, permits: 3, waiters: 0, held: 2, position: 0 });
   });
 
+  it('cancel takes a waiter out of line, and the next in line is served if it fits', () => {
+    const d = withSessions(3, 3);
+    acquire(d, 's1', 1);
+    acquire(d, 's2', 3);
+    acquire(d, 's3', 2);
+    expect(d.prim('semaphore', 'S', 'cancel', {}, { session: 's2' }).result).toEqual({
+      held: 0,
+      available: 0,
+    });
+    expect(state(d, 's3')).toEqual({ available: 0, permits: 3, waiters: 0, held: 2, position: 0 });
+    expect(state(d, 's2')).toMatchObject({ held: 0, position: 0 });
+    expect(holds(d)).toEqual(['s1', 's3']);
+    // Cancelling when not waiting changes nothing.
+    const kvIndex = d.fsm.kvIndex();
+    expect(d.prim('semaphore', 'S', 'cancel', {}, { session: 's1' }).result).toEqual({ held: 1 });
+    expect(d.fsm.kvIndex()).toBe(kvIndex);
+  });
+
   it('setPermits raised serves waiters; cut below what is held, none are free until enough come back', () => {
     const d = withSessions(3, 2);
     acquire(d, 's1', 2);
