@@ -3,6 +3,7 @@ import {
   isPrimitiveKind,
   opModeOf,
   type PrimitiveKind,
+  primitivePageEntriesMax,
   sessionResultsMax,
 } from '@conclave/protocol';
 import { assert } from '@conclave/raft';
@@ -222,7 +223,8 @@ export function readPrimitive(
 
 /**
  * One group's part of a gather read: its entry count (`size`), or a page of its entries in
- * row order after the entry key `after` (`entries`, `elements`).
+ * row order after the entry key `after` (`entries`, `elements`), at most `limit` of them and
+ * never more than primitivePageEntriesMax (also when `limit` is absent).
  */
 function readEntries(
   reader: Pick<StoreReader, 'prefix'>,
@@ -237,7 +239,11 @@ function readEntries(
   if (command.op === 'size')
     return { value: { size: rows.length }, version, watchKey: null, watchPrefix: prefix };
   const after = command.args.after as string | undefined;
-  const limit = command.args.limit as number;
+  // Optional: a page holds primitivePageEntriesMax entries at most, asked or not.
+  const limit = Math.min(
+    (command.args.limit as number | undefined) ?? primitivePageEntriesMax,
+    primitivePageEntriesMax,
+  );
   const start =
     after === undefined
       ? 0

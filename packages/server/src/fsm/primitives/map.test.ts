@@ -1,4 +1,4 @@
-import { fnv1a32Utf8, type VersionedBytes } from '@conclave/protocol';
+import { fnv1a32Utf8, primitivePageEntriesMax, type VersionedBytes } from '@conclave/protocol';
 import { describe, expect, it } from 'vitest';
 import { bytes, FsmDriver, reservedRows, text } from '../testing/driver.js';
 import { entriesPrefix, holdRowKey, primitiveRowKey } from './rows.js';
@@ -219,5 +219,32 @@ describe('map', () => {
     }
     expect(seen.sort()).toEqual(Array.from({ length: 9 }, (_, i) => `k${i}`));
     expect(d.read('map', 'm', 'entries', { after, limit: 3 }).value).toEqual({ entries: [], more: false });
+  });
+});
+
+describe('map and set pages', () => {
+  it('without a limit, a page holds up to primitivePageEntriesMax entries; a larger limit is cut to it', () => {
+    const d = new FsmDriver();
+    for (let i = 0; i < 5; i++) {
+      put(d, 'small', `k${i}`, 'v');
+      d.prim('set', 'small', 'add', { key: `k${i}` });
+    }
+    const page = d.read('map', 'small', 'entries').value as EntriesPage;
+    expect(page.entries.map((e) => e.key).sort()).toEqual(['k0', 'k1', 'k2', 'k3', 'k4']);
+    expect(page.more).toBe(false);
+    const elements = d.read('set', 'small', 'elements').value as { entries: string[]; more: boolean };
+    expect(elements.entries.sort()).toEqual(['k0', 'k1', 'k2', 'k3', 'k4']);
+    for (let i = 0; i < primitivePageEntriesMax + 3; i++) d.prim('set', 'big', 'add', { key: `k${i}` });
+    for (const args of [{}, { limit: primitivePageEntriesMax * 5 }]) {
+      const first = d.read('set', 'big', 'elements', args).value as { entries: string[]; more: boolean };
+      expect(first.entries).toHaveLength(primitivePageEntriesMax);
+      expect(first.more).toBe(true);
+      const rest = d.read('set', 'big', 'elements', { ...args, after: first.entries.at(-1) }).value as {
+        entries: string[];
+        more: boolean;
+      };
+      expect(rest).toMatchObject({ more: false });
+      expect(new Set([...first.entries, ...rest.entries]).size).toBe(primitivePageEntriesMax + 3);
+    }
   });
 });
