@@ -47,6 +47,19 @@ describe('exactly once', () => {
     expect(d.read('counter', 'C', 'get').value).toMatchObject({ value: 2 });
   });
 
+  it('a retried write that returned bytes returns the same bytes, as plain Uint8Array', () => {
+    const d = new FsmDriver();
+    d.createSession('s1');
+    d.prim('value', 'V', 'set', { value: bytes('old') });
+    const first = d.prim('value', 'V', 'set', { value: bytes('new') }, { session: 's1', seq: 1 });
+    const retry = d.prim('value', 'V', 'set', { value: bytes('newer') }, { session: 's1', seq: 1 });
+    expect(retry.result).toEqual(first.result);
+    const previous = (retry.result as { previous: { value: Uint8Array } }).previous.value;
+    expect(previous.constructor).toBe(Uint8Array);
+    expect(JSON.stringify(retry.result)).toBe(JSON.stringify(first.result));
+    expect(d.read('value', 'V', 'get').value).toMatchObject({ value: bytes('new') });
+  });
+
   it(`remembers the last ${sessionResultsMax} results: an older seq is REQUEST_EXPIRED and does not apply`, () => {
     const d = new FsmDriver();
     d.createSession('s1');

@@ -343,6 +343,20 @@ function outcomeToWire(outcome: PrimitiveOutcome): unknown {
 function outcomeFromWire(wire: unknown): PrimitiveOutcome {
   assert(Array.isArray(wire) && wire.length === 3, 'a remembered outcome is [code, message, result]');
   const [code, message, result] = wire as [PrimitiveError['code'] | null, string | null, unknown];
-  if (code === null) return { result, error: null };
+  if (code === null) return { result: ownBytes(result), error: null };
   return refused({ code, message: message ?? '' });
+}
+
+/**
+ * A decoded result with its bytes copied into plain Uint8Arrays: the decoder hands Buffer
+ * views of the results row, which would make a retry's answer differ from the first one
+ * (a Buffer encodes to JSON as {type, data}) and keep the stored row's bytes reachable.
+ */
+function ownBytes(value: unknown): unknown {
+  if (value instanceof Uint8Array) return new Uint8Array(value);
+  if (Array.isArray(value)) return value.map(ownBytes);
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([field, v]) => [field, ownBytes(v)]));
+  }
+  return value;
 }
