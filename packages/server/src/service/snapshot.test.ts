@@ -429,7 +429,7 @@ describe('restore in batches', () => {
           tally.proposals.push({
             groupId: o.groupId,
             type: command.type,
-            seq: 'seq' in command ? command.seq : -1,
+            seq: 'seq' in command ? (command.seq ?? -1) : -1,
             parts: parts.length,
             bytes: parts.reduce((sum, p) => sum + p.byteLength, 0),
           });
