@@ -1,7 +1,8 @@
 import { sessionResultsMax } from '@conclave/protocol';
 import { RaftInvariantError } from '@conclave/raft';
+import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { encodeCommand } from '../commands.js';
+import { commandVersion, decodeCommand, encodeCommand } from '../commands.js';
 import { bytes, FsmDriver, reservedRows } from '../testing/driver.js';
 import { everyKind, reservedRowProblems, rowsNaming } from '../testing/primitives.js';
 import { commandProblem } from './engine.js';
@@ -188,5 +189,59 @@ describe('commandProblem', () => {
     expect(() =>
       encodeCommand({ type: 'prim', ...base, op: 'increment', args: { delta: 'one' }, seq: null }),
     ).toThrow(RaftInvariantError);
+  });
+});
+
+describe('prim commands in Raft entries', () => {
+  const packr = new Packr({ useRecords: false, moreTypes: false });
+  const write = {
+    type: 'prim',
+    kind: 'map',
+    name: 'M',
+    op: 'put',
+    args: { key: 'k', value: bytes('v'), ifVersion: 0, ephemeral: true },
+    session: 's1',
+    seq: 7,
+  } as const;
+
+  it('round-trip through encodeCommand and decodeCommand, bytes copied out of the entry', () => {
+    const data = encodeCommand(write);
+    const decoded = decodeCommand(data);
+    expect(decoded).toEqual(write);
+    const value = (decoded as typeof write).args.value;
+    expect(value.buffer).not.toBe(data.buffer);
+    expect(
+      decodeCommand(
+        encodeCommand({ ...write, session: null, seq: null, args: { key: 'k', value: bytes('') } }),
+      ),
+    ).toMatchObject({ session: null, seq: null });
+  });
+
+  it('a read is never proposed: encoding one asserts, and so does decoding one', () => {
+    const reads = [
+      { kind: 'counter', name: 'C', op: 'get', args: {} },
+      { kind: 'lock', name: 'L', op: 'holder', args: {} },
+      { kind: 'map', name: 'M', op: 'size', args: {} },
+      { kind: 'set', name: 'T', op: 'elements', args: { limit: 5 } },
+    ] as const;
+    for (const read of reads) {
+      expect(() => encodeCommand({ type: 'prim', ...read, session: null, seq: null })).toThrow(
+        RaftInvariantError,
+      );
+      const wire = packr.pack([commandVersion, 'prim', read.kind, read.name, read.op, read.args, null, null]);
+      expect(() => decodeCommand(wire)).toThrow(RaftInvariantError);
+    }
+  });
+
+  it('a seq comes with a session and is >= 1: anything else asserts at encoding and decoding', () => {
+    for (const [session, seq] of [
+      [null, 1],
+      ['s1', 0],
+      ['s1', -3],
+    ] as const) {
+      expect(() => encodeCommand({ ...write, session, seq })).toThrow(RaftInvariantError);
+      const wire = packr.pack([commandVersion, 'prim', 'counter', 'C', 'increment', {}, session, seq]);
+      expect(() => decodeCommand(wire)).toThrow(RaftInvariantError);
+    }
   });
 });
