@@ -1,4 +1,4 @@
-import { kvVerbs } from '@conclave/protocol';
+import { kvVerbs, opModeOf } from '@conclave/protocol';
 import { assert, defaultLimits as raftLimits } from '@conclave/raft';
 import { Packr } from 'msgpackr';
 import { type AutopilotSettings, autopilotSettingsFromWire, autopilotSettingsToWire } from './autopilot.js';
@@ -142,8 +142,7 @@ export function encodeCommand(command: FsmCommand): Uint8Array {
       ]);
     case 'prim': {
       const { kind, name, op, args, session, seq } = command;
-      assert(commandProblem(command) === null, () => `prim: ${commandProblem(command)}`);
-      assert(seq === null || Number.isSafeInteger(seq), 'prim: seq is an integer or null');
+      checkPrim(command);
       return packr.pack([commandVersion, 'prim', kind, name, op, args, session, seq]);
     }
     case 'restore-begin':
@@ -220,7 +219,7 @@ export function decodeCommand(data: Uint8Array): FsmCommand {
         session,
         seq,
       } as Extract<FsmCommand, { type: 'prim' }>;
-      assert(commandProblem(command) === null, () => `prim: ${commandProblem(command)}`);
+      checkPrim(command);
       return command;
     }
     case 'restore-begin':
@@ -232,6 +231,25 @@ export function decodeCommand(data: Uint8Array): FsmCommand {
     default:
       assert(false, () => `unknown command type ${String(type)}`);
   }
+}
+
+/**
+ * Asserts a primitive command the FSM can apply: well-formed (commandProblem), a write (a
+ * read in the log would fail every replica's apply, at every replay), and a seq only with a
+ * session, from 1 (applyPrimitive's exactly-once).
+ */
+function checkPrim(command: Extract<FsmCommand, { type: 'prim' }>): void {
+  const { session, seq } = command;
+  assert(commandProblem(command) === null, () => `prim: ${commandProblem(command)}`);
+  const mode = opModeOf(command);
+  assert(
+    mode === 'write' || mode === 'gather-write',
+    () => `prim: ${command.kind} ${command.op} is a ${String(mode)}, not a write`,
+  );
+  assert(
+    seq === null || (session !== null && Number.isSafeInteger(seq) && seq >= 1),
+    'prim: a seq is an integer >= 1, with a session',
+  );
 }
 
 /** The args with their bytes copied: the decoder hands views of the entry's buffer. */

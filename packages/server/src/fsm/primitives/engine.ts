@@ -7,6 +7,7 @@ import {
   primitivePageEntriesMax,
   sessionResultsMax,
 } from '@conclave/protocol';
+
 import { assert } from '@conclave/raft';
 import { Packr } from 'msgpackr';
 import type { StoreReader } from '../../state/index.js';
@@ -282,7 +283,8 @@ export function readPrimitive(
 
 /**
  * One group's part of a gather read: its entry count (`size`), or a page of its entries in
- * row order after the entry key `after` (`entries`, `elements`).
+ * row order after the entry key `after` (`entries`, `elements`), at most `limit` of them and
+ * never more than primitivePageEntriesMax (also when `limit` is absent).
  */
 function readEntries(reader: Pick<StoreReader, 'prefix'>, command: PrimitiveRead): PrimitiveReadResult {
   const machine = kindMachines[command.kind];
@@ -300,7 +302,11 @@ function readEntries(reader: Pick<StoreReader, 'prefix'>, command: PrimitiveRead
     return { value: { size }, version, watchKey: null, watchPrefix: prefix };
   }
   const after = command.args.after as string | undefined;
-  const limit = (command.args.limit as number | undefined) ?? primitivePageEntriesMax;
+  // Optional: a page holds primitivePageEntriesMax entries at most, asked or not.
+  const limit = Math.min(
+    (command.args.limit as number | undefined) ?? primitivePageEntriesMax,
+    primitivePageEntriesMax,
+  );
   const start =
     after === undefined
       ? 0
@@ -417,8 +423,22 @@ function outcomeToWire(outcome: PrimitiveOutcome): unknown {
 function outcomeFromWire(wire: unknown): PrimitiveOutcome {
   assert(Array.isArray(wire) && wire.length === 3, 'a remembered outcome is [code, message, result]');
   const [code, message, result] = wire as [PrimitiveError['code'] | null, string | null, unknown];
-  if (code === null) return { result, error: null };
+  if (code === null) return { result: ownBytes(result), error: null };
   return refused({ code, message: message ?? '' });
+}
+
+/**
+ * A decoded result with its bytes copied into plain Uint8Arrays: the decoder hands Buffer
+ * views of the results row, which would make a retry's answer differ from the first one
+ * (a Buffer encodes to JSON as {type, data}) and keep the stored row's bytes reachable.
+ */
+function ownBytes(value: unknown): unknown {
+  if (value instanceof Uint8Array) return new Uint8Array(value);
+  if (Array.isArray(value)) return value.map(ownBytes);
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([field, v]) => [field, ownBytes(v)]));
+  }
+  return value;
 }
 
 /** Which changes an event stream wants: a primitive, or (partitioned) one key or all of a group's. */

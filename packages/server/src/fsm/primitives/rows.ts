@@ -1,4 +1,10 @@
-import { fnv1a32Utf8, hashTag, isPartitionedKind, isPrimitiveKind, type PrimitiveKind } from '@conclave/protocol';
+import {
+  fnv1a32Utf8,
+  hashTag,
+  isPartitionedKind,
+  isPrimitiveKind,
+  type PrimitiveKind,
+} from '@conclave/protocol';
 import { assert } from '@conclave/raft';
 
 /**

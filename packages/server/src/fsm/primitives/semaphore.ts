@@ -68,8 +68,9 @@ export const semaphoreKind: KindMachine<SemaphoreState> = {
       }
       case 'cancel': {
         if (!semaphore.waiters.some(([s]) => s === session)) return unchanged({ held });
+        // The one behind may fit now that the head of the line (this one, perhaps) is gone.
         return changed(
-          checked({ ...semaphore, waiters: semaphore.waiters.filter(([s]) => s !== session) }),
+          serve(checked({ ...semaphore, waiters: semaphore.waiters.filter(([s]) => s !== session) })),
           session,
         );
       }

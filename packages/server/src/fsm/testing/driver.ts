@@ -1,7 +1,12 @@
+import type { PrimitiveKind } from '@conclave/protocol';
 import { type Entry, EntryType } from '@conclave/raft';
+import type { StoreReader } from '../../state/index.js';
 import { encodeCommand, type FsmCommand, type FsmResult } from '../commands.js';
 import { ConclaveFsm, type FsmLimits } from '../fsm.js';
-import type { KvOp, SessionSpec, TxnOutcome } from '../types.js';
+import { readPrimitive } from '../primitives/engine.js';
+import type { Args } from '../primitives/kind.js';
+import { kvsTable } from '../tables.js';
+import type { KvEntry, KvOp, SessionSpec, TxnOutcome } from '../types.js';
 
 export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 export const text = (value: Uint8Array | undefined): string => new TextDecoder().decode(value);
@@ -80,6 +85,52 @@ export class FsmDriver {
     if (result.type !== 'session-destroy') throw new Error(`expected session-destroy, got ${result.type}`);
     return result;
   }
+
+  /** A primitive write (fsm/primitives/), with the caller's session and seq if given. */
+  prim(
+    kind: PrimitiveKind,
+    name: string,
+    op: string,
+    args: Args = {},
+    caller: { session?: string | null; seq?: number | null } = {},
+  ): PrimResult {
+    const { session = null, seq = null } = caller;
+    const result = this.apply({ type: 'prim', kind, name, op, args, session, seq });
+    if (result.type !== 'prim') throw new Error(`expected a prim result, got ${result.type}`);
+    return result;
+  }
+
+  /** A primitive read (or one group's part of a gather read) against the FSM's state now. */
+  read(kind: PrimitiveKind, name: string, op: string, args: Args = {}) {
+    return readPrimitive(kvReader(this.fsm), { kind, name, op, args });
+  }
+}
+
+export type PrimResult = Extract<FsmResult, { type: 'prim' }>;
+
+/**
+ * The FSM's kv table as the reader readPrimitive takes, through its public queries: getKey
+ * finds any row, and list with a non-empty prefix returns every row under it, reserved ones
+ * included (only the empty prefix leaves them out).
+ */
+export function kvReader(fsm: ConclaveFsm): Pick<StoreReader, 'first' | 'prefix'> {
+  return {
+    first: ((table, index, key) => {
+      if (table !== (kvsTable as unknown) || index !== 'id') throw new Error('kvReader reads kvs by id');
+      return fsm.getKey(key);
+    }) as StoreReader['first'],
+    prefix: ((table, index, prefix) => {
+      if (table !== (kvsTable as unknown) || index !== 'id' || prefix === '') {
+        throw new Error('kvReader lists kvs by a non-empty id prefix');
+      }
+      return fsm.list(prefix);
+    }) as StoreReader['prefix'],
+  };
+}
+
+/** Every primitive row, hold and results row: the kv rows under the reserved prefix. */
+export function reservedRows(fsm: Pick<ConclaveFsm, 'list'>): KvEntry[] {
+  return fsm.list('\u0000');
 }
 
 /**

@@ -1,0 +1,169 @@
+import type { ElectionTerm } from '@conclave/protocol';
+import { describe, expect, it } from 'vitest';
+import { FsmDriver } from '../testing/driver.js';
+import { holdRowKey, primitiveRowKey } from './rows.js';
+
+const row = primitiveRowKey({ kind: 'election', name: 'E' });
+
+function withSessions(count: number): FsmDriver {
+  const d = new FsmDriver();
+  for (let i = 1; i <= count; i++) d.createSession(`s${i}`);
+  return d;
+}
+
+const term = (d: FsmDriver) => d.read('election', 'E', 'term').value as ElectionTerm;
+const enter = (d: FsmDriver, candidate: string, session: string) =>
+  d.prim('election', 'E', 'enter', { candidate }, { session });
+
+describe('election', () => {
+  it('has no leader at term 0 before its first write', () => {
+    expect(term(new FsmDriver())).toEqual({ term: 0, leader: null, candidates: [] });
+  });
+
+  it('the first to enter leads at a term that is the Raft index; later ones stand in line', () => {
+    const d = withSessions(2);
+    const first = enter(d, 'a', 's1');
+    expect(first).toMatchObject({
+      result: { term: first.index, leader: 'a', candidates: ['a'] },
+      error: null,
+    });
+    const second = enter(d, 'b', 's2');
+    expect(second.result).toEqual({ term: first.index, leader: 'a', candidates: ['a', 'b'] });
+    expect(term(d)).toEqual({ term: first.index, leader: 'a', candidates: ['a', 'b'] });
+    expect(d.fsm.getKey(holdRowKey({ session: 's1', rowKey: row }))).not.toBeNull();
+    expect(d.fsm.getKey(holdRowKey({ session: 's2', rowKey: row }))).not.toBeNull();
+  });
+
+  it('entering again is a no-op for the same session and CANDIDATE_EXISTS for another', () => {
+    const d = withSessions(2);
+    const first = enter(d, 'a', 's1');
+    const kvIndex = d.fsm.kvIndex();
+    expect(enter(d, 'a', 's1').result).toEqual({ term: first.index, leader: 'a', candidates: ['a'] });
+    expect(enter(d, 'a', 's2')).toMatchObject({ result: null, error: { code: 'CANDIDATE_EXISTS' } });
+    expect(d.fsm.kvIndex()).toBe(kvIndex);
+  });
+
+  it('withdraw by the leader passes the lead to the next in line at a new term', () => {
+    const d = withSessions(3);
+    enter(d, 'a', 's1');
+    enter(d, 'b', 's2');
+    enter(d, 'c', 's3');
+    const out = d.prim('election', 'E', 'withdraw', { candidate: 'a' }, { session: 's1' });
+    expect(out.result).toEqual({ term: out.index, leader: 'b', candidates: ['b', 'c'] });
+    expect(d.fsm.getKey(holdRowKey({ session: 's1', rowKey: row }))).toBeNull();
+    // A follower withdrawing leaves the term alone.
+    const follower = d.prim('election', 'E', 'withdraw', { candidate: 'c' }, { session: 's3' });
+    expect(follower.result).toEqual({ term: out.index, leader: 'b', candidates: ['b'] });
+    // Withdrawing one who is not standing changes nothing.
+    const kvIndex = d.fsm.kvIndex();
+    expect(d.prim('election', 'E', 'withdraw', { candidate: 'zz' }, { session: 's3' }).error).toBeNull();
+    expect(d.fsm.kvIndex()).toBe(kvIndex);
+  });
+
+  it('withdraw of a candidate by another session is NOT_A_CANDIDATE and changes nothing', () => {
+    const d = withSessions(2);
+    const first = enter(d, 'a', 's1');
+    enter(d, 'b', 's2');
+    const kvIndex = d.fsm.kvIndex();
+    expect(d.prim('election', 'E', 'withdraw', { candidate: 'a' }, { session: 's2' })).toMatchObject({
+      result: null,
+      error: { code: 'NOT_A_CANDIDATE', message: expect.stringContaining('evict') },
+    });
+    expect(d.fsm.kvIndex()).toBe(kvIndex);
+    expect(term(d)).toEqual({ term: first.index, leader: 'a', candidates: ['a', 'b'] });
+  });
+
+  it('anoint puts a candidate first (a new term unless it led already); promote makes it next in line', () => {
+    const d = withSessions(4);
+    const first = enter(d, 'a', 's1').index;
+    enter(d, 'b', 's2');
+    enter(d, 'c', 's3');
+    enter(d, 'd', 's4');
+    const promoted = d.prim('election', 'E', 'promote', { candidate: 'd' });
+    expect(promoted.result).toEqual({ term: first, leader: 'a', candidates: ['a', 'd', 'b', 'c'] });
+    const kvIndex = d.fsm.kvIndex();
+    // Promoting the leader or the one next in line changes nothing.
+    expect(d.prim('election', 'E', 'promote', { candidate: 'a' }).result).toMatchObject({ term: first });
+    expect(d.prim('election', 'E', 'promote', { candidate: 'd' }).result).toMatchObject({ term: first });
+    expect(d.fsm.kvIndex()).toBe(kvIndex);
+    const anointed = d.prim('election', 'E', 'anoint', { candidate: 'c' });
+    expect(anointed.result).toEqual({ term: anointed.index, leader: 'c', candidates: ['c', 'a', 'd', 'b'] });
+    expect(d.prim('election', 'E', 'anoint', { candidate: 'c' }).result).toMatchObject({
+      term: anointed.index,
+      leader: 'c',
+    });
+    expect(d.prim('election', 'E', 'anoint', { candidate: 'zz' }).error?.code).toBe('NOT_A_CANDIDATE');
+    expect(d.prim('election', 'E', 'promote', { candidate: 'zz' }).error?.code).toBe('NOT_A_CANDIDATE');
+  });
+
+  it('evict removes any candidate, whoever asks; the term moves only when it was the leader', () => {
+    const d = withSessions(3);
+    const first = enter(d, 'a', 's1').index;
+    enter(d, 'b', 's2');
+    enter(d, 'c', 's3');
+    expect(d.prim('election', 'E', 'evict', { candidate: 'b' }).result).toEqual({
+      term: first,
+      leader: 'a',
+      candidates: ['a', 'c'],
+    });
+    const evicted = d.prim('election', 'E', 'evict', { candidate: 'a' });
+    expect(evicted.result).toEqual({ term: evicted.index, leader: 'c', candidates: ['c'] });
+    const kvIndex = d.fsm.kvIndex();
+    expect(d.prim('election', 'E', 'evict', { candidate: 'a' }).result).toMatchObject({
+      term: evicted.index,
+    });
+    expect(d.fsm.kvIndex()).toBe(kvIndex);
+    const last = d.prim('election', 'E', 'evict', { candidate: 'c' });
+    expect(last.result).toEqual({ term: last.index, leader: null, candidates: [] });
+    expect(
+      ['s1', 's2', 's3'].filter((s) => d.fsm.getKey(holdRowKey({ session: s, rowKey: row })) !== null),
+    ).toEqual([]);
+  });
+
+  it('the leader’s session destroyed: the next candidate leads at a new term; a follower’s: the term stays', () => {
+    const d = withSessions(3);
+    enter(d, 'a', 's1');
+    enter(d, 'a2', 's1');
+    enter(d, 'b', 's2');
+    const third = enter(d, 'c', 's3').result as ElectionTerm;
+    d.destroySession('s2');
+    expect(term(d)).toEqual({ term: third.term, leader: 'a', candidates: ['a', 'a2', 'c'] });
+    // Both of s1's candidates go; c leads.
+    d.destroySession('s1');
+    expect(term(d)).toEqual({ term: d.next - 1, leader: 'c', candidates: ['c'] });
+    d.destroySession('s3');
+    expect(term(d)).toEqual({ term: d.next - 1, leader: null, candidates: [] });
+  });
+
+  it('the term changes exactly when the leader changes, over a run of every operation', () => {
+    const d = withSessions(3);
+    const steps: (() => void)[] = [
+      () => enter(d, 'a', 's1'),
+      () => enter(d, 'b', 's2'),
+      () => enter(d, 'c', 's3'),
+      () => d.prim('election', 'E', 'promote', { candidate: 'c' }),
+      () => d.prim('election', 'E', 'anoint', { candidate: 'b' }),
+      () => d.prim('election', 'E', 'anoint', { candidate: 'b' }),
+      () => d.prim('election', 'E', 'withdraw', { candidate: 'a' }, { session: 's1' }),
+      () => enter(d, 'a', 's1'),
+      () => d.prim('election', 'E', 'evict', { candidate: 'b' }),
+      () => d.prim('election', 'E', 'evict', { candidate: 'a' }),
+      () => d.destroySession('s3'),
+      () => enter(d, 'b', 's2'),
+      () => d.prim('election', 'E', 'withdraw', { candidate: 'b' }, { session: 's2' }),
+    ];
+    let changes = 0;
+    for (const step of steps) {
+      const before = term(d);
+      step();
+      const after = term(d);
+      if (after.leader !== before.leader) {
+        changes++;
+        expect(after.term).toBe(d.next - 1);
+      } else {
+        expect(after.term).toBe(before.term);
+      }
+    }
+    expect(changes).toBe(6);
+  });
+});
