@@ -27,6 +27,7 @@ export {
   primitivePageEntriesMax,
   primitiveTtlMsMax,
   primitiveTtlMsMin,
+  primitiveTxnStepsMax,
   primitiveValuesMax,
   primitiveWaitersMax,
   sessionResultsMax,

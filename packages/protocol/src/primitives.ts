@@ -39,6 +39,7 @@ export const primitiveOps = {
     insert: 'write',
     update: 'write',
     remove: 'write',
+    transaction: 'write',
     size: 'gather-read',
     entries: 'gather-read',
     clear: 'gather-write',
@@ -152,6 +153,8 @@ export const sessionResultsMax = 128;
 /** An entry's or a value's time to live: at least a second, at most a day (Consul's session bounds). */
 export const primitiveTtlMsMin = 1000;
 export const primitiveTtlMsMax = 86_400_000;
+/** Steps one map transaction takes at most. */
+export const primitiveTxnStepsMax = 64;
 /** Values one multimap call or one list holds at most. */
 export const primitiveValuesMax = 1024;
 /** A candidate's id: 1 to this many characters. */

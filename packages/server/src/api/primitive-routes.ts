@@ -186,8 +186,15 @@ function decodeBytes(options: {
   const decoded: Record<string, unknown> = { ...options.args };
   for (const [field, type] of Object.entries(spec)) {
     const value = decoded[field];
-    if (!type.startsWith('bytes') || value === undefined || value === null) continue;
-    if (type.startsWith('bytes[]')) {
+    if (!(type.startsWith('bytes') || type === 'steps') || value === undefined || value === null) continue;
+    if (type === 'steps') {
+      if (!Array.isArray(value)) throw badRequest(`args.${field} must be a list of steps`);
+      decoded[field] = value.map((step: unknown, i) =>
+        typeof step === 'object' && step !== null && 'value' in step
+          ? { ...step, value: bytesOf({ value: step.value, what: `args.${field}[${i}].value`, ...options }) }
+          : step,
+      );
+    } else if (type.startsWith('bytes[]')) {
       if (!Array.isArray(value)) throw badRequest(`args.${field} must be a list of base64 strings`);
       decoded[field] = value.map((item, i) =>
         bytesOf({ value: item, what: `args.${field}[${i}]`, ...options }),

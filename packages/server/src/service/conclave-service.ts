@@ -323,11 +323,28 @@ export class KvService implements ConclaveService {
     return { result: result.result, index };
   }
 
-  /** The group of a whole primitive's row, or of a partitioned one's entry. */
+  /** The group of a whole primitive's row, or of a partitioned one's entry (or transaction). */
   private groupOfPrimitive(command: PrimitiveRead): GroupId {
     const { kind, name, args } = command;
+    if (command.op === 'transaction') return this.groupOfTransaction(command);
     const key = isPartitionedKind(kind) ? (args.key as string) : undefined;
     return this.groupOf(primitiveRowKey({ kind, name, ...(key === undefined ? {} : { key }) }));
+  }
+
+  /** The one group of a map transaction's keys; keys in several are refused. */
+  private groupOfTransaction(command: PrimitiveRead): GroupId {
+    const steps = command.args.steps as readonly { key: string }[];
+    const groups = new Set(
+      steps.map(({ key }) => this.groupOfPrimitive({ ...command, op: 'put', args: { key } })),
+    );
+    const [groupId, ...others] = groups;
+    if (groupId === undefined || others.length > 0) {
+      throw new ConclaveError({
+        code: 'TXN_CROSS_GROUP',
+        message: `the transaction's keys are in ${groups.size} groups: give them one {hash tag}, e.g. "{order-7}/a" and "{order-7}/b"`,
+      });
+    }
+    return groupId;
   }
 
   private allGroups(): GroupId[] {

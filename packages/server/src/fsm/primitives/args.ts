@@ -3,9 +3,11 @@ import {
   primitiveKeyCharsMax,
   primitiveTtlMsMax,
   primitiveTtlMsMin,
+  primitiveTxnStepsMax,
   primitiveValuesMax,
 } from '@conclave/protocol';
 import type { Args, ArgsSpec, ArgType } from './kind.js';
+import { transactionStepOps } from './transaction.js';
 
 /**
  * Checks an operation's arguments against its spec: every field of the spec is of its type
@@ -54,6 +56,8 @@ function fieldProblem(options: { type: ArgType; value: unknown }): string | null
       return Number.isSafeInteger(value) ? null : 'must be an integer within ±(2^53 - 1)';
     case 'index':
       return Number.isSafeInteger(value) && (value as number) >= 0 ? null : 'must be an integer >= 0';
+    case 'steps':
+      return stepsProblem(value);
     case 'ttl':
       return Number.isSafeInteger(value) &&
         (value as number) >= primitiveTtlMsMin &&
@@ -76,5 +80,34 @@ export function textProblem(options: { value: unknown; charsMax: number }): stri
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
   const control = /[\u0000-\u001f\u007f]/.exec(value);
   if (control !== null) return `holds a control character at ${control.index}`;
+  return null;
+}
+
+/** A map transaction's steps: 1 to primitiveTxnStepsMax of {op, key, value?, ifVersion?}. */
+function stepsProblem(value: unknown): string | null {
+  if (!Array.isArray(value) || value.length === 0 || value.length > primitiveTxnStepsMax) {
+    return `must be a list of 1 to ${primitiveTxnStepsMax} steps`;
+  }
+  for (const [position, step] of value.entries()) {
+    if (typeof step !== 'object' || step === null || Array.isArray(step))
+      return `[${position}] must be an object`;
+    const { op, key, value: bytes, ifVersion, ...rest } = step as Record<string, unknown>;
+    const extra = Object.keys(rest)[0];
+    if (extra !== undefined)
+      return `[${position}].${extra} is not a field of a step (op, key, value, ifVersion)`;
+    if (typeof op !== 'string' || !transactionStepOps.has(op)) {
+      return `[${position}].op must be put, insert, update or remove`;
+    }
+    const keyProblem = textProblem({ value: key, charsMax: primitiveKeyCharsMax });
+    if (keyProblem !== null) return `[${position}].key ${keyProblem}`;
+    if ((op === 'remove') !== (bytes === undefined)) {
+      return `[${position}].value ${op === 'remove' ? 'is not taken by remove' : 'is required'}`;
+    }
+    if (bytes !== undefined && !(bytes instanceof Uint8Array))
+      return `[${position}].value must be bytes (base64 in JSON)`;
+    if (ifVersion !== undefined && !(Number.isSafeInteger(ifVersion) && (ifVersion as number) >= 0)) {
+      return `[${position}].ifVersion must be an integer >= 0`;
+    }
+  }
   return null;
 }

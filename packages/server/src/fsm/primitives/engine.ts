@@ -30,6 +30,7 @@ import {
   resultsRowKey,
   rowIdentity,
 } from './rows.js';
+import { planTransaction, type TransactionStep } from './transaction.js';
 
 /** A primitive operation as proposed to one group: a write, or one group's part of a gather-write. */
 export interface PrimitiveCommand {
@@ -89,6 +90,7 @@ export function commandProblem(command: Omit<PrimitiveCommand, 'seq'>): string |
     isPartitionedKind(kind) &&
     mode !== 'gather-read' &&
     mode !== 'gather-write' &&
+    op !== 'transaction' &&
     args.key === undefined
   ) {
     return 'args.key is required';
@@ -139,6 +141,7 @@ export function applyPrimitive(
 function run(txn: FsmTxn, options: { command: PrimitiveCommand; fence: () => number }): PrimitiveOutcome {
   const { command, fence } = options;
   if (opModeOf(command) === 'gather-write') return clearEntries(txn, command);
+  if (command.op === 'transaction') return runTransaction(txn, { command, fence });
   const machine = kindMachines[command.kind];
   const rowKey = rowKeyOf(command);
   const row = txn.first(kvsTable, 'id', rowKey);
@@ -165,6 +168,55 @@ function run(txn: FsmTxn, options: { command: PrimitiveCommand; fence: () => num
     if (tooLarge !== null) return refused(tooLarge);
   }
   return { result: outcome.result, error: null };
+}
+
+/**
+ * A map transaction: its steps run in order, each seeing the ones before, and apply all or
+ * none. Its keys share a group (the service refuses others with TXN_CROSS_GROUP).
+ */
+function runTransaction(
+  txn: FsmTxn,
+  options: { command: PrimitiveCommand; fence: () => number },
+): PrimitiveOutcome {
+  const { command, fence } = options;
+  const machine = kindMachines[command.kind];
+  const rowsRead = new Map<string, KvEntry | null>();
+  const plan = planTransaction({
+    machine,
+    steps: command.args.steps as TransactionStep[],
+    rowKeyOf: (key) => primitiveRowKey({ kind: command.kind, name: command.name, key }),
+    load: (rowKey) => {
+      const row = txn.first(kvsTable, 'id', rowKey);
+      rowsRead.set(rowKey, row);
+      return {
+        state: row === null ? null : machine.decodeState(packr.unpack(row.value)),
+        version: row?.modifyIndex ?? 0,
+      };
+    },
+    context: { index: txn.index, session: command.session, fence },
+  });
+  if (!plan.ok) return refused(plan.error);
+  // Measured before anything is written, so that a refusal leaves every row as it was.
+  for (const row of plan.rows) {
+    if (!row.changed || row.after === null) continue;
+    const tooLarge = rowSizeProblem({
+      rowKey: row.rowKey,
+      value: packr.pack(machine.encodeState(row.after)),
+    });
+    if (tooLarge !== null) return refused(tooLarge);
+  }
+  for (const row of plan.rows) {
+    if (!row.changed) continue;
+    const stored = store(txn, {
+      machine,
+      rowKey: row.rowKey,
+      row: rowsRead.get(row.rowKey) ?? null,
+      before: row.before,
+      after: row.after,
+    });
+    assert(stored === null, 'a transaction’s rows were measured before it wrote');
+  }
+  return { result: { results: plan.results, version: txn.index }, error: null };
 }
 
 /** One group's part of clearing a partitioned primitive: its entries here, and their holds. */
@@ -230,13 +282,8 @@ function store(
     if (row !== null) txn.delete(kvsTable, rowKey);
   } else {
     const value = packr.pack(machine.encodeState(after));
-    const rowBytes = kvRowBytesOf({ keyChars: rowKey.length, valueBytes: value.byteLength, sessionChars: 0 });
-    if (rowBytes > snapshotRowBytesMax) {
-      return {
-        code: 'VALUE_TOO_LARGE',
-        message: `the primitive's state would take ${rowBytes} bytes, more than the ${snapshotRowBytesMax} of one row: keep it smaller`,
-      };
-    }
+    const tooLarge = rowSizeProblem({ rowKey, value });
+    if (tooLarge !== null) return tooLarge;
     txn.insert(kvsTable, {
       key: rowKey,
       value,
@@ -264,6 +311,20 @@ function store(
     });
   }
   return null;
+}
+
+/** The refusal of a state that would make a row past the snapshot's row bound, or null. */
+function rowSizeProblem(options: { rowKey: string; value: Uint8Array }): PrimitiveError | null {
+  const rowBytes = kvRowBytesOf({
+    keyChars: options.rowKey.length,
+    valueBytes: options.value.byteLength,
+    sessionChars: 0,
+  });
+  if (rowBytes <= snapshotRowBytesMax) return null;
+  return {
+    code: 'VALUE_TOO_LARGE',
+    message: `the primitive's state would take ${rowBytes} bytes, more than the ${snapshotRowBytesMax} of one row: keep it smaller`,
+  };
 }
 
 /** A primitive read against one group's state: its value, its index and the row to watch. */

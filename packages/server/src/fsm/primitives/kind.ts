@@ -77,6 +77,7 @@ export type ArgType =
   | 'id'
   | 'bool'
   | 'ttl'
+  | 'steps'
   | 'key?'
   | 'bytes?'
   | 'bytes[]?'

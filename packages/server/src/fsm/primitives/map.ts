@@ -22,6 +22,7 @@ export const mapKind: KindMachine<MapEntryState> = {
     insert: { key: 'key', value: 'bytes', ephemeral: 'bool?', ttlMs: 'ttl?' },
     update: { key: 'key', value: 'bytes', ifVersion: 'index?', ephemeral: 'bool?', ttlMs: 'ttl?' },
     remove: { key: 'key', ifVersion: 'index?' },
+    transaction: { steps: 'steps' },
     size: {},
     entries: page,
     clear: {},
