@@ -17,3 +17,22 @@ export {
   kvModel,
 } from './kv-model.js';
 export type { Model, StepResult } from './model.js';
+export {
+  type CounterInput,
+  type CounterOutput,
+  counterModel,
+  type ElectionInput,
+  type ElectionModelState,
+  type ElectionOutput,
+  electionModel,
+  type ListInput,
+  type ListOutput,
+  type LockInput,
+  type LockOutput,
+  type LockState,
+  listModel,
+  lockModel,
+  type SetInput,
+  type SetOutput,
+  setModel,
+} from './primitive-models.js';
