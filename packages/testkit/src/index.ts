@@ -6,5 +6,6 @@
 export { type DevAgent, startDevAgent } from './dev-agent.js';
 export { fakeServer, sendCode } from './fake-server.js';
 export { freePorts } from './free-ports.js';
+export { type FaultKind, Nemesis, type NemesisOptions } from './nemesis.js';
 export { pollUntil } from './poll.js';
 export * from './processes.js';

@@ -153,6 +153,22 @@ export class ServerProcess {
     return { ...exit, stdout: run.stdout, stderr: run.stderr };
   }
 
+  /** Freezes the process (SIGSTOP): it holds its sockets and files but answers nothing. */
+  pause(): void {
+    this.signalRunning('SIGSTOP');
+  }
+
+  /** Lets a paused process go on (SIGCONT). */
+  resume(): void {
+    this.signalRunning('SIGCONT');
+  }
+
+  private signalRunning(signal: NodeJS.Signals): void {
+    if (this.run === null || !this.running)
+      throw new Error(`${this.nodeId} is not running: cannot send ${signal}`);
+    this.run.child.kill(signal);
+  }
+
   /** Send a signal and wait for the exit. A process ignoring SIGTERM is killed after timeoutMs. */
   async kill(signal: NodeJS.Signals, options: { timeoutMs?: number } = {}): Promise<Exit> {
     const run = this.run;
