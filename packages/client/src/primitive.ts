@@ -30,7 +30,7 @@ export interface PrimitiveCall {
   readonly consistency?: Consistency;
   /** Reads: block until the primitive's state has an index above this one (0: never block). */
   readonly index?: number;
-  /** Reads: how long a blocking read may wait, ms. */
+  /** Reads: how long a blocking read may wait, ms; `events`: how long to wait for a change. */
   readonly waitMs?: number;
   readonly signal?: AbortSignal;
 }
@@ -46,9 +46,12 @@ export interface PrimitiveAnswer {
 
 export async function sendPrimitive(http: HttpTransport, call: PrimitiveCall): Promise<PrimitiveAnswer> {
   const mode = opModeOf(call);
-  const read = mode === 'read' || mode === 'gather-read';
+  // An operation this client does not know (a newer server's) is taken for a write.
+  const read = mode === 'read' || mode === 'gather-read' || mode === 'events';
   const index = read ? (call.index ?? 0) : 0;
-  const waitMs = index > 0 ? Math.min(call.waitMs ?? blockingWaitMaxMs, blockingWaitMaxMs) : undefined;
+  // A read blocks past an index; an `events` call waits for a change when given a wait.
+  const blocking = mode === 'events' ? call.waitMs !== undefined : index > 0;
+  const waitMs = blocking ? Math.min(call.waitMs ?? blockingWaitMaxMs, blockingWaitMaxMs) : undefined;
   const body = JSON.stringify({
     ...(call.args === undefined ? {} : { args: argsJson(call.args) }),
     ...(call.session === undefined ? {} : { session: call.session }),
