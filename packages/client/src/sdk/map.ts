@@ -8,7 +8,7 @@ import {
 } from './caller.js';
 import type { Codec } from './codec.js';
 import { type PageOptions, pagesOf, sizeOf } from './pages.js';
-import { type ValueWriteOptions, type Written, written } from './value.js';
+import { conditions, type ValueWriteOptions, type Written, written } from './value.js';
 import { bytes, fields, integer, type Versioned, versioned } from './wire.js';
 
 /** One entry of a map. */
@@ -53,7 +53,7 @@ export class ConclaveMap<V> {
     value: V,
     options: Omit<ValueWriteOptions, 'ifVersion'> = {},
   ): Promise<number | null> {
-    const args = { key, value: this.codec.encode(value), ephemeral: options.ephemeral };
+    const args = { key, value: this.codec.encode(value), ...conditions(options) };
     try {
       const { result } = await this.caller.write(this.target, 'insert', args, options);
       return written(result, this.codec, 'map insert').version;
@@ -126,8 +126,4 @@ export class ConclaveMap<V> {
 function keyField(o: Readonly<Record<string, unknown>>): string {
   if (typeof o.key !== 'string') throw badResponse('map entry.key is not a string');
   return o.key;
-}
-
-function conditions(options: ValueWriteOptions) {
-  return { ifVersion: options.ifVersion, ephemeral: options.ephemeral };
 }

@@ -1,6 +1,7 @@
 import { badResponse } from '../errors.js';
 import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
 import { type PageOptions, pagesOf, sizeOf } from './pages.js';
+import type { ValueWriteOptions } from './value.js';
 import { boolean, fields, integer } from './wire.js';
 
 /**
@@ -17,12 +18,12 @@ export class ConclaveSet {
     this.target = { kind: 'set', name };
   }
 
-  /** True if the element was not in the set. */
+  /** True if the element was not in the set (`ephemeral` and `ttlMs` as for a value). */
   async add(
     element: string,
-    options: WriteCallOptions & { readonly ephemeral?: boolean } = {},
+    options: WriteCallOptions & Pick<ValueWriteOptions, 'ephemeral' | 'ttlMs'> = {},
   ): Promise<boolean> {
-    const args = { key: element, ephemeral: options.ephemeral };
+    const args = { key: element, ephemeral: options.ephemeral, ttlMs: options.ttlMs };
     const { result } = await this.caller.write(this.target, 'add', args, options);
     return boolean(fields(result, 'set add'), 'added', 'set add');
   }

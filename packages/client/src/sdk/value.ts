@@ -24,6 +24,11 @@ export interface ValueWriteOptions extends WriteCallOptions {
   readonly ifVersion?: number;
   /** Bind the value to the session: it is deleted when the session ends. */
   readonly ephemeral?: boolean;
+  /**
+   * Delete it this long after the write, ms (1 s to 1 day), unless written again first; the
+   * group leader's clock counts, so it may live up to about twice that across a new leader.
+   */
+  readonly ttlMs?: number;
 }
 
 /** How long one blocking read of a watch waits before it asks again, ms. */
@@ -51,11 +56,7 @@ export class ConclaveValue<V> {
   }
 
   async set(value: V, options: ValueWriteOptions = {}): Promise<Written<V>> {
-    const args = {
-      value: this.codec.encode(value),
-      ifVersion: options.ifVersion,
-      ephemeral: options.ephemeral,
-    };
+    const args = { value: this.codec.encode(value), ...conditions(options) };
     const { result } = await this.caller.write(this.target, 'set', args, options);
     return written(result, this.codec, 'value set');
   }
@@ -66,7 +67,7 @@ export class ConclaveValue<V> {
     ifVersion: number,
     options: Omit<ValueWriteOptions, 'ifVersion'> = {},
   ): Promise<boolean> {
-    const args = { value: this.codec.encode(value), ifVersion, ephemeral: options.ephemeral };
+    const args = { value: this.codec.encode(value), ...conditions(options), ifVersion };
     try {
       await this.caller.write(this.target, 'compareAndSet', args, options);
       return true;
@@ -114,6 +115,11 @@ export class ConclaveValue<V> {
     const o = fields(result, 'value get');
     return o.value === null ? null : versioned(o, this.codec, 'value get');
   }
+}
+
+/** A write's conditions and bindings as arguments (absent ones are left out of the body). */
+export function conditions(options: ValueWriteOptions) {
+  return { ifVersion: options.ifVersion, ephemeral: options.ephemeral, ttlMs: options.ttlMs };
 }
 
 export function written<V>(result: unknown, codec: Codec<V>, what: string): Written<V> {
