@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import type { ConclaveClient } from '../client.js';
 import { ConclaveClientError } from '../errors.js';
 import { abortable } from './abort.js';
@@ -31,6 +31,8 @@ export class Lease {
     options: { nowMs: number },
   ) {
     this.renewedAtMs = options.nowMs;
+    // Every hold and every wait of the session listens here: many are no leak.
+    setMaxListeners(0, this.controller.signal);
   }
 
   /** The seq of the session's next write: 1, 2, ... (the server answers a repeated seq once). */
