@@ -75,9 +75,13 @@ afterEach((context) => {
 });
 
 afterAll(async () => {
-  await Promise.all(connections.map((cv) => cv.close()));
-  await admin?.close();
-  await cluster?.destroy();
+  try {
+    await Promise.all(connections.map((cv) => cv.close()));
+    await admin?.close();
+  } finally {
+    // Whatever failed above, no server outlives the file.
+    await cluster?.destroy();
+  }
   expect(cluster?.liveChildren() ?? []).toEqual([]);
 });
 
