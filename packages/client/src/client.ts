@@ -3,6 +3,7 @@ import * as decode from './decode.js';
 import { ConclaveClientError } from './errors.js';
 import { type HttpCall, type HttpLimits, HttpTransport } from './http.js';
 import { OperatorClient } from './operator.js';
+import { type PrimitiveAnswer, type PrimitiveCall, sendPrimitive } from './primitive.js';
 import type {
   AgentSelf,
   KvPair,
@@ -177,6 +178,15 @@ export class ConclaveClient {
     const answer = await this.http.send(readCall(`/v1/session/info/${segment(id)}`, {}, options));
     const list = decode.array(decode.parseJson(answer), 'session info answer');
     return { value: list.length === 0 ? null : decode.sessionInfo(list[0]), meta: decode.readMeta(answer) };
+  }
+
+  /**
+   * One coordination primitive call, on the wire (`connect()` gives typed handles instead).
+   * Reads and writes with a `seq` are retried on any retryable failure; other writes only
+   * when no server can have applied them.
+   */
+  async primitive(call: PrimitiveCall): Promise<PrimitiveAnswer> {
+    return sendPrimitive(this.http, call);
   }
 
   /** Group 0's leader, as a Raft address; '' when none is known. */

@@ -29,7 +29,7 @@ export function parseJson(answer: HttpAnswer): unknown {
   }
 }
 
-function object(value: unknown, what: string): Json {
+export function object(value: unknown, what: string): Json {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw badResponse(`${what} is not a JSON object`);
   }

@@ -41,6 +41,13 @@ export interface HttpCall {
   readonly waitMs?: number;
   /** Aborting ends the call at once; the call then rejects with the signal's reason. */
   readonly signal?: AbortSignal;
+  /**
+   * Running the call twice does no harm: a read, or a write the server answers once however
+   * often it arrives (a primitive write with its session's seq). Such a call is retried
+   * after any retryable failure, even one after which the request may have reached the
+   * server. Default: GET calls only.
+   */
+  readonly repeatable?: boolean;
 }
 
 export interface HttpAnswer {
@@ -52,7 +59,7 @@ export interface HttpAnswer {
 /**
  * Codes a server answers before it has changed anything: any call may be retried on them.
  * TIMEOUT, SHUTTING_DOWN and FORWARD_FAILED may come after a write was proposed, so only
- * reads are retried on those.
+ * repeatable calls (reads, deduplicated writes) are retried on those.
  */
 const refusedCodes = new Set([
   'NOT_LEADER',
@@ -86,7 +93,7 @@ export const serverAddressesMax = 64;
  * (it forwards to the group's leader), so no attempt needs to find a leader. A write is
  * retried only when no server can have applied it (the connection was never made, or the
  * server refused it with one of `refusedCodes`), so a retried cas or acquire never runs
- * twice.
+ * twice; a call marked `repeatable` (the server deduplicates it) is retried like a read.
  */
 export class HttpTransport {
   private readonly baseUrls: readonly string[];
@@ -135,7 +142,7 @@ export class HttpTransport {
       if ((answer.status >= 200 && answer.status < 300) || call.accept?.includes(answer.status))
         return answer;
       const error = errorFromAnswer(answer);
-      if (last || !retryableCode(error.code, call.method)) throw error;
+      if (last || !retryableCode(error.code, isRepeatable(call))) throw error;
       await this.failOver(attempt, call.signal);
     }
   }
@@ -194,8 +201,12 @@ function checkLimits(limits: HttpLimits): HttpLimits {
   return limits;
 }
 
-function retryableCode(code: string, method: HttpMethod): boolean {
-  return refusedCodes.has(code) || (method === 'GET' && unknownOutcomeCodes.has(code));
+function retryableCode(code: string, repeatable: boolean): boolean {
+  return refusedCodes.has(code) || (repeatable && unknownOutcomeCodes.has(code));
+}
+
+function isRepeatable(call: HttpCall): boolean {
+  return call.repeatable ?? call.method === 'GET';
 }
 
 function withQuery(path: string, query: HttpCall['query']): string {
@@ -233,11 +244,11 @@ function socketFailure(
 ): { error: ConclaveClientError; retry: boolean } {
   if (error instanceof ConclaveClientError) return { error, retry: false };
   const { call, timeoutMs } = options;
-  const read = call.method === 'GET';
+  const repeatable = isRepeatable(call);
   const where = `${call.method} ${call.path.split('?')[0] ?? ''}`;
   if (isTimeout(error)) {
     const message = `${where}: no answer within ${timeoutMs} ms`;
-    return { error: new ConclaveClientError({ code: 'TIMEOUT', message }), retry: read };
+    return { error: new ConclaveClientError({ code: 'TIMEOUT', message }), retry: repeatable };
   }
   const codes = errorCodes(error);
   const code = codes[0] ?? null;
@@ -248,9 +259,9 @@ function socketFailure(
     return { error: new ConclaveClientError({ code: 'CONNECTION_FAILED', message }), retry: true };
   }
   // The request may have reached the server: a write's outcome is unknown.
-  const outcome = read ? '' : '; the write may or may not have been applied';
+  const outcome = repeatable ? '' : '; the write may or may not have been applied';
   const message = `${where}: the connection failed (${code ?? 'error'}: ${detail})${outcome}`;
-  return { error: new ConclaveClientError({ code: 'CONNECTION_FAILED', message }), retry: read };
+  return { error: new ConclaveClientError({ code: 'CONNECTION_FAILED', message }), retry: repeatable };
 }
 
 function isTimeout(error: unknown): boolean {

@@ -11,5 +11,7 @@ export {
 export { ConclaveClientError } from './errors.js';
 export { defaultHttpLimits, type HttpLimits, serverAddressesMax } from './http.js';
 export type * from './operator.js';
+export type { PrimitiveAnswer, PrimitiveCall } from './primitive.js';
+export * from './sdk/index.js';
 export { type RestoreAnswer, SnapshotClient, type SnapshotTransferLimits } from './snapshot.js';
 export type * from './types.js';

@@ -1,0 +1,48 @@
+import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
+import { boolean, fields, integer } from './wire.js';
+
+/**
+ * A counter: one integer within ±(2^53 - 1), 0 until first written. Every write applies
+ * once (see WriteCallOptions); one that would leave the range fails with COUNTER_OVERFLOW
+ * and changes nothing.
+ */
+export class ConclaveCounter {
+  private readonly target: PrimitiveTarget;
+
+  constructor(
+    private readonly caller: PrimitiveCaller,
+    readonly name: string,
+  ) {
+    this.target = { kind: 'counter', name };
+  }
+
+  async get(options: ReadCallOptions = {}): Promise<number> {
+    const { result } = await this.caller.read(this.target, 'get', {}, options);
+    return integer(fields(result, 'counter get'), 'value', 'counter get');
+  }
+
+  async set(value: number, options: WriteCallOptions = {}): Promise<void> {
+    await this.caller.write(this.target, 'set', { value }, options);
+  }
+
+  /** Adds `delta` (default 1); returns the new value. */
+  async increment(delta = 1, options: WriteCallOptions = {}): Promise<number> {
+    return this.add('increment', delta, options);
+  }
+
+  /** Subtracts `delta` (default 1); returns the new value. */
+  async decrement(delta = 1, options: WriteCallOptions = {}): Promise<number> {
+    return this.add('decrement', delta, options);
+  }
+
+  /** Sets `update` if the value is `expect`; false (nothing written) otherwise. */
+  async compareAndSet(expect: number, update: number, options: WriteCallOptions = {}): Promise<boolean> {
+    const { result } = await this.caller.write(this.target, 'compareAndSet', { expect, update }, options);
+    return boolean(fields(result, 'counter compareAndSet'), 'ok', 'counter compareAndSet');
+  }
+
+  private async add(op: 'increment' | 'decrement', delta: number, options: WriteCallOptions) {
+    const { result } = await this.caller.write(this.target, op, { delta }, options);
+    return integer(fields(result, `counter ${op}`), 'value', `counter ${op}`);
+  }
+}

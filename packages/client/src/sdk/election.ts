@@ -1,0 +1,186 @@
+import type { ElectionTerm } from '@conclave/protocol';
+import type { CallOptions } from '../call.js';
+import { withSignal } from './abort.js';
+import {
+  isCode,
+  isRefusal,
+  type PrimitiveCaller,
+  type PrimitiveTarget,
+  type ReadCallOptions,
+  type WriteCallOptions,
+} from './caller.js';
+import { Hold } from './hold.js';
+import { expired, type Lease } from './session.js';
+import { watchWaitMs } from './value.js';
+import { watchReads } from './watch.js';
+import { fields, integer, textOrNull, texts } from './wire.js';
+
+/**
+ * A leader election. Candidates stand in line, bound to their sessions; the first is the
+ * leader. The term grows at every change of leader: it fences the leader as a lock's fence
+ * fences its holder. A candidate whose session ends leaves the line, and the next leads.
+ */
+export class ConclaveElection {
+  private readonly target: PrimitiveTarget;
+
+  constructor(
+    private readonly caller: PrimitiveCaller,
+    readonly name: string,
+  ) {
+    this.target = { kind: 'election', name };
+  }
+
+  /**
+   * Stands `candidate` (an id unique in this election) for the connection's session; it
+   * leads when first in line. Entering again with the same id and session is a no-op; an id
+   * another session stands with fails with CANDIDATE_EXISTS. Aborting `signal` rejects with
+   * its reason, withdrawing a candidacy that was made meanwhile.
+   */
+  async enter(candidate: string, options: CallOptions = {}): Promise<Candidacy> {
+    const lease = await this.caller.session.lease(options.signal);
+    const candidacy = () => new Candidacy({ caller: this.caller, target: this.target, lease, candidate });
+    try {
+      // No signal on the write: a candidacy (a leadership, maybe) must not go unknown.
+      await this.caller.write(this.target, 'enter', { candidate }, { lease });
+    } catch (error) {
+      if (isRefusal(error)) throw error;
+      // It may have applied: withdraw, or give the session up if even that fails.
+      await candidacy()
+        .withdraw()
+        .catch((failure: unknown) => {
+          if (lease.ended) return;
+          const why = failure instanceof Error ? failure.message : String(failure);
+          this.caller.session.abandon(
+            lease,
+            expired(
+              `session ${lease.id} was given up: it could not withdraw candidate ${JSON.stringify(candidate)} (${why})`,
+            ),
+          );
+        });
+      throw error;
+    }
+    const entered = candidacy();
+    if (options.signal?.aborted === true) await entered.withdraw().catch(() => undefined);
+    options.signal?.throwIfAborted();
+    return entered;
+  }
+
+  /** The term, the leader (null when none stands) and the candidates in line. */
+  async term(options: ReadCallOptions = {}): Promise<ElectionTerm> {
+    const { result } = await this.caller.read(this.target, 'term', {}, options);
+    return decodeTerm(result);
+  }
+
+  /** The election now, then at each change (of leader or line), by blocking reads; ends when `signal` aborts. */
+  watch(options: CallOptions & { readonly index?: number } = {}): AsyncGenerator<ElectionTerm> {
+    return watchReads({
+      ...options,
+      waitMs: watchWaitMs,
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'term', {}, placement);
+        return { value: decodeTerm(answer.result), index: answer.index };
+      },
+    });
+  }
+
+  /** Puts `candidate` first in line: it leads (a new term). NOT_A_CANDIDATE if it does not stand. */
+  async anoint(candidate: string, options: WriteCallOptions = {}): Promise<ElectionTerm> {
+    return this.change('anoint', candidate, options);
+  }
+
+  /** Puts `candidate` next in line after the leader. NOT_A_CANDIDATE if it does not stand. */
+  async promote(candidate: string, options: WriteCallOptions = {}): Promise<ElectionTerm> {
+    return this.change('promote', candidate, options);
+  }
+
+  /** Takes `candidate` out of line, whichever session it stands for (a no-op if it does not stand). */
+  async evict(candidate: string, options: WriteCallOptions = {}): Promise<ElectionTerm> {
+    return this.change('evict', candidate, options);
+  }
+
+  private async change(op: string, candidate: string, options: WriteCallOptions): Promise<ElectionTerm> {
+    const { result } = await this.caller.write(this.target, op, { candidate }, options);
+    return decodeTerm(result);
+  }
+}
+
+/**
+ * A candidate standing for the connection's session. It is lost when that session ends
+ * (`lost`, the 'lost' event, `signal`), and the line moves on without it. `await using`
+ * withdraws it at the end of the block.
+ */
+export class Candidacy extends Hold implements AsyncDisposable {
+  readonly election: string;
+  readonly candidate: string;
+  private readonly caller: PrimitiveCaller;
+  private readonly target: PrimitiveTarget;
+
+  constructor(options: {
+    caller: PrimitiveCaller;
+    target: PrimitiveTarget;
+    lease: Lease;
+    candidate: string;
+  }) {
+    super(options.lease, {
+      lostCode: 'SESSION_EXPIRED',
+      what: `candidate ${JSON.stringify(options.candidate)} of election ${JSON.stringify(options.target.name)}`,
+      onEnd: () => undefined,
+    });
+    this.caller = options.caller;
+    this.target = options.target;
+    this.election = options.target.name;
+    this.candidate = options.candidate;
+  }
+
+  /** The election's term, leader and line now. */
+  async term(options: ReadCallOptions = {}): Promise<ElectionTerm> {
+    const { result } = await this.caller.read(this.target, 'term', {}, options);
+    return decodeTerm(result);
+  }
+
+  /**
+   * True if this candidate leads now (a consistent read by default). Leadership can end
+   * the moment after; fence the work with the term, or follow `signal`.
+   */
+  async isLeader(options: ReadCallOptions = {}): Promise<boolean> {
+    if (!this.held) return false;
+    const term = await this.term({ consistency: 'consistent', ...options });
+    return this.held && term.leader === this.candidate;
+  }
+
+  /** Leaves the line (the next candidate leads if this one did). A no-op once lost or withdrawn. */
+  async withdraw(options: CallOptions = {}): Promise<void> {
+    if (!this.held) return;
+    try {
+      await this.caller.write(
+        this.target,
+        'withdraw',
+        { candidate: this.candidate },
+        { lease: this.lease, ...withSignal(options.signal) },
+      );
+    } catch (error) {
+      // Evicted, and the id taken by another session since: this candidacy is gone anyway.
+      if (isCode(error, 'NOT_A_CANDIDATE') || isCode(error, 'SESSION_EXPIRED')) {
+        this.lose(
+          `candidate ${JSON.stringify(this.candidate)} no longer stands: ${(error as Error).message}`,
+        );
+        return;
+      }
+      throw error;
+    }
+    this.released();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.withdraw();
+  }
+}
+
+function decodeTerm(result: unknown): ElectionTerm {
+  const o = fields(result, 'election term');
+  return {
+    term: integer(o, 'term', 'election term'),
+    leader: textOrNull(o, 'leader', 'election term'),
+    candidates: texts(o, 'candidates', 'election term'),
+  };
+}

@@ -1,0 +1,70 @@
+import { badResponse } from '../errors.js';
+import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
+import { type PageOptions, pagesOf, sizeOf } from './pages.js';
+import type { ValueWriteOptions } from './value.js';
+import { boolean, fields, integer } from './wire.js';
+
+/**
+ * A set of strings, spread over the cluster's groups by element. An element added
+ * `ephemeral` goes when the session ends (a membership list of live processes).
+ */
+export class ConclaveSet {
+  private readonly target: PrimitiveTarget;
+
+  constructor(
+    private readonly caller: PrimitiveCaller,
+    readonly name: string,
+  ) {
+    this.target = { kind: 'set', name };
+  }
+
+  /** True if the element was not in the set (`ephemeral` and `ttlMs` as for a value). */
+  async add(
+    element: string,
+    options: WriteCallOptions & Pick<ValueWriteOptions, 'ephemeral' | 'ttlMs'> = {},
+  ): Promise<boolean> {
+    const args = { key: element, ephemeral: options.ephemeral, ttlMs: options.ttlMs };
+    const { result } = await this.caller.write(this.target, 'add', args, options);
+    return boolean(fields(result, 'set add'), 'added', 'set add');
+  }
+
+  /** True if the element was in the set. */
+  async remove(element: string, options: WriteCallOptions = {}): Promise<boolean> {
+    const { result } = await this.caller.write(this.target, 'remove', { key: element }, options);
+    return boolean(fields(result, 'set remove'), 'removed', 'set remove');
+  }
+
+  async contains(element: string, options: ReadCallOptions = {}): Promise<boolean> {
+    const { result } = await this.caller.read(this.target, 'contains', { key: element }, options);
+    return boolean(fields(result, 'set contains'), 'contains', 'set contains');
+  }
+
+  /** Elements in all groups. */
+  async size(options: ReadCallOptions = {}): Promise<number> {
+    return sizeOf(this.caller, this.target, options);
+  }
+
+  /** Removes every element, in every group; returns how many there were. */
+  async clear(options: WriteCallOptions = {}): Promise<number> {
+    const { result } = await this.caller.write(this.target, 'clear', {}, options);
+    return integer(fields(result, 'set clear'), 'removed', 'set clear');
+  }
+
+  /** Every element, page by page across the groups (see pagesOf: no snapshot). */
+  async *elements(options: PageOptions = {}): AsyncGenerator<string, void, undefined> {
+    for await (const wire of pagesOf({
+      caller: this.caller,
+      target: this.target,
+      op: 'elements',
+      keyOf: element,
+      read: options,
+    })) {
+      yield element(wire);
+    }
+  }
+}
+
+function element(wire: unknown): string {
+  if (typeof wire !== 'string') throw badResponse('set element is not a string');
+  return wire;
+}
