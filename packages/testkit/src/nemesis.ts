@@ -1,3 +1,4 @@
+import { createPrng, type Prng } from '@conclave/raft';
 import type { ProcessCluster, ServerProcess } from './processes.js';
 
 /** What the nemesis may do to one server at a time. */
@@ -24,7 +25,7 @@ export interface NemesisOptions {
  */
 export class Nemesis {
   readonly log: string[] = [];
-  private random: () => number;
+  private readonly random: Prng;
   private stopping = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
@@ -34,7 +35,7 @@ export class Nemesis {
     if (!(options.faultMsMin > 0 && options.faultMsMax >= options.faultMsMin)) {
       throw new Error('faultMsMin must be positive and at most faultMsMax');
     }
-    this.random = mulberry32(options.seed);
+    this.random = createPrng(options.seed);
   }
 
   start(): void {
@@ -56,7 +57,7 @@ export class Nemesis {
       if (this.stopping) break;
       const server = pick(cluster.servers, this.random);
       const kind = pick(kinds, this.random);
-      const faultMs = Math.round(faultMsMin + this.random() * (faultMsMax - faultMsMin));
+      const faultMs = faultMsMin + this.random.nextInt(faultMsMax - faultMsMin + 1);
       await this.fault({ server, kind, faultMs });
     }
   }
@@ -91,20 +92,8 @@ export class Nemesis {
   }
 }
 
-function pick<T>(items: readonly T[], random: () => number): T {
-  const item = items[Math.floor(random() * items.length)];
+function pick<T>(items: readonly T[], random: Prng): T {
+  const item = items[random.nextInt(items.length)];
   if (item === undefined) throw new Error('nothing to pick from');
   return item;
-}
-
-/** A small seeded generator: the schedule replays from its seed. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
