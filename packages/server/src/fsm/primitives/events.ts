@@ -21,7 +21,7 @@ export interface EventLogLimits {
 
 export const defaultEventLogLimits: EventLogLimits = {
   eventLogChangesMax: 8192,
-  eventLogBytesMax: 16 * 1024 * 1024,
+  eventLogBytesMax: 4 * 1024 * 1024,
 };
 
 /**
