@@ -13,7 +13,8 @@ import { kvsTable } from '../tables.js';
  */
 export const fenceGroupStride = 1024;
 
-const fencesRowKey = '\u0000fences';
+/** The row that holds the group's fence count: reserved, but not a primitive, hold or results row. */
+export const fencesRowKey = '\u0000fences';
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
 /** A function that hands out this group's next fence, storing the count in `txn`. */
