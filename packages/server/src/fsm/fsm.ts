@@ -16,6 +16,7 @@ import {
   ttlRows,
 } from './primitives/engine.js';
 import { ChangeRecordingTxn, PrimitiveEventLog } from './primitives/events.js';
+import { fenceCountIn, keepFenceCount } from './primitives/fences.js';
 import {
   checkQuotaLimits,
   type FsmError,
@@ -395,17 +396,22 @@ export class ConclaveFsm implements StateMachine<FsmResult>, FsmQueries {
   /**
    * A user snapshot's commit (fsm/restore.ts): every KV entry and session replaced at
    * `index`, which becomes both tables' index, and every watcher woken. Autopilot's
-   * settings are the running cluster's, not the archive's, and stay.
+   * settings are the running cluster's, not the archive's, and stay; so does the fence
+   * count, when it ran past the index (primitives/fences.ts).
    */
   private replaceTables(options: { rows: PartsSummary; index: number }): void {
-    const { kvs, sessions } = restoredRows({ ...options.rows, index: options.index });
+    const restored = restoredRows({ ...options.rows, index: options.index });
+    const { sessions } = restored;
+    const count = fenceCountIn(this.store.snapshot());
+    const kvs = keepFenceCount({ kvs: restored.kvs, count, index: options.index });
     this.store.restore((writer) => {
       for (const entry of kvs) writer.insert(kvsTable, entry);
       for (const session of sessions) writer.insert(sessionsTable, session);
       writer.setTableIndex(kvsTable, options.index);
       writer.setTableIndex(sessionsTable, options.index);
     });
-    // The staging checked these rows against groupStateBytesMax (fsm/restore.ts).
+    // The staging checked these rows against groupStateBytesMax (fsm/restore.ts), a kept
+    // fence count aside.
     this.liveBytes = rowsBytes({ kvs, sessions });
     // Every primitive may have changed: streams read the state again.
     this.events.reset(options.index);

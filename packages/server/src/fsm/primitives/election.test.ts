@@ -1,6 +1,7 @@
 import type { ElectionTerm } from '@conclave/protocol';
 import { describe, expect, it } from 'vitest';
 import { FsmDriver } from '../testing/driver.js';
+import { fenceCount, fenceParts, nextFence, nextFences } from '../testing/primitives.js';
 import { holdRowKey, primitiveRowKey } from './rows.js';
 
 const row = primitiveRowKey({ kind: 'election', name: 'E' });
@@ -20,25 +21,31 @@ describe('election', () => {
     expect(term(new FsmDriver())).toEqual({ term: 0, leader: null, candidates: [] });
   });
 
-  it('the first to enter leads at a term that is the Raft index; later ones stand in line', () => {
+  it('the first to enter leads at a new term, a fence of the group; later ones stand in line', () => {
     const d = withSessions(2);
+    const fresh = nextFence(d);
     const first = enter(d, 'a', 's1');
     expect(first).toMatchObject({
-      result: { term: first.index, leader: 'a', candidates: ['a'] },
+      result: { term: fresh, leader: 'a', candidates: ['a'] },
       error: null,
     });
+    expect(fenceParts(fresh).count).toBeGreaterThanOrEqual(first.index);
+    expect(fenceParts(fresh).group).toBe(0);
+    const count = fenceCount(d.fsm);
     const second = enter(d, 'b', 's2');
-    expect(second.result).toEqual({ term: first.index, leader: 'a', candidates: ['a', 'b'] });
-    expect(term(d)).toEqual({ term: first.index, leader: 'a', candidates: ['a', 'b'] });
+    expect(second.result).toEqual({ term: fresh, leader: 'a', candidates: ['a', 'b'] });
+    expect(term(d)).toEqual({ term: fresh, leader: 'a', candidates: ['a', 'b'] });
+    // Standing in line takes no fence.
+    expect(fenceCount(d.fsm)).toBe(count);
     expect(d.fsm.getKey(holdRowKey({ session: 's1', rowKey: row }))).not.toBeNull();
     expect(d.fsm.getKey(holdRowKey({ session: 's2', rowKey: row }))).not.toBeNull();
   });
 
   it('entering again is a no-op for the same session and CANDIDATE_EXISTS for another', () => {
     const d = withSessions(2);
-    const first = enter(d, 'a', 's1');
+    const first = enter(d, 'a', 's1').result as ElectionTerm;
     const kvIndex = d.fsm.kvIndex();
-    expect(enter(d, 'a', 's1').result).toEqual({ term: first.index, leader: 'a', candidates: ['a'] });
+    expect(enter(d, 'a', 's1').result).toEqual({ term: first.term, leader: 'a', candidates: ['a'] });
     expect(enter(d, 'a', 's2')).toMatchObject({ result: null, error: { code: 'CANDIDATE_EXISTS' } });
     expect(d.fsm.kvIndex()).toBe(kvIndex);
   });
@@ -47,13 +54,15 @@ describe('election', () => {
     const d = withSessions(3);
     enter(d, 'a', 's1');
     enter(d, 'b', 's2');
-    enter(d, 'c', 's3');
+    const third = enter(d, 'c', 's3').result as ElectionTerm;
+    const fresh = nextFence(d);
+    expect(fresh).toBeGreaterThan(third.term);
     const out = d.prim('election', 'E', 'withdraw', { candidate: 'a' }, { session: 's1' });
-    expect(out.result).toEqual({ term: out.index, leader: 'b', candidates: ['b', 'c'] });
+    expect(out.result).toEqual({ term: fresh, leader: 'b', candidates: ['b', 'c'] });
     expect(d.fsm.getKey(holdRowKey({ session: 's1', rowKey: row }))).toBeNull();
     // A follower withdrawing leaves the term alone.
     const follower = d.prim('election', 'E', 'withdraw', { candidate: 'c' }, { session: 's3' });
-    expect(follower.result).toEqual({ term: out.index, leader: 'b', candidates: ['b'] });
+    expect(follower.result).toEqual({ term: fresh, leader: 'b', candidates: ['b'] });
     // Withdrawing one who is not standing changes nothing.
     const kvIndex = d.fsm.kvIndex();
     expect(d.prim('election', 'E', 'withdraw', { candidate: 'zz' }, { session: 's3' }).error).toBeNull();
@@ -62,7 +71,7 @@ describe('election', () => {
 
   it('withdraw of a candidate by another session is NOT_A_CANDIDATE and changes nothing', () => {
     const d = withSessions(2);
-    const first = enter(d, 'a', 's1');
+    const first = enter(d, 'a', 's1').result as ElectionTerm;
     enter(d, 'b', 's2');
     const kvIndex = d.fsm.kvIndex();
     expect(d.prim('election', 'E', 'withdraw', { candidate: 'a' }, { session: 's2' })).toMatchObject({
@@ -70,12 +79,12 @@ describe('election', () => {
       error: { code: 'NOT_A_CANDIDATE', message: expect.stringContaining('evict') },
     });
     expect(d.fsm.kvIndex()).toBe(kvIndex);
-    expect(term(d)).toEqual({ term: first.index, leader: 'a', candidates: ['a', 'b'] });
+    expect(term(d)).toEqual({ term: first.term, leader: 'a', candidates: ['a', 'b'] });
   });
 
   it('anoint puts a candidate first (a new term unless it led already); promote makes it next in line', () => {
     const d = withSessions(4);
-    const first = enter(d, 'a', 's1').index;
+    const first = (enter(d, 'a', 's1').result as ElectionTerm).term;
     enter(d, 'b', 's2');
     enter(d, 'c', 's3');
     enter(d, 'd', 's4');
@@ -86,10 +95,12 @@ describe('election', () => {
     expect(d.prim('election', 'E', 'promote', { candidate: 'a' }).result).toMatchObject({ term: first });
     expect(d.prim('election', 'E', 'promote', { candidate: 'd' }).result).toMatchObject({ term: first });
     expect(d.fsm.kvIndex()).toBe(kvIndex);
+    const fresh = nextFence(d);
+    expect(fresh).toBeGreaterThan(first);
     const anointed = d.prim('election', 'E', 'anoint', { candidate: 'c' });
-    expect(anointed.result).toEqual({ term: anointed.index, leader: 'c', candidates: ['c', 'a', 'd', 'b'] });
+    expect(anointed.result).toEqual({ term: fresh, leader: 'c', candidates: ['c', 'a', 'd', 'b'] });
     expect(d.prim('election', 'E', 'anoint', { candidate: 'c' }).result).toMatchObject({
-      term: anointed.index,
+      term: fresh,
       leader: 'c',
     });
     expect(d.prim('election', 'E', 'anoint', { candidate: 'zz' }).error?.code).toBe('NOT_A_CANDIDATE');
@@ -98,7 +109,7 @@ describe('election', () => {
 
   it('evict removes any candidate, whoever asks; the term moves only when it was the leader', () => {
     const d = withSessions(3);
-    const first = enter(d, 'a', 's1').index;
+    const first = (enter(d, 'a', 's1').result as ElectionTerm).term;
     enter(d, 'b', 's2');
     enter(d, 'c', 's3');
     expect(d.prim('election', 'E', 'evict', { candidate: 'b' }).result).toEqual({
@@ -106,15 +117,17 @@ describe('election', () => {
       leader: 'a',
       candidates: ['a', 'c'],
     });
+    const fresh = nextFence(d);
+    expect(fresh).toBeGreaterThan(first);
     const evicted = d.prim('election', 'E', 'evict', { candidate: 'a' });
-    expect(evicted.result).toEqual({ term: evicted.index, leader: 'c', candidates: ['c'] });
+    expect(evicted.result).toEqual({ term: fresh, leader: 'c', candidates: ['c'] });
     const kvIndex = d.fsm.kvIndex();
-    expect(d.prim('election', 'E', 'evict', { candidate: 'a' }).result).toMatchObject({
-      term: evicted.index,
-    });
+    expect(d.prim('election', 'E', 'evict', { candidate: 'a' }).result).toMatchObject({ term: fresh });
     expect(d.fsm.kvIndex()).toBe(kvIndex);
+    const lastTerm = nextFence(d);
+    expect(lastTerm).toBeGreaterThan(fresh);
     const last = d.prim('election', 'E', 'evict', { candidate: 'c' });
-    expect(last.result).toEqual({ term: last.index, leader: null, candidates: [] });
+    expect(last.result).toEqual({ term: lastTerm, leader: null, candidates: [] });
     expect(
       ['s1', 's2', 's3'].filter((s) => d.fsm.getKey(holdRowKey({ session: s, rowKey: row })) !== null),
     ).toEqual([]);
@@ -128,11 +141,16 @@ describe('election', () => {
     const third = enter(d, 'c', 's3').result as ElectionTerm;
     d.destroySession('s2');
     expect(term(d)).toEqual({ term: third.term, leader: 'a', candidates: ['a', 'a2', 'c'] });
-    // Both of s1's candidates go; c leads.
+    // Both of s1's candidates go; c leads, at one new term (not one per candidate gone).
+    const [fresh, second] = nextFences(d, 2);
     d.destroySession('s1');
-    expect(term(d)).toEqual({ term: d.next - 1, leader: 'c', candidates: ['c'] });
+    expect(term(d)).toEqual({ term: fresh, leader: 'c', candidates: ['c'] });
+    expect(fresh).toBeGreaterThan(third.term);
+    expect(nextFence(d)).toBe(second);
+    const last = nextFence(d);
     d.destroySession('s3');
-    expect(term(d)).toEqual({ term: d.next - 1, leader: null, candidates: [] });
+    expect(term(d)).toEqual({ term: last, leader: null, candidates: [] });
+    expect(last).toBeGreaterThan(fresh as number);
   });
 
   it('the term changes exactly when the leader changes, over a run of every operation', () => {
@@ -153,15 +171,24 @@ describe('election', () => {
       () => d.prim('election', 'E', 'withdraw', { candidate: 'b' }, { session: 's2' }),
     ];
     let changes = 0;
+    const terms: number[] = [];
     for (const step of steps) {
       const before = term(d);
+      const fresh = nextFence(d);
+      const count = fenceCount(d.fsm);
       step();
       const after = term(d);
       if (after.leader !== before.leader) {
         changes++;
-        expect(after.term).toBe(d.next - 1);
+        // A new term: the group's next fence, above every earlier term.
+        expect(after.term).toBe(fresh);
+        expect(fenceParts(after.term).count).toBeGreaterThanOrEqual(d.next - 1);
+        expect(terms.every((t) => t < after.term)).toBe(true);
+        terms.push(after.term);
       } else {
+        // The same term, and no fence taken for it.
         expect(after.term).toBe(before.term);
+        expect(fenceCount(d.fsm)).toBe(count);
       }
     }
     expect(changes).toBe(6);

@@ -4,7 +4,7 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { commandVersion, decodeCommand, encodeCommand } from '../commands.js';
 import { bytes, FsmDriver, reservedRows } from '../testing/driver.js';
-import { everyKind, reservedRowProblems, rowsNaming } from '../testing/primitives.js';
+import { everyKind, nextFences, reservedRowProblems, rowsNaming } from '../testing/primitives.js';
 import { commandProblem } from './engine.js';
 import { primitiveRowKey, resultsRowKey } from './rows.js';
 
@@ -130,21 +130,18 @@ describe('session holds', () => {
     const d = everyKind();
     expect(rowsNaming(d.fsm, 's1').length).toBeGreaterThan(5);
     expect(d.fsm.getKey(resultsRowKey('s1'))).not.toBeNull();
+    // s1 holds lock L and leads election E: one entry hands over both, each at its own fence.
+    const handed = nextFences(d, 2);
     const result = d.destroySession('s1');
     // Only the user's key is reported released: the primitives' rows are not keys of theirs.
     expect(result.released).toEqual([{ key: 'user/locked', lockDelayMs: 15_000 }]);
     expect(rowsNaming(d.fsm, 's1')).toEqual([]);
     expect(reservedRowProblems(d.fsm)).toEqual([]);
-    expect(d.read('lock', 'L', 'holder').value).toEqual({
-      session: 's2',
-      fence: d.next - 1,
-      waiters: ['s3'],
-    });
-    expect(d.read('election', 'E', 'term').value).toEqual({
-      term: d.next - 1,
-      leader: 'b',
-      candidates: ['b', 'c'],
-    });
+    const { fence } = d.read('lock', 'L', 'holder').value as { fence: number };
+    const { term } = d.read('election', 'E', 'term').value as { term: number };
+    expect([fence, term].sort((a, b) => a - b)).toEqual(handed);
+    expect(d.read('lock', 'L', 'holder').value).toEqual({ session: 's2', fence, waiters: ['s3'] });
+    expect(d.read('election', 'E', 'term').value).toEqual({ term, leader: 'b', candidates: ['b', 'c'] });
     expect(d.read('semaphore', 'S', 'availablePermits', { session: 's3' }).value).toMatchObject({
       held: 1,
       available: 0,

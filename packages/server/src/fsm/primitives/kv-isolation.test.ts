@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { reservedRows } from '../testing/driver.js';
-import { everyKind, reservedRowProblems } from '../testing/primitives.js';
+import { everyKind, nextFence, reservedRowProblems } from '../testing/primitives.js';
 
 const userKeys = ['b', 'user/a', 'user/locked'];
 
@@ -36,10 +36,12 @@ describe('Consul KV over a group holding primitives', () => {
       expect(reservedRowProblems(d.fsm)).toEqual([]);
       // The primitives go on: the lock passes to its first waiter.
       const { fence } = d.read('lock', 'L', 'holder').value as { fence: number };
-      const released = d.prim('lock', 'L', 'release', { fence });
+      const fresh = nextFence(d);
+      expect(fresh).toBeGreaterThan(fence);
+      d.prim('lock', 'L', 'release', { fence });
       expect(d.read('lock', 'L', 'holder').value).toEqual({
         session: 's2',
-        fence: released.index,
+        fence: fresh,
         waiters: ['s3'],
       });
     }

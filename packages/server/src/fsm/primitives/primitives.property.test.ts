@@ -4,7 +4,8 @@ import type { FsmCommand, FsmResult } from '../commands.js';
 import { ConclaveFsm } from '../fsm.js';
 import { kvRowBytes, sessionRowBytes } from '../snapshot-rows.js';
 import { FsmDriver, reservedRows } from '../testing/driver.js';
-import { primitiveState, reservedRowProblems } from '../testing/primitives.js';
+import { fenceCount, fenceParts, primitiveState, reservedRowProblems } from '../testing/primitives.js';
+import { fenceGroupStride } from './fences.js';
 import type { LockState } from './lock.js';
 import { primitiveRowKey } from './rows.js';
 import type { SemaphoreState } from './semaphore.js';
@@ -12,9 +13,10 @@ import type { SemaphoreState } from './semaphore.js';
 /**
  * Random histories of lock and semaphore calls by a few sessions that come and go, some
  * calls retried with the same seq. After every entry: a lock has one holder, never waiting
- * for it, and its fence grows at every change of hands; a semaphore's sessions hold no
- * more than its permits, unless setPermits cut them (then the held only shrink until they
- * fit), and its first waiter does not fit; every hold and results row names a live session
+ * for it, and at every change of hands it takes a new fence of the group, above every fence
+ * the group gave before (two locks handed over by one entry take two); a semaphore's
+ * sessions hold no more than its permits, unless setPermits cut them (then the held only
+ * shrink until they fit), and its first waiter does not fit; every hold and results row names a live session
  * and matches the state. Replaying the entries, whole or from a snapshot taken midway,
  * gives the same results and snapshot bytes.
  */
@@ -34,7 +36,8 @@ type Step =
   | {
       readonly kind: 'release';
       readonly name: string;
-      readonly fence: 'current' | 'stale' | number;
+      /** The lock's fence now, an earlier one of it, the other lock's now, or any fence-like number. */
+      readonly fence: 'current' | 'stale' | 'other' | number;
       /** Released by a session (with a seq), or by fence alone. */
       readonly session: string | null;
     }
@@ -70,7 +73,14 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       fence: fc.oneof(
         { weight: 4, arbitrary: fc.constant('current' as const) },
         { weight: 1, arbitrary: fc.constant('stale' as const) },
-        { weight: 1, arbitrary: fc.integer({ min: 1, max: 120 }) },
+        { weight: 1, arbitrary: fc.constant('other' as const) },
+        {
+          // A count near the indexes a history reaches, in this group or a neighbour.
+          weight: 1,
+          arbitrary: fc
+            .tuple(fc.integer({ min: 1, max: 120 }), fc.constantFrom(0, 0, 1, fenceGroupStride - 1))
+            .map(([count, group]) => count * fenceGroupStride + group),
+        },
       ),
       session: fc.option(sessionArb),
     }),
@@ -128,7 +138,7 @@ class Caller {
     private readonly fences: ReadonlyMap<string, readonly number[]>,
   ) {}
 
-  /** A release names the lock's fence now, an earlier one of `fences`, or any number. */
+  /** A release names the lock's fence now, an earlier one of `fences`, the other lock's, or any number. */
   command(step: Step): FsmCommand {
     switch (step.kind) {
       case 'create':
@@ -153,12 +163,16 @@ class Caller {
       case 'release': {
         const current = lockState(this.fsm, step.name)?.holder?.fence ?? null;
         const stale = (this.fences.get(step.name) ?? []).filter((fence) => fence !== current).at(-1) ?? null;
+        const otherName = locks.find((name) => name !== step.name) as string;
+        const other = lockState(this.fsm, otherName)?.holder?.fence ?? null;
         const fence =
           typeof step.fence === 'number'
             ? step.fence
             : step.fence === 'current'
               ? (current ?? stale ?? 1)
-              : (stale ?? current ?? 1);
+              : step.fence === 'stale'
+                ? (stale ?? current ?? 1)
+                : (other ?? stale ?? 1);
         return this.call({
           kind: 'lock',
           name: step.name,
@@ -199,6 +213,8 @@ class Caller {
 interface Before {
   readonly locks: readonly (LockState | null)[];
   readonly held: readonly number[];
+  /** The group's fence count. */
+  readonly fenceCount: number;
 }
 
 /** Asserts the locks' and semaphores' invariants after one more entry, at `index`. */
@@ -210,6 +226,8 @@ function checkInvariants(options: {
 }): void {
   const { fsm, index, before, fences } = options;
   const live = new Set(fsm.listSessions({ node: null }).map((s) => s.id));
+  /** The fences this entry gave, to the locks that changed hands. */
+  const given: number[] = [];
   locks.forEach((name, i) => {
     const lock = lockState(fsm, name);
     const was = before.locks[i]?.holder ?? null;
@@ -225,13 +243,21 @@ function checkInvariants(options: {
     expect(waiters.includes(holder.session)).toBe(false);
     expect(live.has(holder.session)).toBe(true);
     if (was === null || was.session !== holder.session || was.fence !== holder.fence) {
-      // A change of hands: fenced at this entry, above every earlier fence of the lock.
+      // A change of hands: a new fence of this group, above every earlier fence of the lock.
       const seen = fences.get(name) ?? [];
-      expect(holder.fence).toBe(index);
+      expect(fenceParts(holder.fence).group).toBe(0);
+      expect(fenceParts(holder.fence).count).toBeGreaterThanOrEqual(index);
       expect(seen.every((fence) => fence < holder.fence)).toBe(true);
       fences.set(name, [...seen, holder.fence]);
+      given.push(holder.fence);
     }
   });
+  // The fences given are each another, counted on from the group's last count (and never
+  // below the entry's index); an entry that gave none leaves the count alone.
+  const first = Math.max(before.fenceCount + 1, index);
+  given.sort((a, b) => a - b);
+  expect(given).toEqual(given.map((_, i) => (first + i) * fenceGroupStride));
+  expect(fenceCount(fsm)).toBe(given.length === 0 ? before.fenceCount : first + given.length - 1);
   semaphores.forEach((name, i) => {
     const semaphore = semaphoreState(fsm, name);
     const held = heldIn(semaphore);
@@ -269,6 +295,7 @@ function run(steps: readonly Step[]): { d: FsmDriver; results: FsmResult[] } {
     const before: Before = {
       locks: locks.map((name) => lockState(d.fsm, name)),
       held: semaphores.map((name) => heldIn(semaphoreState(d.fsm, name))),
+      fenceCount: fenceCount(d.fsm),
     };
     const command = caller.command(step);
     const result = d.apply(command);

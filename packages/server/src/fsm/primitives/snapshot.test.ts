@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeCommand, type FsmCommand } from '../commands.js';
 import { ConclaveFsm } from '../fsm.js';
 import { bytes, FsmDriver, reservedRows } from '../testing/driver.js';
-import { everyKind, reservedRowProblems } from '../testing/primitives.js';
+import { everyKind, fenceCount, nextFence, reservedRowProblems } from '../testing/primitives.js';
 import type { KvEntry } from '../types.js';
 import { resultsRowKey } from './rows.js';
 
@@ -45,6 +45,9 @@ describe('primitives in snapshots', () => {
     expect(same(restored.snapshot(), snapshot)).toBe(true);
     expect(plain(reservedRows(restored))).toEqual(plain(reservedRows(d.fsm)));
     expect(restored.getKey(resultsRowKey('s1'))).not.toBeNull();
+    // The fence count comes along: the restored group goes on counting from it.
+    expect(fenceCount(restored)).toBe(fenceCount(d.fsm));
+    expect(fenceCount(restored)).toBeGreaterThan(0);
     expect(reservedRowProblems(restored)).toEqual([]);
 
     const { fence, waiters } = d.read('lock', 'L', 'holder').value as { fence: number; waiters: string[] };
@@ -70,11 +73,15 @@ describe('primitives in snapshots', () => {
     restored.fsm.restore(d.fsm.snapshot());
     restored.skip(d.next - 1);
     const { fence } = d.read('lock', 'L', 'holder').value as { fence: number };
+    const fresh = nextFence(d);
+    expect(nextFence(restored)).toBe(fresh);
+    expect(fresh).toBeGreaterThan(fence);
     d.prim('lock', 'L', 'release', { fence });
     restored.prim('lock', 'L', 'release', { fence });
     const holder = restored.read('lock', 'L', 'holder').value;
-    expect(holder).toEqual({ session: 's2', fence: d.next - 1, waiters: ['s3'] });
+    expect(holder).toEqual({ session: 's2', fence: fresh, waiters: ['s3'] });
     expect(holder).toEqual(d.read('lock', 'L', 'holder').value);
+    expect(fenceCount(restored.fsm)).toBe(fenceCount(d.fsm));
   });
 
   it('is deterministic: the same entries, replayed whole or after a snapshot taken midway, give identical snapshot bytes', () => {

@@ -11,15 +11,20 @@ import type { KvEntry, KvOp, SessionSpec, TxnOutcome } from '../types.js';
 export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 export const text = (value: Uint8Array | undefined): string => new TextDecoder().decode(value);
 
-/** Feeds an FSM commands as consecutive Raft entries (index 1, 2, ...), like a group would. */
+/**
+ * Feeds an FSM commands as consecutive Raft entries (index 1, 2, ...), like a group would:
+ * group `groupId` (0 unless given), whose id every fence the FSM gives carries.
+ */
 export class FsmDriver {
   readonly fsm: ConclaveFsm;
+  readonly groupId: number;
   /** Every entry applied so far, to replay on another FSM. */
   readonly entries: Entry[] = [];
   private nextIndex = 1;
 
-  constructor(limits: Partial<FsmLimits> = {}) {
-    this.fsm = new ConclaveFsm(limits);
+  constructor(limits: Partial<FsmLimits> = {}, options: { groupId?: number } = {}) {
+    this.groupId = options.groupId ?? 0;
+    this.fsm = new ConclaveFsm(limits, { groupId: this.groupId });
   }
 
   /** The index the next command will get. */
@@ -128,7 +133,7 @@ export function kvReader(fsm: ConclaveFsm): Pick<StoreReader, 'first' | 'prefix'
   };
 }
 
-/** Every primitive row, hold and results row: the kv rows under the reserved prefix. */
+/** Every primitive row, hold, results row and the fence count: the kv rows under the reserved prefix. */
 export function reservedRows(fsm: Pick<ConclaveFsm, 'list'>): KvEntry[] {
   return fsm.list('\u0000');
 }

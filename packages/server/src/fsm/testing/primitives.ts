@@ -1,6 +1,9 @@
 import { isPrimitiveKind, type PrimitiveKind } from '@conclave/protocol';
 import { Packr } from 'msgpackr';
 import type { ConclaveFsm } from '../fsm.js';
+import type { ElectionState } from '../primitives/election.js';
+import { fenceGroupStride, fencesRowKey } from '../primitives/fences.js';
+import type { LockState } from '../primitives/lock.js';
 import { kindMachines } from '../primitives/registry.js';
 import { heldRowOf, holdRowKey, resultsRowKey } from '../primitives/rows.js';
 import { bytes, FsmDriver, reservedRows } from './driver.js';
@@ -20,21 +23,82 @@ export function primitiveState(row: { key: string; value: Uint8Array }): {
 }
 
 /**
- * What is wrong with the reserved rows, or [] : every row is a primitive, a hold or a
- * session's results; holds are exactly the sessions each primitive's state names, each a
- * live session's, with the hold's session field naming it; results rows belong to live
- * sessions.
+ * The count in the group's fences row: that of the last fence or term the group gave, or 0
+ * if it never gave one.
+ */
+export function fenceCount(fsm: Pick<ConclaveFsm, 'getKey'>): number {
+  const row = fsm.getKey(fencesRowKey);
+  if (row === null) return 0;
+  const count: unknown = packr.unpack(row.value);
+  if (!Number.isSafeInteger(count)) throw new Error(`the fence count is ${String(count)}`);
+  return count as number;
+}
+
+/** What a fence (or term) is made of: fence = count × fenceGroupStride + group. */
+export function fenceParts(fence: number): { count: number; group: number } {
+  return { count: Math.floor(fence / fenceGroupStride), group: fence % fenceGroupStride };
+}
+
+/**
+ * The `n` fences (or terms) the driver's next entry would hand out, in order: the first
+ * counts one past the group's last count and never below the entry's index, each next one
+ * one more; each carries the group's id.
+ */
+export function nextFences(d: FsmDriver, n: number): number[] {
+  const first = Math.max(fenceCount(d.fsm) + 1, d.next);
+  return Array.from({ length: n }, (_, i) => (first + i) * fenceGroupStride + d.groupId);
+}
+
+/** The fence (or term) the driver's next entry would hand out first. */
+export function nextFence(d: FsmDriver): number {
+  return nextFences(d, 1)[0] as number;
+}
+
+/** The fences a primitive's state carries now: a lock holder's fence, an election's term. */
+function fencesIn(kind: PrimitiveKind, state: unknown): number[] {
+  if (kind === 'lock') {
+    const { holder } = state as LockState;
+    return holder === null ? [] : [holder.fence];
+  }
+  if (kind === 'election') {
+    const { term } = state as ElectionState;
+    return term === 0 ? [] : [term];
+  }
+  return [];
+}
+
+/**
+ * What is wrong with the reserved rows, or [] : every row is a primitive, a hold, a
+ * session's results or the group's fence count; holds are exactly the sessions each
+ * primitive's state names, each a live session's, with the hold's session field naming it;
+ * results rows belong to live sessions; the fences and terms the states carry are all
+ * distinct, none counted past the stored fence count (given already, never to be again).
  */
 export function reservedRowProblems(fsm: ConclaveFsm): string[] {
   const problems: string[] = [];
   const rows = reservedRows(fsm);
   const keys = new Set(rows.map((row) => row.key));
   const live = (session: string) => fsm.getSession(session) !== null;
+  const fences = new Map<number, string>();
   for (const row of rows) {
     const shown = JSON.stringify(row.key);
-    if (row.key.startsWith('\u0000{')) {
+    if (row.key === fencesRowKey) {
+      const count: unknown = packr.unpack(row.value);
+      if (!Number.isSafeInteger(count) || (count as number) < 1) {
+        problems.push(`${shown}: a fence count of ${String(count)}`);
+      }
+      if (row.session !== null) problems.push(`${shown}: the fence count has a session`);
+    } else if (row.key.startsWith('\u0000{')) {
       const { kind, state } = primitiveState(row);
       if (row.session !== null) problems.push(`${shown}: a primitive row has a session`);
+      for (const fence of fencesIn(kind, state)) {
+        const other = fences.get(fence);
+        if (other !== undefined) problems.push(`${shown}: fence ${fence} is ${other}'s too`);
+        fences.set(fence, shown);
+        if (fenceParts(fence).count > fenceCount(fsm)) {
+          problems.push(`${shown}: fence ${fence} past the fence count ${fenceCount(fsm)}`);
+        }
+      }
       for (const session of kindMachines[kind].sessionsOf(state)) {
         if (!keys.has(holdRowKey({ session, rowKey: row.key })))
           problems.push(`${shown}: no hold for ${session}`);
@@ -59,7 +123,7 @@ export function reservedRowProblems(fsm: ConclaveFsm): string[] {
         problems.push(`${shown}: session field`);
       if (!live(session)) problems.push(`${shown}: results of a gone session`);
     } else {
-      problems.push(`${shown}: not a primitive, hold or results row`);
+      problems.push(`${shown}: not a primitive, hold, results or fences row`);
     }
   }
   return problems;
