@@ -1,7 +1,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ConclaveClient, ConclaveClientError } from '@conclave/client';
-import { ConclaveError, type ErrorCode, errorCatalogue } from '@conclave/protocol';
+import {
+  type Conclave,
+  ConclaveClient,
+  ConclaveClientError,
+  connect,
+  defaultHttpLimits,
+} from '@conclave/client';
+import { ConclaveError, type ErrorCode, errorCatalogue, parseGoDuration } from '@conclave/protocol';
 import type { Command } from 'commander';
 import { type CliIo, type ExitCode, exitCodes } from './io.js';
 
@@ -122,6 +128,23 @@ const usageCodes: ReadonlySet<ErrorCode> = new Set([
   'SNAPSHOT_ARCHIVE_INVALID',
 ]);
 const notFoundCodes: ReadonlySet<ErrorCode> = new Set(['KEY_NOT_FOUND', 'SESSION_NOT_FOUND']);
+/**
+ * A primitive's refusals: the call was well formed but the state did not allow it (a
+ * version precondition, a fence that no longer holds the lock, a candidate id taken, more
+ * permits than the semaphore has). Nothing changed: the command did not apply (exit 1),
+ * as a `kv put --cas` that fails.
+ */
+const refusedCodes: ReadonlySet<ErrorCode> = new Set([
+  'VERSION_MISMATCH',
+  'LOCK_NOT_HELD',
+  'LOCK_LOST',
+  'COUNTER_OVERFLOW',
+  'INDEX_OUT_OF_RANGE',
+  'NOT_A_CANDIDATE',
+  'CANDIDATE_EXISTS',
+  'PERMITS_INVALID',
+  'SESSION_EXPIRED',
+]);
 
 /**
  * Run a command body against a client and turn expected failures into a message and an
@@ -150,8 +173,47 @@ export function reportError(io: CliIo, error: ConclaveError): ExitCode {
   const advice = error instanceof ConclaveClientError ? error.advice : errorCatalogue[error.code].advice;
   io.stderr.write(`Error! ${error.message} (${error.code})\n  ${advice}\n`);
   if (usageCodes.has(error.code)) return exitCodes.usage;
-  if (notFoundCodes.has(error.code)) return exitCodes.failed;
+  if (notFoundCodes.has(error.code) || refusedCodes.has(error.code)) return exitCodes.failed;
   return exitCodes.error;
+}
+
+/**
+ * Run a command body against an SDK connection (`connect()`) to the server the flags name,
+ * reporting expected failures as `runWithClient` does. Closing it destroys the session, if
+ * the command opened one (a lock, permits, a candidacy): what it held passes on at once.
+ * It retries as the other commands' client does, so an unreachable server fails as soon.
+ */
+export async function runWithConclave(
+  ctx: CliContext,
+  flags: ServerFlags,
+  body: (cv: Conclave) => Promise<ExitCode>,
+  options: { sessionName?: string } = {},
+): Promise<void> {
+  let code: ExitCode;
+  let cv: Conclave | null = null;
+  try {
+    cv = connect({
+      servers: [httpAddressFor(ctx.io, flags)],
+      retryAttemptsMax: defaultHttpLimits.attemptsMax,
+      retryBackoffMs: defaultHttpLimits.retryDelayMs,
+      ...(options.sessionName === undefined ? {} : { sessionName: options.sessionName }),
+    });
+    code = await body(cv);
+  } catch (error) {
+    if (!(error instanceof ConclaveError)) throw error;
+    code = reportError(ctx.io, error);
+  } finally {
+    await cv?.close();
+  }
+  ctx.exit(code);
+}
+
+/** Report a refusal the SDK answered as a value (null, false) the way the server's would be. */
+export function reportRefusal(
+  io: CliIo,
+  options: { code: ErrorCode; message: string; advice?: string },
+): ExitCode {
+  return reportError(io, new ConclaveClientError(options));
 }
 
 export function printJson(io: CliIo, value: unknown): void {
@@ -165,6 +227,34 @@ export function parseNatural(text: string | undefined, name: string): number | u
   if (!Number.isSafeInteger(value))
     throw usageError(`${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
   return value;
+}
+
+/** A safe integer (a counter's value, a delta), negative ones included. */
+export function parseInteger(text: string, name: string): number {
+  const value = /^[+-]?\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value))
+    throw usageError(`${name} must be an integer within ±(2^53 - 1), got ${JSON.stringify(text)}`);
+  return value;
+}
+
+/** A positive Go duration ("10s", "1m30s", "500ms"), in whole milliseconds. */
+export function parseDurationMs(text: string | undefined, name: string): number | undefined {
+  if (text === undefined) return undefined;
+  const ns = parseGoDuration(text);
+  const ms = ns === null ? Number.NaN : Math.round(ns / 1e6);
+  if (!(ms >= 1 && Number.isSafeInteger(ms)))
+    throw usageError(
+      `${name} must be a positive duration such as 500ms, 30s or 1h, got ${JSON.stringify(text)}`,
+    );
+  return ms;
+}
+
+/** A value given on the command line: literal text (UTF-8), "-" for stdin or "@file". */
+export async function valueArgument(ctx: CliContext, value: string | undefined): Promise<Uint8Array> {
+  if (value === undefined) return new Uint8Array(0);
+  if (value === '-') return readAll(ctx.io.stdin, { bytesMax: inputBytesMax, what: 'stdin' });
+  if (value.startsWith('@')) return readInputFile(ctx.io, value.slice(1));
+  return Buffer.from(value);
 }
 
 /** Read a stream whole, refusing more than `bytesMax`. */

@@ -50,9 +50,9 @@ function bashComplete(words: readonly string[]): string[] {
 describe('conclave completion', () => {
   it('names every top-level command, in both shells', () => {
     expect(topLevel).toEqual(
-      expect.arrayContaining(['agent', 'kv', 'members', 'operator', 'lock', 'snapshot']),
+      expect.arrayContaining(['agent', 'kv', 'members', 'operator', 'lock', 'snapshot', 'counter', 'value']),
     );
-    expect(topLevel).toContain('completion');
+    expect(topLevel).toEqual(expect.arrayContaining(['map', 'set', 'election', 'semaphore', 'completion']));
     expect(bashComplete(['conclave', '']).sort()).toEqual([...topLevel].sort());
     for (const name of topLevel) expect(zshScript).toContain(`'${name}:`);
   });
@@ -65,6 +65,10 @@ describe('conclave completion', () => {
       'list-peers',
     ]);
     expect(bashComplete(['conclave', 'kv', 'get', 'app/x', '--j'])).toEqual(['--json']);
+    // The primitives' groups, and the lock primitive's subcommands beside Consul's lock.
+    expect(bashComplete(['conclave', 'counter', 'i'])).toEqual(['incr']);
+    expect(bashComplete(['conclave', 'lock', '']).sort()).toEqual(['acquire', 'holder', 'release']);
+    expect(bashComplete(['conclave', 'lock', 'acquire', 'jobs', '--t'])).toEqual(['--timeout']);
     expect(bashComplete(['conclave', 'agent', '--log-format', ''])).toEqual(['text', 'json']);
     // A key or a file: nothing from the tree (bash then completes file names).
     expect(bashComplete(['conclave', 'kv', 'get', ''])).toEqual([]);

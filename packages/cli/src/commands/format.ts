@@ -44,3 +44,12 @@ export function table(rows: readonly (readonly string[])[]): string {
     )
     .join('');
 }
+
+/**
+ * A primitive's value (a register's, a map entry's) in `--json` output: base64, as
+ * `kv get --json` and the HTTP API give values, with its version (the Raft index of its
+ * last write, for `--if-version`).
+ */
+export function versionedJson(entry: { readonly value: Uint8Array; readonly version: number }) {
+  return { value: Buffer.from(entry.value).toString('base64'), version: entry.version };
+}

@@ -2,14 +2,21 @@ import { Command, CommanderError } from 'commander';
 import { registerClusterCommands } from './cluster.js';
 import { type CliContext, registerGlobalOptions } from './common.js';
 import { registerCompletion } from './completion.js';
+import { registerCounter } from './counter.js';
+import { registerElection } from './election.js';
 import { type CliIo, type ExitCode, exitCodes, processIo } from './io.js';
 import { registerKvGet } from './kv-get.js';
 import { registerKvTransfer } from './kv-transfer.js';
 import { registerKvWatch } from './kv-watch.js';
 import { registerKvWrite } from './kv-write.js';
 import { registerLock } from './lock.js';
+import { registerLockPrimitive } from './lock-fenced.js';
+import { registerMap } from './map.js';
 import { registerOperatorAutopilot } from './operator-autopilot.js';
+import { registerSemaphore } from './semaphore.js';
+import { registerSet } from './set.js';
 import { registerSnapshotCommands } from './snapshot.js';
+import { registerValue } from './value.js';
 
 export { type CliIo, type ExitCode, exitCodes, processIo } from './io.js';
 
@@ -34,7 +41,7 @@ function commanderExitCode(error: CommanderError): ExitCode {
 }
 
 /**
- * Add the client commands (kv, members, operator, lock) to `program`. By default they use
+ * Add the client commands (kv, members, operator, lock, snapshot, the primitives) to `program`. By default they use
  * the process's streams and signals and leave their exit code in `process.exitCode`.
  */
 export function registerClientCommands(
@@ -72,7 +79,17 @@ export function registerClientCommands(
   const operator = program.commands.find((c) => c.name() === 'operator');
   if (operator === undefined) throw new Error('registerClusterCommands made no operator command');
   registerOperatorAutopilot(operator, ctx);
-  registerLock(top('lock'), ctx);
+  // `lock <prefix> <command>` is Consul's KV lock; `lock acquire|holder|release` the primitive.
+  const lock = top('lock');
+  registerLock(lock, ctx);
+  registerLockPrimitive(lock, ctx);
+  // The coordination primitives (docs/primitives.md), through the SDK.
+  registerCounter(top('counter'), ctx);
+  registerValue(top('value'), ctx);
+  registerMap(top('map'), ctx);
+  registerSet(top('set'), ctx);
+  registerElection(top('election'), ctx);
+  registerSemaphore(top('semaphore'), ctx);
   registerSnapshotCommands(
     top('snapshot').description('save, restore and inspect snapshots of every group; keep rolling ones'),
     ctx,

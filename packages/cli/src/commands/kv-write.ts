@@ -2,15 +2,13 @@ import type { ConclaveClient } from '@conclave/client';
 import type { Command } from 'commander';
 import {
   type CliContext,
-  inputBytesMax,
   parseNatural,
   printJson,
-  readAll,
-  readInputFile,
   runWithClient,
   type ServerFlags,
   serverOptions,
   usageError,
+  valueArgument,
 } from './common.js';
 import { type ExitCode, exitCodes } from './io.js';
 
@@ -60,7 +58,7 @@ async function kvPut(
   if (conditions.length > 1) throw usageError('--cas, --acquire and --release cannot be combined');
   const cas = parseNatural(flags.cas, '--cas');
   const valueFlags = parseNatural(flags.flags, '--flags');
-  const value = await putValue(ctx, options.value);
+  const value = await valueArgument(ctx, options.value);
   const written = await client.kvPut({
     key,
     value,
@@ -88,14 +86,6 @@ function putFailure(flags: PutFlags): string {
   if (flags.acquire !== undefined) return 'the lock is held by another session';
   if (flags.release !== undefined) return 'the session does not hold the lock';
   return `CAS failed (the key is not at ModifyIndex ${flags.cas ?? '?'})`;
-}
-
-/** The value argument: literal text, "-" for stdin or "@file". */
-async function putValue(ctx: CliContext, value: string | undefined): Promise<Uint8Array> {
-  if (value === undefined) return new Uint8Array(0);
-  if (value === '-') return readAll(ctx.io.stdin, { bytesMax: inputBytesMax, what: 'stdin' });
-  if (value.startsWith('@')) return readInputFile(ctx.io, value.slice(1));
-  return Buffer.from(value);
 }
 
 async function kvDelete(

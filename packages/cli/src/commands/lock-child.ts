@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ConclaveError } from '@conclave/protocol';
@@ -19,24 +19,31 @@ export interface RunningCommand {
 }
 
 /**
- * Run `command` through the shell. Without a terminal on stdin it gets its own process
- * group, and signals go to the whole group: `sh -c` does not always exec its command, so
- * signalling the shell alone could leave the real command running without the lock. With
- * a terminal it stays in the terminal's foreground group so it can read it (a background
- * group would be stopped by SIGTTIN); Ctrl-C then reaches it from the terminal too.
+ * Run `command`: a string through the shell (`conclave lock`, as `consul lock` does), or a
+ * list of words as the program and its arguments, each passed as it is (`lock acquire`,
+ * `semaphore acquire`, `election enter`, as `flock` and `etcdctl lock` do). Without a
+ * terminal on stdin it gets its own process group, and signals go to the whole group:
+ * `sh -c` does not always exec its command, so signalling the shell alone could leave the
+ * real command running without the lock. With a terminal it stays in the terminal's
+ * foreground group so it can read it (a background group would be stopped by SIGTTIN);
+ * Ctrl-C then reaches it from the terminal too.
  */
 export function startCommand(
   io: CliIo,
-  options: { command: string; env: NodeJS.ProcessEnv },
+  options: { command: string | readonly string[]; env: NodeJS.ProcessEnv },
 ): RunningCommand {
   const ownGroup = !io.stdinIsTty;
-  const child = spawn(options.command, {
-    shell: true,
+  const spawnOptions: SpawnOptions = {
     cwd: io.cwd,
     env: options.env,
     detached: ownGroup,
     stdio: io.inheritStdio ? 'inherit' : ['ignore', 'pipe', 'pipe'],
-  });
+  };
+  const { command } = options;
+  const child: ChildProcess =
+    typeof command === 'string'
+      ? spawn(command, { ...spawnOptions, shell: true })
+      : spawn(command[0] ?? '', command.slice(1), { ...spawnOptions, shell: false });
   child.stdout?.on('data', (chunk: Buffer) => io.stdout.write(chunk));
   child.stderr?.on('data', (chunk: Buffer) => io.stderr.write(chunk));
   const send = (signal: NodeJS.Signals) => signalChild(child, { signal, ownGroup });

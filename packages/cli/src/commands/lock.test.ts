@@ -1,61 +1,9 @@
 import { once } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
 import { type DevAgent, startDevAgent, waitFor } from '@conclave/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodes } from './io.js';
 import { cli } from './testing/capture.js';
-
-/**
- * The commands run under the lock are node processes that connect to this server and
- * send their name: the test knows exactly when each one runs, and ends it (exit code 7)
- * by closing its connection. No sleeps: every wait is on an event or a bounded poll.
- */
-class Rendezvous {
-  private readonly sockets = new Map<string, Socket>();
-  private readonly waiters = new Map<string, (socket: Socket) => void>();
-  readonly server: Server = createServer((socket) => {
-    socket.once('data', (data) => {
-      const name = data.toString();
-      this.sockets.set(name, socket);
-      this.waiters.get(name)?.(socket);
-    });
-  });
-
-  async listen(): Promise<void> {
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-  }
-
-  /** A shell command line that runs a node process named `name`. */
-  command(name: string): string {
-    const address = this.server.address();
-    if (address === null || typeof address === 'string') throw new Error('not listening');
-    const script =
-      `require('net').connect(${address.port},'127.0.0.1',function(){this.write('${name}')})` +
-      `.on('close',function(){process.exit(7)}).on('error',function(){process.exit(9)})`;
-    return `"${process.execPath}" -e "${script}"`;
-  }
-
-  isRunning(name: string): boolean {
-    return this.sockets.has(name);
-  }
-
-  connected(name: string): Promise<Socket> {
-    const socket = this.sockets.get(name);
-    if (socket !== undefined) return Promise.resolve(socket);
-    return new Promise((resolve) => this.waiters.set(name, resolve));
-  }
-
-  /** End the named command (it exits 7 when its connection closes). */
-  finish(name: string): void {
-    this.sockets.get(name)?.end();
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets.values()) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
+import { Rendezvous } from './testing/rendezvous.js';
 
 let dev: DevAgent;
 const rendezvous = new Rendezvous();

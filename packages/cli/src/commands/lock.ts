@@ -23,7 +23,8 @@ const signalNumbers: Readonly<Record<ForwardedSignal, number>> = { SIGINT: 2, SI
 export function registerLock(command: Command, ctx: CliContext): void {
   command
     .description(
-      'hold the lock <prefix>/.lock while <command> runs (through the shell); exit with its exit code',
+      'hold the KV lock <prefix>/.lock while <command> runs (through the shell), as consul lock, ' +
+        'and exit with its exit code; or use the fenced lock primitive: acquire, holder, release',
     )
     .argument('<prefix>', 'the lock is the key <prefix>/.lock')
     .argument('<command...>', 'the command; its own options pass through untouched')
