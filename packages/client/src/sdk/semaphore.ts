@@ -8,6 +8,7 @@ import {
   type ReadCallOptions,
   type WriteCallOptions,
 } from './caller.js';
+import { type EventsOptions, type StreamItem, streamOf } from './events.js';
 import { Hold } from './hold.js';
 import { type AcquireOptions, holderWaitMs, timedOut } from './lock.js';
 import { expired, type Lease } from './session.js';
@@ -132,6 +133,33 @@ export class ConclaveSemaphore {
     const args = session === undefined ? {} : { session };
     const { result } = await this.caller.read(this.target, 'availablePermits', args, options);
     return decodeState(fields(result, 'semaphore availablePermits'));
+  }
+
+  /**
+   * The semaphore's changes (see StreamItem): a `reset` with its state now (unless resuming
+   * `after` a version), then a `change` at every write, oldest first, each once. The states
+   * are no session's: `held` and `position` are 0. Ends when `signal` aborts.
+   */
+  events(options: EventsOptions = {}): AsyncGenerator<StreamItem<SemaphoreState>, void, undefined> {
+    const empty: SemaphoreState = { available: 0, permits: 0, waiters: 0, held: 0, position: 0 };
+    return streamOf({
+      caller: this.caller,
+      target: this.target,
+      events: options,
+      read: async ({ signal }) => {
+        const answer = await this.caller.read(
+          this.target,
+          'availablePermits',
+          {},
+          { consistency: 'consistent', ...withSignal(signal) },
+        );
+        return {
+          state: decodeState(fields(answer.result, 'semaphore availablePermits')),
+          index: answer.index,
+        };
+      },
+      decode: (wire) => (wire === null ? empty : decodeState(fields(wire, 'semaphore event'))),
+    });
   }
 
   private handle(lease: Lease, permits: number): PermitsHandle {

@@ -1,8 +1,15 @@
 import { badResponse } from '../errors.js';
 import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
+import { type GroupEventsOptions, type GroupStreamItem, groupStreamOf } from './events.js';
 import { type PageOptions, pagesOf, sizeOf } from './pages.js';
 import type { ValueWriteOptions } from './value.js';
 import { boolean, fields, integer } from './wire.js';
+
+/** What a set's stream says of one change: the element, and whether it is in the set after it. */
+export interface SetChange {
+  readonly element: string;
+  readonly present: boolean;
+}
 
 /**
  * A set of strings, spread over the cluster's groups by element. An element added
@@ -48,6 +55,20 @@ export class ConclaveSet {
   async clear(options: WriteCallOptions = {}): Promise<number> {
     const { result } = await this.caller.write(this.target, 'clear', {}, options);
     return integer(fields(result, 'set clear'), 'removed', 'set clear');
+  }
+
+  /**
+   * Every element's changes, one cursor per group (see GroupStreamItem): `present` is
+   * true when the element was added, false when it went. Starts from now unless `after`
+   * gives the groups' cursors. Ends when `signal` aborts.
+   */
+  events(options: GroupEventsOptions = {}): AsyncGenerator<GroupStreamItem<SetChange>, void, undefined> {
+    return groupStreamOf({
+      caller: this.caller,
+      target: this.target,
+      events: options,
+      decode: ({ key, state }) => ({ element: key, present: state !== null }),
+    });
   }
 
   /** Every element, page by page across the groups (see pagesOf: no snapshot). */
