@@ -47,7 +47,6 @@ interface WireEvents {
   readonly compacted: boolean;
   /** The answer's index: past every change the server had, when compacted. */
   readonly index: number;
-  readonly groups: number | null;
 }
 
 /** One long-poll of `events`: the changes after `after`, waiting up to `waitMs` for the first. */
@@ -76,8 +75,7 @@ export async function pollEvents(options: {
     }
     return { version: integer(event, 'version', `${what} event`), key: eventKey, state: event.state };
   });
-  const groups = o.groups === undefined ? null : integer(o, 'groups', what);
-  return { events, compacted: boolean(o, 'compacted', what), index: answer.index, groups };
+  return { events, compacted: boolean(o, 'compacted', what), index: answer.index };
 }
 
 /**
@@ -187,12 +185,10 @@ export async function* groupStreamOf<E>(options: {
   const queue = new Batches<GroupStreamItem<E>>();
   const onAbort = () => queue.fail(signal.reason);
   signal.addEventListener('abort', onAbort, { once: true });
-  const groups = { count: 1 };
   const follow = async (group: number, start: number) => {
     let cursor = start;
     while (!signal.aborted) {
       const answer = await pollEvents({ caller, target, after: cursor, group, waitMs, signal });
-      if (answer.groups !== null) groups.count = answer.groups;
       const items: GroupStreamItem<E>[] = [];
       if (answer.compacted) {
         cursor = Math.max(cursor, answer.index);
@@ -213,14 +209,9 @@ export async function* groupStreamOf<E>(options: {
     }
   };
   try {
-    // Group 0's index read tells how many groups there are; each then starts at its cursor.
-    const now0 = await indexOf({ caller, target, group: 0, signal, groups });
-    const starts = [after[0] ?? now0];
-    for (let group = 1; group < groups.count; group++) {
-      starts.push(after[group] ?? (await indexOf({ caller, target, group, signal, groups })));
-    }
-    for (const [group, start] of starts.entries()) {
-      follow(group, start).catch((error: unknown) => queue.fail(error));
+    const now = await groupCursorsOf({ caller, target, signal });
+    for (const [group, version] of Object.entries(now)) {
+      follow(Number(group), after[Number(group)] ?? version).catch((error: unknown) => queue.fail(error));
     }
     for (;;) yield await queue.take();
   } catch (error) {
@@ -232,19 +223,31 @@ export async function* groupStreamOf<E>(options: {
   }
 }
 
-/** A group's index now: where a stream of it that starts now resumes from. */
-async function indexOf(options: {
+/**
+ * Each group's index now (a consistent read of each): the cursors of a whole stream that
+ * starts now. Read them before reading the entries to follow them without a gap.
+ */
+export async function groupCursorsOf(options: {
   caller: PrimitiveCaller;
   target: PrimitiveTarget;
-  group: number;
-  signal: AbortSignal;
-  groups: { count: number };
-}): Promise<number> {
-  const { caller, target, group, signal, groups } = options;
+  signal?: AbortSignal | undefined;
+}): Promise<Record<number, number>> {
+  const { caller, target, signal } = options;
   const op = target.kind === 'set' ? 'elements' : 'entries';
-  const answer = await caller.read(target, op, { limit: 1 }, { consistency: 'consistent', group, signal });
-  groups.count = integer(fields(answer.result, `${target.kind} ${op}`), 'groups', `${target.kind} ${op}`);
-  return answer.index;
+  const what = `${target.kind} ${op}`;
+  const cursors: Record<number, number> = {};
+  let groups = 1;
+  for (let group = 0; group < groups; group++) {
+    const answer = await caller.read(
+      target,
+      op,
+      { limit: 1 },
+      { consistency: 'consistent', group, ...withSignal(signal) },
+    );
+    groups = integer(fields(answer.result, what), 'groups', what);
+    cursors[group] = answer.index;
+  }
+  return cursors;
 }
 
 /**

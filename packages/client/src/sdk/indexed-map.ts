@@ -1,4 +1,4 @@
-import { primitiveValuesMax } from '@conclave/protocol';
+import { primitivePageEntriesMax } from '@conclave/protocol';
 import { badResponse, ConclaveClientError } from '../errors.js';
 import { withSignal } from './abort.js';
 import {
@@ -27,7 +27,7 @@ export type IndexedTarget = { readonly key: string } | { readonly index: number 
 
 /** Options of an iteration over an indexed map's entries. */
 export interface IndexedPageOptions extends ReadCallOptions {
-  /** Entries per request, 1 to 1024 (default 1024: the whole map in one read). */
+  /** Entries per request, 1 to 1000 (default 1000). */
   readonly pageSize?: number;
 }
 
@@ -158,11 +158,11 @@ export class ConclaveIndexedMap<V> {
    * between pages neither repeat nor skip an entry present throughout).
    */
   async *entries(options: IndexedPageOptions = {}): AsyncGenerator<IndexedEntry<V>, void, undefined> {
-    const limit = options.pageSize ?? primitiveValuesMax;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > primitiveValuesMax) {
+    const limit = options.pageSize ?? primitivePageEntriesMax;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > primitivePageEntriesMax) {
       throw new ConclaveClientError({
         code: 'USAGE',
-        message: `pageSize must be an integer from 1 to ${primitiveValuesMax}, not ${limit}`,
+        message: `pageSize must be an integer from 1 to ${primitivePageEntriesMax}, not ${limit}`,
       });
     }
     let after = 0;

@@ -1,4 +1,4 @@
-import { primitiveValuesMax } from '@conclave/protocol';
+import { primitivePageEntriesMax } from '@conclave/protocol';
 import { ConclaveClientError } from '../errors.js';
 import { withSignal } from './abort.js';
 import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
@@ -19,7 +19,7 @@ export interface ListItems<V> {
 
 /** Options of an iteration over a list's items. */
 export interface ListPageOptions extends ReadCallOptions {
-  /** Items per request, 1 to 1024 (default 1024: the whole list in one read). */
+  /** Items per request, 1 to 1000 (default 1000). */
   readonly pageSize?: number;
 }
 
@@ -101,14 +101,14 @@ export class ConclaveList<V> {
   /**
    * Every item, in order, a page at a time (`after` the last index read). Each page is one
    * read: a write between two pages moves the indexes, so items may then be seen twice or
-   * not at all; read the whole list in one page (the default) for a consistent view.
+   * not at all; a list of up to 1,000 items is read in one page by default: a consistent view.
    */
   async *items(options: ListPageOptions = {}): AsyncGenerator<V, void, undefined> {
-    const limit = options.pageSize ?? primitiveValuesMax;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > primitiveValuesMax) {
+    const limit = options.pageSize ?? primitivePageEntriesMax;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > primitivePageEntriesMax) {
       throw new ConclaveClientError({
         code: 'USAGE',
-        message: `pageSize must be an integer from 1 to ${primitiveValuesMax}, not ${limit}`,
+        message: `pageSize must be an integer from 1 to ${primitivePageEntriesMax}, not ${limit}`,
       });
     }
     let after: number | undefined;

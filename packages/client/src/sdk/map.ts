@@ -1,4 +1,5 @@
 import { primitiveTxnStepsMax } from '@conclave/protocol';
+import type { CallOptions } from '../call.js';
 import { badResponse, ConclaveClientError } from '../errors.js';
 import { withSignal } from './abort.js';
 import {
@@ -13,6 +14,7 @@ import {
   type EventsOptions,
   type GroupEventsOptions,
   type GroupStreamItem,
+  groupCursorsOf,
   groupStreamOf,
   type StreamItem,
   streamOf,
@@ -111,6 +113,14 @@ export class ConclaveMap<V> {
   async clear(options: WriteCallOptions = {}): Promise<number> {
     const { result } = await this.caller.write(this.target, 'clear', {}, options);
     return integer(fields(result, 'map clear'), 'removed', 'map clear');
+  }
+
+  /**
+   * Each group's index now: pass it as `events({ after })` to follow every change from
+   * now. Read it before reading the entries to mirror them without a gap.
+   */
+  async cursors(options: CallOptions = {}): Promise<Record<number, number>> {
+    return groupCursorsOf({ caller: this.caller, target: this.target, signal: options.signal });
   }
 
   /** Every entry, page by page across the groups (see pagesOf: no snapshot). */

@@ -1,3 +1,4 @@
+import type { CallOptions } from '../call.js';
 import { badResponse } from '../errors.js';
 import { withSignal } from './abort.js';
 import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
@@ -6,6 +7,7 @@ import {
   type EventsOptions,
   type GroupEventsOptions,
   type GroupStreamItem,
+  groupCursorsOf,
   groupStreamOf,
   type StreamItem,
   streamOf,
@@ -113,6 +115,14 @@ export class ConclaveMultimap<V> {
   async clear(options: WriteCallOptions = {}): Promise<number> {
     const { result } = await this.caller.write(this.target, 'clear', {}, options);
     return integer(fields(result, 'multimap clear'), 'removed', 'multimap clear');
+  }
+
+  /**
+   * Each group's index now: pass it as `events({ after })` to follow every change from
+   * now. Read it before reading the entries to mirror them without a gap.
+   */
+  async cursors(options: CallOptions = {}): Promise<Record<number, number>> {
+    return groupCursorsOf({ caller: this.caller, target: this.target, signal: options.signal });
   }
 
   /** Every key with its values, page by page across the groups (see pagesOf: no snapshot). */

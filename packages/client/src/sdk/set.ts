@@ -1,6 +1,7 @@
+import type { CallOptions } from '../call.js';
 import { badResponse } from '../errors.js';
 import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
-import { type GroupEventsOptions, type GroupStreamItem, groupStreamOf } from './events.js';
+import { type GroupEventsOptions, type GroupStreamItem, groupCursorsOf, groupStreamOf } from './events.js';
 import { type PageOptions, pagesOf, sizeOf } from './pages.js';
 import type { ValueWriteOptions } from './value.js';
 import { boolean, fields, integer } from './wire.js';
@@ -69,6 +70,14 @@ export class ConclaveSet {
       events: options,
       decode: ({ key, state }) => ({ element: key, present: state !== null }),
     });
+  }
+
+  /**
+   * Each group's index now: pass it as `events({ after })` to follow every change from
+   * now. Read it before reading the entries to mirror them without a gap.
+   */
+  async cursors(options: CallOptions = {}): Promise<Record<number, number>> {
+    return groupCursorsOf({ caller: this.caller, target: this.target, signal: options.signal });
   }
 
   /** Every element, page by page across the groups (see pagesOf: no snapshot). */
