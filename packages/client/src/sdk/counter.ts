@@ -1,4 +1,3 @@
-import { withSignal } from './abort.js';
 import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
 import { type EventsOptions, type StreamItem, streamOf } from './events.js';
 import { boolean, fields, integer, type Versioned } from './wire.js';
@@ -58,13 +57,8 @@ export class ConclaveCounter {
       caller: this.caller,
       target: this.target,
       events: options,
-      read: async ({ signal }) => {
-        const answer = await this.caller.read(
-          this.target,
-          'get',
-          {},
-          { consistency: 'consistent', ...withSignal(signal) },
-        );
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'get', {}, placement);
         return { state: decode(answer.result), index: answer.index };
       },
       decode,

@@ -90,13 +90,8 @@ export class ConclaveElection {
       caller: this.caller,
       target: this.target,
       events: options,
-      read: async ({ signal }) => {
-        const answer = await this.caller.read(
-          this.target,
-          'term',
-          {},
-          { consistency: 'consistent', ...withSignal(signal) },
-        );
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'term', {}, placement);
         return { state: decodeTerm(answer.result), index: answer.index };
       },
       decode: (wire) => (wire === null ? { term: 0, leader: null, candidates: [] } : decodeTerm(wire)),

@@ -1,7 +1,7 @@
 import type { CallOptions } from '../call.js';
 import { ConclaveClientError } from '../errors.js';
 import { anySignal, withSignal } from './abort.js';
-import type { PrimitiveCaller, PrimitiveTarget } from './caller.js';
+import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions } from './caller.js';
 import { boolean, fields, integer, list } from './wire.js';
 
 /**
@@ -80,9 +80,8 @@ export async function pollEvents(options: {
 
 /**
  * The event stream of a whole primitive (or of one key of a partitioned one): long-polls of
- * `events` from the last version seen. On `compacted` it reads the state again (a
- * consistent read, so that it is at least as new as any change the server answering the
- * poll had) and yields a `reset`, unless the state is the one last yielded. Aborting
+ * `events` from the last version seen. On `compacted` it reads the state again and yields
+ * a `reset`, unless the state is the one last yielded. Aborting
  * `signal` ends the iteration (it returns, it does not throw); a call that fails after the
  * transport's retries ends it with that error.
  */
@@ -91,7 +90,7 @@ export async function* streamOf<S>(options: {
   target: PrimitiveTarget;
   key?: string;
   /** The state now and the index to resume after (a read's answer index). */
-  read: (read: { signal?: AbortSignal }) => Promise<{ state: S; index: number }>;
+  read: (read: ReadCallOptions) => Promise<{ state: S; index: number }>;
   /** An event's state; null when the row went (the kind's empty state, or null for an entry). */
   decode: (wire: unknown) => S;
   events: EventsOptions;
@@ -104,7 +103,10 @@ export async function* streamOf<S>(options: {
   /** The answer index of the state last yielded in a reset: a reset of the same adds nothing. */
   let lastReset = -1;
   const reset = async (atLeast: number): Promise<StreamItem<S> | null> => {
-    const now = await read(withSignal(signal));
+    // After a compaction the read is consistent, so that it is at least as new as any
+    // change the server answering the poll had; a stream's first read needs no more than
+    // the leader's state (the stream resumes after that state's version).
+    const now = await read({ ...(atLeast > 0 ? { consistency: 'consistent' } : {}), ...withSignal(signal) });
     cursor = Math.max(now.index, atLeast);
     if (now.index === lastReset) return null;
     lastReset = now.index;

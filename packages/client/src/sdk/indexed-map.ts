@@ -1,6 +1,5 @@
 import { primitivePageEntriesMax } from '@conclave/protocol';
 import { badResponse, ConclaveClientError } from '../errors.js';
-import { withSignal } from './abort.js';
 import {
   isCode,
   type PrimitiveCaller,
@@ -187,13 +186,8 @@ export class ConclaveIndexedMap<V> {
       caller: this.caller,
       target: this.target,
       events: options,
-      read: async ({ signal }) => {
-        const answer = await this.caller.read(
-          this.target,
-          'entries',
-          {},
-          { consistency: 'consistent', ...withSignal(signal) },
-        );
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'entries', {}, placement);
         return {
           state: this.decodeEntries(fields(answer.result, 'indexedmap entries')),
           index: answer.index,

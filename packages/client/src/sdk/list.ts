@@ -1,6 +1,5 @@
 import { primitivePageEntriesMax } from '@conclave/protocol';
 import { ConclaveClientError } from '../errors.js';
-import { withSignal } from './abort.js';
 import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
 import type { Codec } from './codec.js';
 import { type EventsOptions, type StreamItem, streamOf } from './events.js';
@@ -133,13 +132,8 @@ export class ConclaveList<V> {
       caller: this.caller,
       target: this.target,
       events: options,
-      read: async ({ signal }) => {
-        const answer = await this.caller.read(
-          this.target,
-          'items',
-          {},
-          { consistency: 'consistent', ...withSignal(signal) },
-        );
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'items', {}, placement);
         return { state: this.decodeState(answer.result), index: answer.index };
       },
       decode: (wire) => (wire === null ? { items: [], version: 0 } : this.decodeState(wire)),

@@ -124,13 +124,8 @@ export class ConclaveLock {
       caller: this.caller,
       target: this.target,
       events: options,
-      read: async ({ signal }) => {
-        const answer = await this.caller.read(
-          this.target,
-          'holder',
-          {},
-          { consistency: 'consistent', ...withSignal(signal) },
-        );
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'holder', {}, placement);
         return { state: decodeHolder(answer.result), index: answer.index };
       },
       decode: (wire) => (wire === null ? { session: null, fence: null, waiters: [] } : decodeHolder(wire)),

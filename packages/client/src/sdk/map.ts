@@ -1,7 +1,6 @@
 import { primitiveTxnStepsMax } from '@conclave/protocol';
 import type { CallOptions } from '../call.js';
 import { badResponse, ConclaveClientError } from '../errors.js';
-import { withSignal } from './abort.js';
 import {
   isCode,
   type PrimitiveCaller,
@@ -181,13 +180,8 @@ export class ConclaveMap<V> {
       target: this.target,
       key,
       events: options as EventsOptions,
-      read: async ({ signal }) => {
-        const answer = await this.caller.read(
-          this.target,
-          'get',
-          { key },
-          { consistency: 'consistent', ...withSignal(signal) },
-        );
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'get', { key }, placement);
         return { state: versioned(answer.result, this.codec, 'map get'), index: answer.index };
       },
       decode: (wire) => versioned(wire, this.codec, 'map event'),

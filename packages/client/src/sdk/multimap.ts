@@ -1,6 +1,5 @@
 import type { CallOptions } from '../call.js';
 import { badResponse } from '../errors.js';
-import { withSignal } from './abort.js';
 import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
 import type { Codec } from './codec.js';
 import {
@@ -172,13 +171,8 @@ export class ConclaveMultimap<V> {
       target: this.target,
       key,
       events: options as EventsOptions,
-      read: async ({ signal }) => {
-        const answer = await this.caller.read(
-          this.target,
-          'get',
-          { key },
-          { consistency: 'consistent', ...withSignal(signal) },
-        );
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'get', { key }, placement);
         return { state: this.decodeValues(answer.result, 'multimap get'), index: answer.index };
       },
       decode: (wire) =>

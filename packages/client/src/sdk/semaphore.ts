@@ -146,13 +146,8 @@ export class ConclaveSemaphore {
       caller: this.caller,
       target: this.target,
       events: options,
-      read: async ({ signal }) => {
-        const answer = await this.caller.read(
-          this.target,
-          'availablePermits',
-          {},
-          { consistency: 'consistent', ...withSignal(signal) },
-        );
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'availablePermits', {}, placement);
         return {
           state: decodeState(fields(answer.result, 'semaphore availablePermits')),
           index: answer.index,

@@ -1,5 +1,4 @@
 import type { CallOptions } from '../call.js';
-import { withSignal } from './abort.js';
 import {
   isCode,
   type PrimitiveCaller,
@@ -116,13 +115,8 @@ export class ConclaveValue<V> {
       caller: this.caller,
       target: this.target,
       events: options,
-      read: async ({ signal }) => {
-        const answer = await this.caller.read(
-          this.target,
-          'get',
-          {},
-          { consistency: 'consistent', ...withSignal(signal) },
-        );
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'get', {}, placement);
         return { state: this.decodeGet(answer.result), index: answer.index };
       },
       decode: (wire) => (wire === null ? null : this.decodeGet(wire)),
