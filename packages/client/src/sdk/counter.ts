@@ -10,6 +10,7 @@ import { boolean, fields, integer, type Versioned } from './wire.js';
 export class ConclaveCounter {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,

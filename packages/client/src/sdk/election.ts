@@ -22,6 +22,7 @@ import { fields, integer, textOrNull, texts } from './wire.js';
 export class ConclaveElection {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,
@@ -130,6 +131,7 @@ export class Candidacy extends Hold implements AsyncDisposable {
   private readonly caller: PrimitiveCaller;
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(options: {
     caller: PrimitiveCaller;
     target: PrimitiveTarget;

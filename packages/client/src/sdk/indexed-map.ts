@@ -39,6 +39,7 @@ export interface IndexedPageOptions extends ReadCallOptions {
 export class ConclaveIndexedMap<V> {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,

@@ -31,6 +31,7 @@ export interface ListPageOptions extends ReadCallOptions {
 export class ConclaveList<V> {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,

@@ -32,6 +32,7 @@ export interface AcquireOptions extends CallOptions {
 export class ConclaveLock {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,
@@ -241,6 +242,7 @@ export class LockHandle extends Hold implements AsyncDisposable {
   private readonly caller: PrimitiveCaller;
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(options: {
     caller: PrimitiveCaller;
     target: PrimitiveTarget;

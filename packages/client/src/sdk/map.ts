@@ -38,6 +38,7 @@ export interface MapEntry<V> {
 export class ConclaveMap<V> {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,
@@ -225,6 +226,7 @@ export interface TransactionResult<V> {
 export class TransactionError extends ConclaveClientError {
   readonly step: number | null;
 
+  /** @internal Thrown by `MapTransaction.commit()`. */
   constructor(cause: ConclaveClientError) {
     super({
       code: cause.code,
@@ -254,6 +256,7 @@ export class MapTransaction<V> {
   private readonly steps: Step[] = [];
   private committed = false;
 
+  /** @internal Made by `map.transaction()`. */
   constructor(
     private readonly caller: PrimitiveCaller,
     private readonly target: PrimitiveTarget,

@@ -45,6 +45,7 @@ export interface MultimapWriteOptions extends WriteCallOptions {
 export class ConclaveMultimap<V> {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,

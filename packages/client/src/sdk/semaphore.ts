@@ -44,6 +44,7 @@ export interface PermitsOptions {
 export class ConclaveSemaphore {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,
@@ -279,6 +280,7 @@ export class PermitsHandle extends Hold implements AsyncDisposable {
   private readonly caller: PrimitiveCaller;
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(options: { caller: PrimitiveCaller; target: PrimitiveTarget; lease: Lease; permits: number }) {
     super(options.lease, {
       lostCode: 'LOCK_LOST',

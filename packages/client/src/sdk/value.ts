@@ -38,6 +38,7 @@ export interface ValueWriteOptions extends WriteCallOptions {
 export class ConclaveValue<V> {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,
