@@ -73,12 +73,14 @@ export class ConclaveElection {
 
   /**
    * The election now, then after every change (of leader or line), in order: built on
-   * `events()`, so none is left out or merged with the next. With `index`, starts after that
+   * `events()`, so none is left out or merged with the next. With `index` (above 0), starts after that
    * version instead (no first state). Ends when `signal` aborts.
    */
   watch(options: CallOptions & { readonly index?: number } = {}): AsyncGenerator<ElectionTerm> {
     const { index, ...rest } = options;
-    return statesOf(this.events({ ...rest, ...(index === undefined ? {} : { after: index }) }));
+    return statesOf(
+      this.events({ ...rest, ...(index === undefined || index === 0 ? {} : { after: index }) }),
+    );
   }
 
   /**

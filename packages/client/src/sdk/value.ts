@@ -96,13 +96,14 @@ export class ConclaveValue<V> {
 
   /**
    * The value now, then after every change (null when deleted), in order: built on
-   * `events()`, so no change is left out or merged with the next (since 0.2; before, changes
-   * close together could be seen as one). With `index`, starts after that version instead
-   * (no first value). Ends when `signal` aborts.
+   * `events()`, so no change is left out or merged with the next. With `index` (above 0),
+   * starts after that version instead (no first value). Ends when `signal` aborts.
    */
   watch(options: CallOptions & { readonly index?: number } = {}): AsyncGenerator<Versioned<V> | null> {
     const { index, ...rest } = options;
-    return statesOf(this.events({ ...rest, ...(index === undefined ? {} : { after: index }) }));
+    return statesOf(
+      this.events({ ...rest, ...(index === undefined || index === 0 ? {} : { after: index }) }),
+    );
   }
 
   /**
