@@ -125,6 +125,7 @@ function parse(answer: HttpAnswer): unknown {
 const outcomeStatuses = [400, 404, 409, 429, 500, 502, 503, 504];
 
 export class OperatorClient {
+  /** @internal Made by ConclaveClient. */
   constructor(private readonly http: Pick<HttpTransport, 'send'>) {}
 
   async cluster(options: CallOptions = {}): Promise<OperatorCluster> {

@@ -83,13 +83,20 @@ export async function sendPrimitive(http: HttpTransport, call: PrimitiveCall): P
   return { result: parsed.result ?? null, index: answered, meta: read ? decode.readMeta(answer) : null };
 }
 
-/** The arguments as JSON: bytes as base64, everything else as it is. */
+/** The arguments as JSON: bytes as base64 (in lists and objects too), everything else as it is. */
 function argsJson(args: Readonly<Record<string, unknown>>): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(args)
       .filter(([, value]) => value !== undefined)
-      .map(([name, value]) => [name, value instanceof Uint8Array ? base64Of(value) : value]),
+      .map(([name, value]) => [name, jsonOf(value)]),
   );
+}
+
+function jsonOf(value: unknown): unknown {
+  if (value instanceof Uint8Array) return base64Of(value);
+  if (Array.isArray(value)) return value.map(jsonOf);
+  if (typeof value === 'object' && value !== null) return argsJson(value as Record<string, unknown>);
+  return value;
 }
 
 function base64Of(bytes: Uint8Array): string {

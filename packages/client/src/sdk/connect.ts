@@ -4,8 +4,11 @@ import { PrimitiveCaller } from './caller.js';
 import { type Codec, jsonCodec } from './codec.js';
 import { ConclaveCounter } from './counter.js';
 import { ConclaveElection } from './election.js';
+import { ConclaveIndexedMap } from './indexed-map.js';
+import { ConclaveList } from './list.js';
 import { ConclaveLock } from './lock.js';
 import { ConclaveMap } from './map.js';
+import { ConclaveMultimap } from './multimap.js';
 import { ConclaveSemaphore } from './semaphore.js';
 import { ConclaveSession } from './session.js';
 import { ConclaveSet } from './set.js';
@@ -101,6 +104,21 @@ export class Conclave implements AsyncDisposable {
   /** A map of string keys to values of type V (the connection's codec unless one is given). */
   map<V = unknown>(name: string, options: { readonly codec?: Codec<V> } = {}): ConclaveMap<V> {
     return new ConclaveMap(this.caller, name, options.codec ?? (this.codec as Codec<V>));
+  }
+
+  /** A multimap: string keys, each with a set of values of type V, spread over the groups. */
+  multimap<V = unknown>(name: string, options: { readonly codec?: Codec<V> } = {}): ConclaveMultimap<V> {
+    return new ConclaveMultimap(this.caller, name, options.codec ?? (this.codec as Codec<V>));
+  }
+
+  /** A list of values of type V, wholly in one group (at most 1,024 items). */
+  list<V = unknown>(name: string, options: { readonly codec?: Codec<V> } = {}): ConclaveList<V> {
+    return new ConclaveList(this.caller, name, options.codec ?? (this.codec as Codec<V>));
+  }
+
+  /** A map that keeps the order of its appends, wholly in one group (at most 1,024 entries). */
+  indexedMap<V = unknown>(name: string, options: { readonly codec?: Codec<V> } = {}): ConclaveIndexedMap<V> {
+    return new ConclaveIndexedMap(this.caller, name, options.codec ?? (this.codec as Codec<V>));
   }
 
   set(name: string): ConclaveSet {

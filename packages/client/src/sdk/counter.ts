@@ -1,5 +1,6 @@
 import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
-import { boolean, fields, integer } from './wire.js';
+import { type EventsOptions, type StreamItem, streamOf } from './events.js';
+import { boolean, fields, integer, type Versioned } from './wire.js';
 
 /**
  * A counter: one integer within ±(2^53 - 1), 0 until first written. Every write applies
@@ -9,6 +10,7 @@ import { boolean, fields, integer } from './wire.js';
 export class ConclaveCounter {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,
@@ -39,6 +41,29 @@ export class ConclaveCounter {
   async compareAndSet(expect: number, update: number, options: WriteCallOptions = {}): Promise<boolean> {
     const { result } = await this.caller.write(this.target, 'compareAndSet', { expect, update }, options);
     return boolean(fields(result, 'counter compareAndSet'), 'ok', 'counter compareAndSet');
+  }
+
+  /**
+   * The counter's changes (see StreamItem): a `reset` with the value now (unless resuming
+   * `after` a version), then a `change` at every write, oldest first, each once. Ends when
+   * `signal` aborts.
+   */
+  events(options: EventsOptions = {}): AsyncGenerator<StreamItem<Versioned<number>>, void, undefined> {
+    const decode = (wire: unknown): Versioned<number> => {
+      if (wire === null) return { value: 0, version: 0 };
+      const o = fields(wire, 'counter event');
+      return { value: integer(o, 'value', 'counter event'), version: integer(o, 'version', 'counter event') };
+    };
+    return streamOf({
+      caller: this.caller,
+      target: this.target,
+      events: options,
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'get', {}, placement);
+        return { state: decode(answer.result), index: answer.index };
+      },
+      decode,
+    });
   }
 
   private async add(op: 'increment' | 'decrement', delta: number, options: WriteCallOptions) {

@@ -9,10 +9,9 @@ import {
   type ReadCallOptions,
   type WriteCallOptions,
 } from './caller.js';
+import { type EventsOptions, type StreamItem, statesOf, streamOf } from './events.js';
 import { Hold } from './hold.js';
 import { expired, type Lease } from './session.js';
-import { watchWaitMs } from './value.js';
-import { watchReads } from './watch.js';
 import { fields, integer, textOrNull, texts } from './wire.js';
 
 /**
@@ -23,6 +22,7 @@ import { fields, integer, textOrNull, texts } from './wire.js';
 export class ConclaveElection {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,
@@ -71,15 +71,33 @@ export class ConclaveElection {
     return decodeTerm(result);
   }
 
-  /** The election now, then at each change (of leader or line), by blocking reads; ends when `signal` aborts. */
+  /**
+   * The election now, then after every change (of leader or line), in order: built on
+   * `events()`, so none is left out or merged with the next. With `index` (above 0), starts after that
+   * version instead (no first state). Ends when `signal` aborts.
+   */
   watch(options: CallOptions & { readonly index?: number } = {}): AsyncGenerator<ElectionTerm> {
-    return watchReads({
-      ...options,
-      waitMs: watchWaitMs,
+    const { index, ...rest } = options;
+    return statesOf(
+      this.events({ ...rest, ...(index === undefined || index === 0 ? {} : { after: index }) }),
+    );
+  }
+
+  /**
+   * The election's changes (see StreamItem): a `reset` with the term, leader and line now
+   * (unless resuming `after` a version), then a `change` at every entry, withdrawal and
+   * change of leader, oldest first, each once. Ends when `signal` aborts.
+   */
+  events(options: EventsOptions = {}): AsyncGenerator<StreamItem<ElectionTerm>, void, undefined> {
+    return streamOf({
+      caller: this.caller,
+      target: this.target,
+      events: options,
       read: async (placement) => {
         const answer = await this.caller.read(this.target, 'term', {}, placement);
-        return { value: decodeTerm(answer.result), index: answer.index };
+        return { state: decodeTerm(answer.result), index: answer.index };
       },
+      decode: (wire) => (wire === null ? { term: 0, leader: null, candidates: [] } : decodeTerm(wire)),
     });
   }
 
@@ -115,6 +133,7 @@ export class Candidacy extends Hold implements AsyncDisposable {
   private readonly caller: PrimitiveCaller;
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(options: {
     caller: PrimitiveCaller;
     target: PrimitiveTarget;

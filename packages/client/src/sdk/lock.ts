@@ -8,6 +8,7 @@ import {
   type PrimitiveTarget,
   type ReadCallOptions,
 } from './caller.js';
+import { type EventsOptions, type StreamItem, streamOf } from './events.js';
 import { Hold } from './hold.js';
 import type { Lease } from './session.js';
 import { expired } from './session.js';
@@ -31,6 +32,7 @@ export interface AcquireOptions extends CallOptions {
 export class ConclaveLock {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,
@@ -111,6 +113,24 @@ export class ConclaveLock {
   async holder(options: ReadCallOptions = {}): Promise<LockHolder> {
     const { result } = await this.caller.read(this.target, 'holder', {}, options);
     return decodeHolder(result);
+  }
+
+  /**
+   * The lock's changes (see StreamItem): a `reset` with the holder and line now (unless
+   * resuming `after` a version), then a `change` at every grant, release, queueing and
+   * leaving of the line, oldest first, each once. Ends when `signal` aborts.
+   */
+  events(options: EventsOptions = {}): AsyncGenerator<StreamItem<LockHolder>, void, undefined> {
+    return streamOf({
+      caller: this.caller,
+      target: this.target,
+      events: options,
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'holder', {}, placement);
+        return { state: decodeHolder(answer.result), index: answer.index };
+      },
+      decode: (wire) => (wire === null ? { session: null, fence: null, waiters: [] } : decodeHolder(wire)),
+    });
   }
 
   /**
@@ -222,6 +242,7 @@ export class LockHandle extends Hold implements AsyncDisposable {
   private readonly caller: PrimitiveCaller;
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(options: {
     caller: PrimitiveCaller;
     target: PrimitiveTarget;

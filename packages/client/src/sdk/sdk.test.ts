@@ -335,6 +335,8 @@ describe('election and semaphore', () => {
         if (term.leader === 'bob') stop.abort();
       }
     })();
+    // The watch's first state is the election as it is when the watch begins: wait for it.
+    await pollUntil(async () => (leaders.length > 0 ? true : undefined), { ...poll, what: 'the first term' });
     await alice.withdraw();
     await watched;
     expect(leaders.at(0)).toBe('alice');

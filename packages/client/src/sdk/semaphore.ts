@@ -8,6 +8,7 @@ import {
   type ReadCallOptions,
   type WriteCallOptions,
 } from './caller.js';
+import { type EventsOptions, type StreamItem, streamOf } from './events.js';
 import { Hold } from './hold.js';
 import { type AcquireOptions, holderWaitMs, timedOut } from './lock.js';
 import { expired, type Lease } from './session.js';
@@ -43,6 +44,7 @@ export interface PermitsOptions {
 export class ConclaveSemaphore {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,
@@ -132,6 +134,28 @@ export class ConclaveSemaphore {
     const args = session === undefined ? {} : { session };
     const { result } = await this.caller.read(this.target, 'availablePermits', args, options);
     return decodeState(fields(result, 'semaphore availablePermits'));
+  }
+
+  /**
+   * The semaphore's changes (see StreamItem): a `reset` with its state now (unless resuming
+   * `after` a version), then a `change` at every write, oldest first, each once. The states
+   * are no session's: `held` and `position` are 0. Ends when `signal` aborts.
+   */
+  events(options: EventsOptions = {}): AsyncGenerator<StreamItem<SemaphoreState>, void, undefined> {
+    const empty: SemaphoreState = { available: 0, permits: 0, waiters: 0, held: 0, position: 0 };
+    return streamOf({
+      caller: this.caller,
+      target: this.target,
+      events: options,
+      read: async (placement) => {
+        const answer = await this.caller.read(this.target, 'availablePermits', {}, placement);
+        return {
+          state: decodeState(fields(answer.result, 'semaphore availablePermits')),
+          index: answer.index,
+        };
+      },
+      decode: (wire) => (wire === null ? empty : decodeState(fields(wire, 'semaphore event'))),
+    });
   }
 
   private handle(lease: Lease, permits: number): PermitsHandle {
@@ -256,6 +280,7 @@ export class PermitsHandle extends Hold implements AsyncDisposable {
   private readonly caller: PrimitiveCaller;
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(options: { caller: PrimitiveCaller; target: PrimitiveTarget; lease: Lease; permits: number }) {
     super(options.lease, {
       lostCode: 'LOCK_LOST',

@@ -26,6 +26,7 @@ export class Lease {
   /** When the last renewal that succeeded was sent (or the session was created), ms. */
   renewedAtMs: number;
 
+  /** @internal Made by ConclaveSession. */
   constructor(
     readonly id: string,
     options: { nowMs: number },
@@ -77,6 +78,7 @@ export class ConclaveSession extends EventEmitter<SessionEvents> {
   private isClosed = false;
   private readonly closing = new AbortController();
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly client: ConclaveClient,
     private readonly settings: SessionSettings,

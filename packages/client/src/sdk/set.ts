@@ -1,8 +1,16 @@
+import type { CallOptions } from '../call.js';
 import { badResponse } from '../errors.js';
 import type { PrimitiveCaller, PrimitiveTarget, ReadCallOptions, WriteCallOptions } from './caller.js';
+import { type GroupEventsOptions, type GroupStreamItem, groupCursorsOf, groupStreamOf } from './events.js';
 import { type PageOptions, pagesOf, sizeOf } from './pages.js';
 import type { ValueWriteOptions } from './value.js';
 import { boolean, fields, integer } from './wire.js';
+
+/** What a set's stream says of one change: the element, and whether it is in the set after it. */
+export interface SetChange {
+  readonly element: string;
+  readonly present: boolean;
+}
 
 /**
  * A set of strings, spread over the cluster's groups by element. An element added
@@ -11,6 +19,7 @@ import { boolean, fields, integer } from './wire.js';
 export class ConclaveSet {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,
@@ -48,6 +57,28 @@ export class ConclaveSet {
   async clear(options: WriteCallOptions = {}): Promise<number> {
     const { result } = await this.caller.write(this.target, 'clear', {}, options);
     return integer(fields(result, 'set clear'), 'removed', 'set clear');
+  }
+
+  /**
+   * Every element's changes, one cursor per group (see GroupStreamItem): `present` is
+   * true when the element was added, false when it went. Starts from now unless `after`
+   * gives the groups' cursors. Ends when `signal` aborts.
+   */
+  events(options: GroupEventsOptions = {}): AsyncGenerator<GroupStreamItem<SetChange>, void, undefined> {
+    return groupStreamOf({
+      caller: this.caller,
+      target: this.target,
+      events: options,
+      decode: ({ key, state }) => ({ element: key, present: state !== null }),
+    });
+  }
+
+  /**
+   * Each group's index now: pass it as `events({ after })` to follow every change from
+   * now. Read it before reading the entries to mirror them without a gap.
+   */
+  async cursors(options: CallOptions = {}): Promise<Record<number, number>> {
+    return groupCursorsOf({ caller: this.caller, target: this.target, signal: options.signal });
   }
 
   /** Every element, page by page across the groups (see pagesOf: no snapshot). */

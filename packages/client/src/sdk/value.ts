@@ -7,7 +7,7 @@ import {
   type WriteCallOptions,
 } from './caller.js';
 import type { Codec } from './codec.js';
-import { watchReads } from './watch.js';
+import { type EventsOptions, type StreamItem, statesOf, streamOf } from './events.js';
 import { fields, integer, type Versioned, versioned } from './wire.js';
 
 /** What a write of a value or a map entry did: its new version, and what it replaced. */
@@ -31,9 +31,6 @@ export interface ValueWriteOptions extends WriteCallOptions {
   readonly ttlMs?: number;
 }
 
-/** How long one blocking read of a watch waits before it asks again, ms. */
-export const watchWaitMs = 5 * 60_000;
-
 /**
  * A register: one value of type V (bytes through the codec), or none. Its version is the
  * Raft index of its last write and only grows; `ifVersion` makes a write conditional on it.
@@ -41,6 +38,7 @@ export const watchWaitMs = 5 * 60_000;
 export class ConclaveValue<V> {
   private readonly target: PrimitiveTarget;
 
+  /** @internal Handles are made by the connection (`connect()`), not by callers. */
   constructor(
     private readonly caller: PrimitiveCaller,
     readonly name: string,
@@ -97,17 +95,33 @@ export class ConclaveValue<V> {
   }
 
   /**
-   * The value now, then at each change (null when deleted), by blocking reads. Ends when
-   * `signal` aborts. Changes close together may be seen as one: the latest.
+   * The value now, then after every change (null when deleted), in order: built on
+   * `events()`, so no change is left out or merged with the next. With `index` (above 0),
+   * starts after that version instead (no first value). Ends when `signal` aborts.
    */
   watch(options: CallOptions & { readonly index?: number } = {}): AsyncGenerator<Versioned<V> | null> {
-    return watchReads({
-      ...options,
-      waitMs: watchWaitMs,
+    const { index, ...rest } = options;
+    return statesOf(
+      this.events({ ...rest, ...(index === undefined || index === 0 ? {} : { after: index }) }),
+    );
+  }
+
+  /**
+   * The register's changes as a stream (see StreamItem): a `reset` with the value now (unless
+   * resuming `after` a version), then a `change` at every write, oldest first, each once.
+   * Resume with `after` set to the last item's version to go on without a gap or a
+   * duplicate. Ends when `signal` aborts.
+   */
+  events(options: EventsOptions = {}): AsyncGenerator<StreamItem<Versioned<V> | null>, void, undefined> {
+    return streamOf({
+      caller: this.caller,
+      target: this.target,
+      events: options,
       read: async (placement) => {
         const answer = await this.caller.read(this.target, 'get', {}, placement);
-        return { value: this.decodeGet(answer.result), index: answer.index };
+        return { state: this.decodeGet(answer.result), index: answer.index };
       },
+      decode: (wire) => (wire === null ? null : this.decodeGet(wire)),
     });
   }
 
