@@ -12,7 +12,16 @@ import { fileURLToPath } from 'node:url';
 import { type Conclave, connect } from '@conclave/client';
 import { assertBuilt, ProcessCluster, pollUntil } from '@conclave/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compute, names, readState, type SchedulerState, submitJobs } from './src/scheduler.js';
+import {
+  compute,
+  fencedUpdate,
+  type JobResult,
+  names,
+  readState,
+  type SchedulerState,
+  StaleFenceError,
+  submitJobs,
+} from './src/scheduler.js';
 
 const workerJs = fileURLToPath(new URL('./dist/worker.js', import.meta.url));
 const ns = 'e2e-scheduler';
@@ -114,6 +123,38 @@ afterAll(async () => {
 }, 20_000);
 
 describe('examples/job-scheduler', () => {
+  it('refuses a write under the fence of a lock that has passed on', async () => {
+    if (cluster === undefined || cv === undefined) throw new Error('no cluster');
+    const other = connect({ servers: cluster.servers.map((s) => s.url) });
+    try {
+      const results = cv.map<JobResult>(`${ns}-fence/results`);
+      const entry = (fence: number, worker: string): JobResult => ({
+        jobId: 'j',
+        fence,
+        state: 'done',
+        runId: fence,
+        worker,
+        output: 1,
+      });
+      const first = await cv.lock(`${ns}-fence/lock`).acquire();
+      const stale = first.fence;
+      expect((await fencedUpdate(results, 'j', stale, () => entry(stale, 'first'))).written).toBe(true);
+      await first.release();
+      // The lock passes on: the next holder's fence is higher, and its write wins.
+      const second = await other.lock(`${ns}-fence/lock`).acquire();
+      expect(second.fence).toBeGreaterThan(stale);
+      await fencedUpdate(results, 'j', second.fence, () => entry(second.fence, 'second'));
+      // A late write under the first holder's fence (a holder paused past its hold) is refused.
+      await expect(fencedUpdate(results, 'j', stale, () => entry(stale, 'first'))).rejects.toBeInstanceOf(
+        StaleFenceError,
+      );
+      expect((await results.get('j'))?.value.worker).toBe('second');
+      await second.release();
+    } finally {
+      await other.close();
+    }
+  });
+
   // About 30 s on a quiet machine, most of it the killed leader's session running out (10 s
   // TTL, expired 2 x TTL after its last renewal); the bound leaves room for a busy one.
   it('runs every job exactly once, and goes on under a new leader when the leader is killed', {
