@@ -23,7 +23,8 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['packages/*/src/**/*.test.ts'],
+    // The examples' tests sit beside their sources (examples/<name>/*.test.ts), outside their builds.
+    include: ['packages/*/src/**/*.test.ts', 'examples/*/*.test.ts'],
     pool: 'forks',
     testTimeout: 60_000,
   },

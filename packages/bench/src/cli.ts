@@ -1,13 +1,15 @@
 /**
- * `npm run bench [-- core|wal|cluster|http|snapshot ...] [--runs N] [--quick] [--vs-etcd]
- * [--size-mb N] [--value-kb N]`: runs the benchmarks and prints one JSON object per case on
- * stdout, then a human-readable table on stderr. `http` and `snapshot` are not in the
- * default set: they start real clusters (and, with --vs-etcd, may install etcd), so they
- * run only when named.
+ * `npm run bench [-- core|wal|cluster|http|snapshot|primitives ...] [--runs N] [--quick]
+ * [--vs-etcd] [--size-mb N] [--value-kb N]`, and for `primitives`: [--duration-ms N]
+ * [--warmup-ms N] [--in-flight 1,64] [--map-in-flight N] [--contenders N] [--clients N]
+ * [--no-etcd]. Runs the benchmarks and prints one JSON object per case on stdout, then a
+ * human-readable table on stderr. `http`, `snapshot` and `primitives` are not in the
+ * default set: they start real clusters (and may install etcd), so they run only when named.
  */
 import { runClusterBench } from './cluster-bench.js';
 import { type CoreBenchResult, runCoreBench } from './core-bench.js';
 import { httpBenchTiming, runHttpBench } from './http-bench.js';
+import { primitivesDefaults, runPrimitivesBench } from './primitives-bench.js';
 import { runSnapshotBench } from './snapshot-bench.js';
 import { formatWalBenchLine, runWalBench } from './wal-bench.js';
 
@@ -19,13 +21,63 @@ interface Options {
   /** The snapshot suite's state and value sizes. */
   sizeMb: number;
   valueKb: number;
+  /** Whether --runs was given (the primitives suite has its own default). */
+  runsGiven: boolean;
+  primitives: {
+    durationMs: number | null;
+    warmupMs: number | null;
+    counterInFlights: number[];
+    mapInFlight: number;
+    contenders: number;
+    clients: number;
+    etcd: boolean;
+  };
 }
 
+const primitivesFlags = [
+  '--duration-ms',
+  '--warmup-ms',
+  '--in-flight',
+  '--map-in-flight',
+  '--contenders',
+  '--clients',
+  '--no-etcd',
+];
+
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { suites: [], runs: 5, quick: false, vsEtcd: false, sizeMb: 1024, valueKb: 64 };
+  const options: Options = {
+    suites: [],
+    runs: 5,
+    quick: false,
+    vsEtcd: false,
+    sizeMb: 1024,
+    valueKb: 64,
+    runsGiven: false,
+    primitives: {
+      durationMs: null,
+      warmupMs: null,
+      counterInFlights: [...primitivesDefaults.counterInFlights],
+      mapInFlight: primitivesDefaults.mapInFlight,
+      contenders: primitivesDefaults.contenders,
+      clients: primitivesDefaults.clients,
+      etcd: true,
+    },
+  };
+  const primitiveFlagsSeen: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--runs') options.runs = Number(argv[++i]);
+    if (arg !== undefined && primitivesFlags.includes(arg)) primitiveFlagsSeen.push(arg);
+    if (arg === '--runs') {
+      options.runs = Number(argv[++i]);
+      options.runsGiven = true;
+    } else if (arg === '--duration-ms') options.primitives.durationMs = Number(argv[++i]);
+    else if (arg === '--warmup-ms') options.primitives.warmupMs = Number(argv[++i]);
+    else if (arg === '--in-flight')
+      options.primitives.counterInFlights = (argv[++i] ?? '').split(',').map(Number);
+    else if (arg === '--map-in-flight') options.primitives.mapInFlight = Number(argv[++i]);
+    else if (arg === '--contenders') options.primitives.contenders = Number(argv[++i]);
+    else if (arg === '--clients') options.primitives.clients = Number(argv[++i]);
+    else if (arg === '--no-etcd') options.primitives.etcd = false;
     else if (arg === '--quick') options.quick = true;
     else if (arg === '--vs-etcd') options.vsEtcd = true;
     else if (arg === '--size-mb') options.sizeMb = Number(argv[++i]);
@@ -38,6 +90,9 @@ function parseArgs(argv: readonly string[]): Options {
   }
   if (options.suites.length === 0) options.suites = ['core', 'wal', 'cluster'];
   if (options.vsEtcd && !options.suites.includes('http')) throw new Error('--vs-etcd needs the http suite');
+  if (primitiveFlagsSeen.length > 0 && !options.suites.includes('primitives')) {
+    throw new Error(`${primitiveFlagsSeen.join(', ')}: only for the primitives suite`);
+  }
   return options;
 }
 
@@ -123,5 +178,21 @@ for (const suite of options.suites) {
       emit: (line) => console.log(JSON.stringify(line)),
       log: (line) => console.error(line),
     });
-  else throw new Error(`unknown bench suite ${suite}; known: core, wal, cluster, http, snapshot`);
+  else if (suite === 'primitives') {
+    const p = options.primitives;
+    await runPrimitivesBench({
+      runs: options.runsGiven ? options.runs : options.quick ? 1 : primitivesDefaults.runs,
+      durationMs: p.durationMs ?? (options.quick ? 1000 : primitivesDefaults.durationMs),
+      warmupMs: p.warmupMs ?? (options.quick ? 200 : primitivesDefaults.warmupMs),
+      counterInFlights: p.counterInFlights,
+      mapInFlight: p.mapInFlight,
+      contenders: p.contenders,
+      clients: p.clients,
+      mapKeys: primitivesDefaults.mapKeys,
+      vsEtcd: p.etcd,
+      emit: (line) => console.log(JSON.stringify(line)),
+      log: (line) => console.error(line),
+    });
+  } else
+    throw new Error(`unknown bench suite ${suite}; known: core, wal, cluster, http, snapshot, primitives`);
 }

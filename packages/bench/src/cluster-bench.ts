@@ -31,7 +31,7 @@ export interface ClusterBenchResult {
   readonly heartbeatIntervalMs: number;
 }
 
-const cliPath = fileURLToPath(new URL('../cli/conclave.js', import.meta.url));
+const cliPath = fileURLToPath(new URL('../../cli/dist/conclave.js', import.meta.url));
 /** The leader's tick, which is also its heartbeat interval (one tick). */
 const leaderTickMs = 20;
 /** Ticks until every group must have moved its leader to this process. */

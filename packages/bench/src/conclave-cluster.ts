@@ -12,8 +12,8 @@ import { freePorts, pollUntil } from '@conclave/testkit';
 import { assertAllRunning, BenchProcess, processesInTempDir } from './bench-process.js';
 import type { Cleanup, Resource } from './cleanup.js';
 
-/** The built CLI next to this module; tests, which run the sources, pass dist's instead. */
-const builtCliPath = fileURLToPath(new URL('../cli/conclave.js', import.meta.url));
+/** The built CLI (packages/cli/dist), from this module's place in packages/bench/dist. */
+const builtCliPath = fileURLToPath(new URL('../../cli/dist/conclave.js', import.meta.url));
 const loopback = '127.0.0.1';
 const startTimeoutMs = 30_000;
 const leadersTimeoutMs = 60_000;

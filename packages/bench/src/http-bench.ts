@@ -57,7 +57,7 @@ export interface HttpBenchOptions {
   readonly workload?: Workload;
   /** Raft groups per Conclave server. */
   readonly groups?: number;
-  /** `conclave.js` to run the agents with; the built one next to this module by default. */
+  /** `conclave.js` to run the agents with; packages/cli/dist's by default. */
   readonly conclaveCliPath?: string;
 }
 

@@ -41,11 +41,11 @@ export interface SnapshotBenchOptions {
   readonly baselineMs?: number;
   /** The save waits until no group took a snapshot for this long after the load (ms). */
   readonly settleQuietMs?: number;
-  /** `conclave.js` for the agents and the CLI; the built one next to this module by default. */
+  /** `conclave.js` for the agents and the CLI; packages/cli/dist's by default. */
   readonly conclaveCliPath?: string;
 }
 
-const builtCliPath = fileURLToPath(new URL('../cli/conclave.js', import.meta.url));
+const builtCliPath = fileURLToPath(new URL('../../cli/dist/conclave.js', import.meta.url));
 const defaults = { seed: 'conclave-snapshot-bench', groups: 8, sampleCount: 500, baselineMs: 3000 };
 
 export async function runSnapshotBench(options: SnapshotBenchOptions) {
