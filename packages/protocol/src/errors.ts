@@ -154,7 +154,7 @@ export const errorCatalogue = {
   PERMITS_INVALID: {
     status: 409,
     advice:
-      'ask for 1 to the semaphore’s permits (setPermits sets them), and release at most what the session holds',
+      'ask for 1 to the semaphore’s permits (setPermits sets them), and release no more than the session holds',
   },
   // From membership.
   JOIN_FAILED: {
