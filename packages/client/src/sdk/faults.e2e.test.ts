@@ -9,7 +9,8 @@
  *
  * Then fencing: a lock holder (its own process) frozen past twice its session's TTL; the
  * next holder gets a larger fence and writes; the first wakes, writes with its old fence
- * and the guarded resource refuses it.
+ * and the guarded resource refuses it. And lease reads: a leader frozen while a new one
+ * commits a write must not answer a read waiting for it, when it wakes, from its old state.
  *
  * The seed of the faults and the workload: CONCLAVE_FAULTS_SEED (default random). Every
  * failure names it, and a history that is not found linearizable is saved as JSON under
