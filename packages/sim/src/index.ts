@@ -36,8 +36,35 @@ export {
 } from './faults.js';
 export type { KvApplyOutcome, KvCommand, KvResult, RequestId } from './kv.js';
 export { decodeCommand, encodeCommand, formatRequestId, KvStateMachine, sameRequest } from './kv.js';
-export type { KvInput, KvOperation, KvOutput } from './linearizability/index.js';
-export { checkLinearizable, HistoryRecorder, kvModel } from './linearizability/index.js';
+export type {
+  CheckOptions,
+  CheckResult,
+  CounterInput,
+  CounterOutput,
+  ElectionInput,
+  ElectionOutput,
+  KvInput,
+  KvOperation,
+  KvOutput,
+  ListInput,
+  ListOutput,
+  LockInput,
+  LockOutput,
+  Model,
+  Operation,
+  SetInput,
+  SetOutput,
+} from './linearizability/index.js';
+export {
+  checkLinearizable,
+  counterModel,
+  electionModel,
+  HistoryRecorder,
+  kvModel,
+  listModel,
+  lockModel,
+  setModel,
+} from './linearizability/index.js';
 export type { MembershipChurnOptions } from './membership.js';
 export { defaultMembershipChurnOptions, MembershipChurn } from './membership.js';
 export type {

@@ -184,6 +184,8 @@ async function startLocked(options: {
     onConfChange: membership.onConfChange,
     observer: hostEvents({ metrics, logger }),
     limits: groupSnapshotLimits(config),
+    // The ticker below runs by this clock: a lease read is trusted only while it keeps pace.
+    clock: { tickMs: config.tickMs },
     ...(options.balanceIntervalTicks === undefined
       ? {}
       : { balanceIntervalTicks: options.balanceIntervalTicks }),

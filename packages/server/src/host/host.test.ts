@@ -8,7 +8,11 @@ import { encodeKvCommand, KvStateMachine } from './testing/kv-state-machine.js';
 
 const ids = ['s1', 's2', 's3'];
 
-function createCluster(options: { groupCount: number; balanceIntervalTicks?: number }) {
+function createCluster(options: {
+  groupCount: number;
+  balanceIntervalTicks?: number;
+  clock?: { tickMs: number; now: () => number };
+}) {
   const net = new LoopbackNetwork();
   const servers = ids.map((id, i) =>
     kvHost({
@@ -18,6 +22,7 @@ function createCluster(options: { groupCount: number; balanceIntervalTicks?: num
       net,
       log: new MemoryDurableLog({ groupCount: options.groupCount, voters: ids }),
       balanceIntervalTicks: options.balanceIntervalTicks ?? 0,
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
     }),
   );
   return { net, servers };
@@ -292,6 +297,96 @@ describe('MultiRaftHost', () => {
         }),
     ).toThrow(/groups must be an integer/);
   });
+});
+
+describe('lease reads by a leader that was frozen', () => {
+  it('serves lease reads from its lease, with no quorum round, while its ticks keep pace with the clock', async () => {
+    const tickMs = 10;
+    let nowMs = 0;
+    const cluster = createCluster({ groupCount: 1, clock: { tickMs, now: () => nowMs } });
+    const tick = async () => {
+      nowMs += tickMs;
+      for (const server of cluster.servers) server.host.tick();
+      await flush();
+    };
+    for (let i = 0; i < 300 && leaderOf(cluster, 0) === undefined; i++) await tick();
+    const leader = leaderOf(cluster, 0);
+    if (leader === undefined) throw new Error('no leader');
+    const write = leader.host.propose({ groupId: 0, data: put('x', '1') });
+    await flush();
+    const { index } = await write;
+    for (let i = 0; i < 3; i++) await tick();
+    // Between ticks, a little later than the last one: still within the slack.
+    nowMs += tickMs / 2;
+    const sends = cluster.net.sends;
+    const read = leader.host.read({ groupId: 0, mode: 'lease' });
+    await flush();
+    expect(await read).toBeGreaterThanOrEqual(index);
+    expect(cluster.net.sends).toBe(sends);
+  });
+
+  // A process frozen (SIGSTOP, a paused VM, a long GC) counts no ticks meanwhile: when it
+  // wakes, its lease, counted in ticks, looks as fresh as when it froze, though the others
+  // may have elected a new leader and committed writes since.
+  for (const ticksFirst of [0, 1]) {
+    it(`serves no stale lease read when it wakes (${ticksFirst === 0 ? 'the read before its next tick' : 'one tick first'})`, async () => {
+      const tickMs = 10;
+      let nowMs = 0;
+      const cluster = createCluster({ groupCount: 1, clock: { tickMs, now: () => nowMs } });
+      /** One tick of the servers given, the clock going on as their tickers would. */
+      const tick = async (servers: Cluster['servers']) => {
+        nowMs += tickMs;
+        for (const server of servers) server.host.tick();
+        await flush();
+      };
+      const tickUntilLed = async (servers: Cluster['servers']) => {
+        for (
+          let i = 0;
+          i < 300 && !servers.some((s) => s.host.group(0).raw.status().role === 'leader');
+          i++
+        ) {
+          await tick(servers);
+        }
+        const leader = servers.find((s) => s.host.group(0).raw.status().role === 'leader');
+        if (leader === undefined) throw new Error('no leader');
+        return leader;
+      };
+      const frozen = await tickUntilLed(cluster.servers);
+      const first = frozen.host.propose({ groupId: 0, data: put('x', 'before') });
+      await flush();
+      await first;
+      // A few rounds acknowledged: the lease is fresh when it freezes.
+      for (let i = 0; i < 3; i++) await tick(cluster.servers);
+
+      // Frozen: it hears nothing and counts nothing while the others elect and write.
+      cluster.net.setDown(frozen.id, true);
+      const others = cluster.servers.filter((s) => s !== frozen);
+      const next = await tickUntilLed(others);
+      const second = next.host.propose({ groupId: 0, data: put('x', 'after') });
+      await flush();
+      const { index: written } = await second;
+
+      // It wakes, and a lease read comes in before anything from the others does.
+      cluster.net.setDown(frozen.id, false);
+      for (let i = 0; i < ticksFirst; i++) {
+        nowMs += tickMs;
+        frozen.host.tick();
+      }
+      let answered: number | Error | null = null;
+      frozen.host.read({ groupId: 0, mode: 'lease' }).then(
+        (index) => {
+          answered = index;
+        },
+        (error: Error) => {
+          answered = error;
+        },
+      );
+      for (let i = 0; i < 50 && answered === null; i++) await tick(cluster.servers);
+      // Refused (it learns it no longer leads), or served at or after the new leader's write.
+      if (typeof answered === 'number') expect(answered).toBeGreaterThanOrEqual(written);
+      else expect(answered).toBeInstanceOf(Error);
+    });
+  }
 });
 
 describe('a failure while stepping a message', () => {

@@ -43,6 +43,12 @@ export interface HostOptions<Result> {
   readonly onConfChange?: (event: { groupId: GroupId; index: number; change: ConfChange }) => void;
   /** Metrics and event logs (see metrics/): latencies, refusals, leader and snapshot events. */
   readonly observer?: HostObserver;
+  /**
+   * The period of the caller's ticker and the monotonic clock it runs by (default
+   * performance.now). Given, a lease read is served as one only while the ticks kept pace
+   * with the clock (see leaseReadTrusted); else ticks are the only time (tests, simulation).
+   */
+  readonly clock?: { readonly tickMs: number; readonly now?: () => number };
 }
 
 /**
@@ -85,6 +91,10 @@ export class MultiRaftHost<Result> implements HostControl {
   private readonly handOverLimits: TransferTargetLimits;
   /** Per group, the term and vote last made durable: a change to either needs an fsync. */
   private readonly durableVotes = new Map<GroupId, { term: number; vote: NodeId | null }>();
+  /** With a clock: when each of the last ticks ran, oldest first, the newest being `ticks`. */
+  private readonly tickTimesMs: number[] = [];
+  private readonly electionTimeoutTicks: number;
+  private readonly leaseClockDriftTicks: number;
 
   constructor(private readonly options: HostOptions<Result>) {
     if (
@@ -116,6 +126,8 @@ export class MultiRaftHost<Result> implements HostControl {
       this.durableVotes.set(groupId, { term: hardState.term, vote: hardState.vote });
     }
     this.balanceIntervalTicks = options.balanceIntervalTicks ?? 50;
+    this.electionTimeoutTicks = options.raft?.electionTimeoutTicks ?? defaultLimits.electionTimeoutTicks;
+    this.leaseClockDriftTicks = options.raft?.leaseClockDriftTicks ?? defaultLimits.leaseClockDriftTicks;
     // CheckQuorum's window: a voter silent for an election timeout counts as down. Within it a
     // voter that just went down still looks up; a transfer to it is then abandoned in time.
     this.transferTargetLimits = {
@@ -148,6 +160,10 @@ export class MultiRaftHost<Result> implements HostControl {
   tick(): void {
     if (this.stopped) return;
     this.ticks++;
+    if (this.options.clock !== undefined) {
+      this.tickTimesMs.push(this.clockNow());
+      if (this.tickTimesMs.length > this.electionTimeoutTicks + 1) this.tickTimesMs.shift();
+    }
     for (const group of this.groups) {
       group.raw.tick();
       group.expire(this.ticks);
@@ -156,6 +172,38 @@ export class MultiRaftHost<Result> implements HostControl {
     }
     if (this.balanceIntervalTicks > 0 && this.ticks % this.balanceIntervalTicks === 0) this.balanceLeaders();
     this.scheduleTurn();
+  }
+
+  /**
+   * Whether the ticks kept pace with the clock, as a lease read needs (always, without a
+   * clock). A lease is counted in ticks from a heartbeat round a quorum acknowledged, one
+   * started within the last election timeout: the core trusts it while fewer than
+   * `electionTimeoutTicks - 1 - leaseClockDriftTicks` ticks have passed since. A process
+   * frozen meanwhile (SIGSTOP, a paused VM, a long GC) counted no ticks while the others'
+   * clocks ran on: when it wakes, its lease looks as fresh as when it froze, though a new
+   * leader may have been elected and have committed writes since. So the lease is trusted
+   * only if, since each of the last election timeout's ticks, at most `leaseClockDriftTicks`
+   * ticks' worth of time more went by than the ticks counted. Then the time since the
+   * round's start is under `electionTimeoutTicks - 1` ticks, within which a voter that
+   * acknowledged it votes for nobody else (its ticks are never faster than the clock).
+   * Otherwise the read takes a quorum round, which a deposed leader cannot complete.
+   */
+  private leaseReadTrusted(): boolean {
+    const clock = this.options.clock;
+    if (clock === undefined) return true;
+    const times = this.tickTimesMs;
+    if (times.length === 0) return false;
+    const now = this.clockNow();
+    const slackMs = this.leaseClockDriftTicks * clock.tickMs;
+    for (let i = 0; i < times.length; i++) {
+      const ticksSince = times.length - 1 - i;
+      if (now - (times[i] ?? now) > ticksSince * clock.tickMs + slackMs) return false;
+    }
+    return true;
+  }
+
+  private clockNow(): number {
+    return this.options.clock?.now?.() ?? performance.now();
   }
 
   /** Messages from a peer server, for any of our groups. */
@@ -190,7 +238,8 @@ export class MultiRaftHost<Result> implements HostControl {
 
   read(options: { groupId: GroupId; mode: ReadMode }): Promise<number> {
     if (this.stopped) return Promise.reject(shuttingDown());
-    const promise = this.group(options.groupId).read({ mode: options.mode, nowTick: this.ticks });
+    const mode = options.mode === 'lease' && !this.leaseReadTrusted() ? 'quorum' : options.mode;
+    const promise = this.group(options.groupId).read({ mode, nowTick: this.ticks });
     this.scheduleTurn();
     return promise;
   }

@@ -24,6 +24,7 @@ export function kvHost<Log extends DurableLog>(options: {
   net: LoopbackNetwork;
   limits?: Partial<GroupLimits>;
   balanceIntervalTicks?: number;
+  clock?: { tickMs: number; now: () => number };
 }): KvHost<Log> {
   const { id, log, net } = options;
   const machines = new Map<number, KvStateMachine>();
@@ -40,6 +41,7 @@ export function kvHost<Log extends DurableLog>(options: {
     seed: options.seed,
     balanceIntervalTicks: options.balanceIntervalTicks ?? 0,
     ...(options.limits === undefined ? {} : { limits: options.limits }),
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
   });
   net.register(id, (envelopes) => host.receive(envelopes));
   return { id, host, log, machines };
