@@ -1,3 +1,4 @@
+import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { singleServerPerTest } from '../agent/testing/single-server.js';
 
@@ -324,6 +325,34 @@ describe('lists, indexed maps and multimaps over HTTP', () => {
     ).toBe(true);
     await result(app, 'multimap/mm/removeAll', { args: { key: 'k' } });
     expect(await result(app, 'multimap/mm/size')).toEqual({ size: 1 });
+  });
+});
+
+describe('primitives over msgpack', () => {
+  it('takes a msgpack body with raw bytes and answers msgpack when asked', async () => {
+    const { app } = await setup();
+    const packr = new Packr({ useRecords: false });
+    const value = new Uint8Array([0, 1, 2, 255]);
+    const put = await app.inject({
+      method: 'POST',
+      url: '/v1/primitive/value/mp/set',
+      headers: { 'content-type': 'application/msgpack', accept: 'application/msgpack' },
+      payload: packr.pack({ args: { value } }),
+    });
+    expect(put.statusCode).toBe(200);
+    expect(put.headers['content-type']).toMatch(/^application\/msgpack/);
+    const written = packr.unpack(put.rawPayload) as { result: { version: number }; index: number };
+    expect(written.result.version).toEqual(expect.any(Number));
+    // The same value read back over JSON, as base64.
+    expect((await result(app, 'value/mp/get')).value).toBe(Buffer.from(value).toString('base64'));
+    const garbage = await app.inject({
+      method: 'POST',
+      url: '/v1/primitive/value/mp/set',
+      headers: { 'content-type': 'application/msgpack' },
+      payload: Buffer.from([0xc1]),
+    });
+    expect(garbage.statusCode).toBe(400);
+    expect(garbage.json<{ code: string }>().code).toBe('BAD_REQUEST');
   });
 });
 

@@ -6,6 +6,7 @@ import {
   primitivePageEntriesMax,
 } from '@conclave/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Packr } from 'msgpackr';
 import { ConclaveError } from '../errors.js';
 import { commandProblem, kindMachines, type PrimitiveCommand } from '../fsm/index.js';
 import { sendJson } from './consul-json.js';
@@ -35,7 +36,7 @@ export function registerPrimitiveRoutes(app: FastifyInstance, ctx: ApiContext): 
   const bodyLimit = Math.ceil(ctx.limits.kvValueBytesMax / 3) * 4 + primitiveBodyFramingBytes;
   app.post<{ Params: PrimitiveParams }>(primitiveUrl, { bodyLimit }, async (request, reply) => {
     const { kind, name, op } = request.params;
-    const body = parseBody(request.body);
+    const body = parseBody({ raw: request.body, contentType: request.headers['content-type'] });
     const command = checkedCommand({ kind, name, op, body, ctx });
     const mode = opModeOf(command);
     if (mode === 'write' || mode === 'gather-write') {
@@ -102,17 +103,30 @@ interface PrimitiveBody {
   readonly group: number | null;
 }
 
-function parseBody(raw: unknown): PrimitiveBody {
-  const text = raw instanceof Buffer ? raw.toString('utf8') : '';
-  if (text.trim() === '') return { args: {}, session: null, seq: null, group: null };
-  let body: unknown;
+/** A body's bytes as a value: msgpack when its Content-Type says so, else JSON. */
+function decodeBody(options: { raw: unknown; contentType: string | undefined }): unknown {
+  const raw = options.raw instanceof Buffer ? options.raw : Buffer.alloc(0);
+  if (isMsgpack(options.contentType)) {
+    if (raw.byteLength === 0) return {};
+    try {
+      return msgpack.unpack(raw);
+    } catch (error) {
+      throw badRequest(`the body is not msgpack: ${(error as Error).message}`);
+    }
+  }
+  const text = raw.toString('utf8');
+  if (text.trim() === '') return {};
   try {
-    body = JSON.parse(text);
+    return JSON.parse(text);
   } catch (error) {
     throw badRequest(`the body is not JSON: ${(error as Error).message}`);
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw badRequest('the body must be a JSON object { args, session, seq }');
+}
+
+function parseBody(options: { raw: unknown; contentType: string | undefined }): PrimitiveBody {
+  const body = decodeBody(options);
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || body instanceof Uint8Array) {
+    throw badRequest('the body must be an object { args, session, seq }');
   }
   const fields = body as Record<string, unknown>;
   for (const field of Object.keys(fields)) {
@@ -208,10 +222,16 @@ function decodeBytes(options: {
 
 function bytesOf(options: { value: unknown; what: string; valueBytesMax: number }): Uint8Array {
   const { value, what, valueBytesMax } = options;
+  // A msgpack body carries bytes as they are; JSON carries them as base64.
+  if (value instanceof Uint8Array) return checkedSize({ bytes: new Uint8Array(value), what, valueBytesMax });
   if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) {
     throw badRequest(`${what} must be base64`);
   }
-  const bytes = new Uint8Array(Buffer.from(value, 'base64'));
+  return checkedSize({ bytes: new Uint8Array(Buffer.from(value, 'base64')), what, valueBytesMax });
+}
+
+function checkedSize(options: { bytes: Uint8Array; what: string; valueBytesMax: number }): Uint8Array {
+  const { bytes, what, valueBytesMax } = options;
   if (bytes.byteLength > valueBytesMax) {
     throw new ConclaveError({
       code: 'VALUE_TOO_LARGE',
@@ -229,8 +249,24 @@ function groupOf(options: { body: PrimitiveBody; groupCount: number }): number {
   return group;
 }
 
+/** The answer in msgpack (bytes as they are) when the request accepts it, else JSON (base64). */
 function sendResult(reply: FastifyReply, answer: { result: unknown; index: number }): FastifyReply {
+  const accept = reply.request.headers.accept;
+  if (accept !== undefined && isMsgpack(accept)) {
+    return reply
+      .code(200)
+      .type(msgpackType)
+      .send(msgpack.pack({ result: answer.result, index: answer.index }));
+  }
   return sendJson(reply, { result: toJson(answer.result), index: answer.index });
+}
+
+const msgpackType = 'application/msgpack';
+// Records off: plain maps and arrays any msgpack library reads.
+const msgpack = new Packr({ useRecords: false, moreTypes: false });
+
+function isMsgpack(header: string | undefined): boolean {
+  return header !== undefined && /\bapplication\/(x-)?msgpack\b/.test(header);
 }
 
 /** Bytes as base64, everything else as it is. */
