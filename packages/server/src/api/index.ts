@@ -5,6 +5,7 @@ import type { ApiContext } from './context.js';
 import { kvUrl, registerKvRoutes } from './kv-routes.js';
 import { type ConsulApiLimits, resolveApiLimits } from './limits.js';
 import { primitiveUrl, registerPrimitiveRoutes } from './primitive-routes.js';
+import { registerPrimitiveStream } from './primitive-stream.js';
 import { bodyTooLargeCode, sendError } from './send-error.js';
 import { registerSessionRoutes } from './session-routes.js';
 import { registerStatusRoutes } from './status-routes.js';
@@ -47,6 +48,7 @@ export function registerConsulApi(app: FastifyInstance, options: ConsulApiOption
     registerSessionRoutes(api, ctx);
     registerStatusRoutes(api, ctx);
     registerPrimitiveRoutes(api, ctx);
+    await registerPrimitiveStream(api, ctx);
   });
 }
 

@@ -270,7 +270,7 @@ function isMsgpack(header: string | undefined): boolean {
 }
 
 /** Bytes as base64, everything else as it is. */
-function toJson(value: unknown): unknown {
+export function toJson(value: unknown): unknown {
   if (value instanceof Uint8Array)
     return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
   if (Array.isArray(value)) return value.map(toJson);

@@ -55,10 +55,11 @@ export function evaluate(fsm: ConclaveFsm, query: GroupQuery): Evaluation {
     case 'primitive-events': {
       const { events, compacted, watchKey, watchPrefix } = fsm.primitiveEvents(query.read);
       // Blocks (index <= after) until a change arrives; a compacted stream answers at once.
+      // Not raised to 1: a stream from version 0 must wait for its first change too.
       const last = events.at(-1)?.version ?? query.read.after;
       const index = compacted ? Math.max(fsm.appliedIndex(), query.read.after + 1) : last;
       const watch = watchKey !== null ? { keys: [watchKey] } : { prefixes: [watchPrefix ?? ''] };
-      return { value: { events, compacted }, index: atLeastOne(index), watch };
+      return { value: { events, compacted }, index, watch };
     }
     case 'autopilot-config': {
       // Nothing watches the settings: a blocking read of them just waits out its time.
