@@ -2,7 +2,6 @@ import type { ElectionTerm } from '@conclave/protocol';
 import type { CallOptions } from '../call.js';
 import { withSignal } from './abort.js';
 import {
-  isCode,
   isRefusal,
   type PrimitiveCaller,
   type PrimitiveTarget,
@@ -169,25 +168,20 @@ export class Candidacy extends Hold implements AsyncDisposable {
 
   /** Leaves the line (the next candidate leads if this one did). A no-op once lost or withdrawn. */
   async withdraw(options: CallOptions = {}): Promise<void> {
-    if (!this.held) return;
-    try {
-      await this.caller.write(
-        this.target,
-        'withdraw',
-        { candidate: this.candidate },
-        { lease: this.lease, ...withSignal(options.signal) },
-      );
-    } catch (error) {
+    await this.giveBack({
+      write: () =>
+        this.caller.write(
+          this.target,
+          'withdraw',
+          { candidate: this.candidate },
+          { lease: this.lease, ...withSignal(options.signal) },
+        ),
       // Evicted, and the id taken by another session since: this candidacy is gone anyway.
-      if (isCode(error, 'NOT_A_CANDIDATE') || isCode(error, 'SESSION_EXPIRED')) {
-        this.lose(
-          `candidate ${JSON.stringify(this.candidate)} no longer stands: ${(error as Error).message}`,
-        );
-        return;
-      }
-      throw error;
-    }
-    this.released();
+      lostCodes: ['NOT_A_CANDIDATE', 'SESSION_EXPIRED'],
+      lostMessage: (error) =>
+        `candidate ${JSON.stringify(this.candidate)} no longer stands: ${error.message}`,
+      whenLost: 'return',
+    });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ErrorCode } from '@conclave/protocol';
 import { ConclaveClientError } from '../errors.js';
+import { isCode } from './caller.js';
 import type { Lease } from './session.js';
 
 /** What a hold (a lock, permits, a candidacy) tells its listeners. */
@@ -71,6 +72,29 @@ export abstract class Hold extends EventEmitter<HoldEvents> {
       this.emit('lost', error);
     }
     return error;
+  }
+
+  /**
+   * Gives the hold back with `write` (a release, a withdraw), once: a no-op unless held.
+   * A refusal with one of `lostCodes` means the server no longer counts it as held: the
+   * hold is marked lost, and the loss thrown (`whenLost: 'throw'`) or not (`'return'`).
+   */
+  protected async giveBack(options: {
+    write: () => Promise<unknown>;
+    lostCodes: readonly ErrorCode[];
+    lostMessage: (error: Error) => string;
+    whenLost: 'throw' | 'return';
+  }): Promise<void> {
+    if (!this.held) return;
+    try {
+      await options.write();
+    } catch (error) {
+      if (!options.lostCodes.some((code) => isCode(error, code))) throw error;
+      const loss = this.lose(options.lostMessage(error as Error));
+      if (options.whenLost === 'throw') throw loss;
+      return;
+    }
+    this.released();
   }
 
   /** Marks the hold released. */

@@ -1,13 +1,7 @@
 import type { LockHolder } from '@conclave/protocol';
 import type { CallOptions } from '../call.js';
 import { anySignal, withSignal } from './abort.js';
-import {
-  isCode,
-  isRefusal,
-  type PrimitiveCaller,
-  type PrimitiveTarget,
-  type ReadCallOptions,
-} from './caller.js';
+import { isRefusal, type PrimitiveCaller, type PrimitiveTarget, type ReadCallOptions } from './caller.js';
 import { type EventsOptions, type StreamItem, streamOf } from './events.js';
 import { Hold } from './hold.js';
 import type { Lease } from './session.js';
@@ -268,23 +262,19 @@ export class LockHandle extends Hold implements AsyncDisposable {
    */
   async release(options: CallOptions = {}): Promise<void> {
     this.checkNotLost();
-    if (!this.held) return;
-    try {
-      await this.caller.write(
-        this.target,
-        'release',
-        { fence: this.fence },
-        { lease: this.lease, ...withSignal(options.signal) },
-      );
-    } catch (error) {
-      if (isCode(error, 'LOCK_NOT_HELD') || isCode(error, 'SESSION_EXPIRED')) {
-        throw this.lose(
-          `lock ${JSON.stringify(this.name)} (fence ${this.fence}) was lost: ${(error as Error).message}`,
-        );
-      }
-      throw error;
-    }
-    this.released();
+    await this.giveBack({
+      write: () =>
+        this.caller.write(
+          this.target,
+          'release',
+          { fence: this.fence },
+          { lease: this.lease, ...withSignal(options.signal) },
+        ),
+      lostCodes: ['LOCK_NOT_HELD', 'SESSION_EXPIRED'],
+      lostMessage: (error) =>
+        `lock ${JSON.stringify(this.name)} (fence ${this.fence}) was lost: ${error.message}`,
+      whenLost: 'throw',
+    });
   }
 
   /** Releases the lock, unless it was lost already (then there is nothing to release). */

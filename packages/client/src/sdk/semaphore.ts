@@ -1,7 +1,6 @@
 import type { CallOptions } from '../call.js';
 import { anySignal, withSignal } from './abort.js';
 import {
-  isCode,
   isRefusal,
   type PrimitiveCaller,
   type PrimitiveTarget,
@@ -296,20 +295,18 @@ export class PermitsHandle extends Hold implements AsyncDisposable {
   /** Gives the permits back. Throws LOCK_LOST if they were lost; twice is a no-op. */
   async release(options: CallOptions = {}): Promise<void> {
     this.checkNotLost();
-    if (!this.held) return;
-    try {
-      await this.caller.write(
-        this.target,
-        'release',
-        { permits: this.permits },
-        { lease: this.lease, ...withSignal(options.signal) },
-      );
-    } catch (error) {
-      if (isCode(error, 'SESSION_EXPIRED'))
-        throw this.lose(`the permits were lost: ${(error as Error).message}`);
-      throw error;
-    }
-    this.released();
+    await this.giveBack({
+      write: () =>
+        this.caller.write(
+          this.target,
+          'release',
+          { permits: this.permits },
+          { lease: this.lease, ...withSignal(options.signal) },
+        ),
+      lostCodes: ['SESSION_EXPIRED'],
+      lostMessage: (error) => `the permits were lost: ${error.message}`,
+      whenLost: 'throw',
+    });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
